@@ -1,0 +1,66 @@
+//! Domain types: one validated newtype per concept (parse, don't validate).
+//!
+//! Every constructor is a `parse`/`TryFrom` that returns a [`DomainError`] naming the rejected
+//! field, so invalid latitudes, radii or cursors never reach the index or the store. This module
+//! knows nothing of HTTP or SQL; the routes and storage layers convert to and from these types.
+
+mod address;
+mod business;
+mod business_id;
+mod business_name;
+mod category;
+mod coordinates;
+mod cursor;
+mod error;
+mod hours;
+mod index_kind;
+mod latitude;
+mod limit;
+mod longitude;
+mod phone;
+mod radius;
+
+pub use address::Address;
+pub use business::{Business, NewBusiness, RawBusiness};
+pub use business_id::BusinessId;
+pub use business_name::BusinessName;
+pub use category::Category;
+pub use coordinates::Coordinates;
+pub use cursor::{Cursor, CursorScope};
+pub use error::DomainError;
+pub use hours::Hours;
+pub use index_kind::IndexKind;
+pub use latitude::{Latitude, DEGREE_SCALE};
+pub use limit::Limit;
+pub use longitude::Longitude;
+pub use phone::Phone;
+pub use radius::RadiusM;
+
+/// Trims `s` and checks it is 1..=`max_chars` characters without control characters.
+fn bounded_text<'a>(
+    field: &'static str,
+    s: &'a str,
+    max_chars: usize,
+) -> Result<&'a str, DomainError> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(DomainError::new(field, "must not be empty"));
+    }
+    let n = t.chars().count();
+    if n > max_chars {
+        return Err(DomainError::new(
+            field,
+            format!("must be at most {max_chars} characters, got {n}"),
+        ));
+    }
+    if t.chars().any(char::is_control) {
+        return Err(DomainError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests;

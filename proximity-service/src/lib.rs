@@ -1,0 +1,3 @@
+//! proximity-service: nearby search over HTTP.
+
+pub mod domain;
