@@ -1,0 +1,72 @@
+//! Declarative environment templates (`vpc-templates/*.yaml`).
+//!
+//! Two layers, parse-don't-validate style:
+//! - [`raw`]: serde structs mirroring the YAML (`deny_unknown_fields`), no
+//!   invariants;
+//! - [`model`]: the validated [`Environment`] the engine works from. The only
+//!   way to get one is [`load`] / [`parse_str`], which check everything that
+//!   can be checked before any AWS call and report **all** problems at once,
+//!   each naming the file, the key path (`vpcs[1].subnets[0].cidr`) and the
+//!   reason ([`Diagnostic`]).
+//!
+//! ```no_run
+//! let t = provisioner::template::load("vpc-templates/dev.yaml".as_ref())?;
+//! for w in &t.warnings { eprintln!("{w}"); }
+//! println!("{} VPCs in {}", t.env.vpcs.len(), t.env.region);
+//! # Ok::<(), provisioner::template::TemplateErrors>(())
+//! ```
+//!
+//! The field-by-field reference is `vpc-templates/README.md`.
+
+mod diag;
+pub mod model;
+mod parse;
+pub mod raw;
+mod region;
+
+use std::path::{Path, PathBuf};
+
+pub use diag::{Diagnostic, Severity, TemplateErrors};
+pub use model::*;
+
+/// A successfully validated template.
+#[derive(Clone, Debug)]
+pub struct Template {
+    /// The file it was read from (as given).
+    pub file: PathBuf,
+    pub env: Environment,
+    /// Non-fatal findings (e.g. overlapping CIDRs of VPCs that are not
+    /// peered, private nodes without NAT). Print them; they do not block.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Reads and validates a template file.
+pub fn load(path: &Path) -> Result<Template, TemplateErrors> {
+    match std::fs::read_to_string(path) {
+        Ok(src) => parse_str(&src, path),
+        Err(e) => Err(TemplateErrors {
+            file: path.to_owned(),
+            errors: vec![Diagnostic {
+                severity: Severity::Error,
+                file: path.to_owned(),
+                path: String::new(),
+                line: None,
+                column: None,
+                message: format!("cannot read the template: {e}"),
+            }],
+            warnings: Vec::new(),
+        }),
+    }
+}
+
+/// Validates template source; `file` is only used in diagnostics.
+pub fn parse_str(source: &str, file: &Path) -> Result<Template, TemplateErrors> {
+    parse::parse(source, file).map(|(env, warnings)| Template {
+        file: file.to_owned(),
+        env,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests;
