@@ -1,1 +1,4 @@
 pub mod template;
+pub mod cli;
+pub mod commands;
+pub mod emulator;

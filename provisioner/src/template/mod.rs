@@ -42,8 +42,21 @@ pub struct Template {
 
 /// Reads and validates a template file.
 pub fn load(path: &Path) -> Result<Template, TemplateErrors> {
+    load_with(path, &LoadOptions::default())
+}
+
+/// How to read a template.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Replaces the template's `region` before validation (`--region`), so
+    /// AZ counts are checked against the region actually used.
+    pub region_override: Option<String>,
+}
+
+/// [`load`] with options.
+pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Template, TemplateErrors> {
     match std::fs::read_to_string(path) {
-        Ok(src) => parse_str(&src, path),
+        Ok(src) => parse_str_with(&src, path, opts),
         Err(e) => Err(TemplateErrors {
             file: path.to_owned(),
             errors: vec![Diagnostic {
@@ -61,7 +74,16 @@ pub fn load(path: &Path) -> Result<Template, TemplateErrors> {
 
 /// Validates template source; `file` is only used in diagnostics.
 pub fn parse_str(source: &str, file: &Path) -> Result<Template, TemplateErrors> {
-    parse::parse(source, file).map(|(env, warnings)| Template {
+    parse_str_with(source, file, &LoadOptions::default())
+}
+
+/// [`parse_str`] with options.
+pub fn parse_str_with(
+    source: &str,
+    file: &Path,
+    opts: &LoadOptions,
+) -> Result<Template, TemplateErrors> {
+    parse::parse(source, file, opts.region_override.as_deref()).map(|(env, warnings)| Template {
         file: file.to_owned(),
         env,
         warnings,

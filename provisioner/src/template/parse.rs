@@ -17,9 +17,10 @@ use super::raw::*;
 pub(crate) fn parse(
     source: &str,
     file: &Path,
+    region_override: Option<&str>,
 ) -> Result<(Environment, Vec<Diagnostic>), super::TemplateErrors> {
     let mut sink = Sink::new(file);
-    let raw: RawEnvironment = match serde_norway::from_str(source) {
+    let mut raw: RawEnvironment = match serde_norway::from_str(source) {
         Ok(raw) => raw,
         Err(err) => {
             sink.yaml(&err, "");
@@ -27,6 +28,9 @@ pub(crate) fn parse(
             return Err(sink.finish());
         }
     };
+    if let Some(region) = region_override {
+        raw.region = region.to_owned();
+    }
     let env = Checker::new(&mut sink, &raw).run(&raw);
     match env {
         Some(env) if sink.errors.is_empty() => Ok((env, sink.warnings)),

@@ -856,3 +856,15 @@ fn missing_file_is_reported() {
     let e = load(Path::new("/nonexistent/x.yaml")).unwrap_err();
     assert!(e.errors[0].message.contains("cannot read"), "{e}");
 }
+
+#[test]
+fn region_override_revalidates_az_counts() {
+    let opts = LoadOptions {
+        region_override: Some("us-west-1".into()),
+    };
+    let t = parse_str_with(BASE, file(), &opts).unwrap();
+    assert_eq!(t.env.region.as_str(), "us-west-1");
+    let src = edit("az_count: 2", "az_count: 3").replace("region: us-east-1", "region: us-east-2");
+    let e = parse_str_with(&src, file(), &opts).unwrap_err();
+    assert_err(&e, "vpcs[0].az_count", "region us-west-1 has only 2");
+}

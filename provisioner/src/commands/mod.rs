@@ -1,0 +1,7 @@
+//! Subcommand bodies. Each exposes
+//! `pub async fn run(cfg: &crate::cli::Config, env: &crate::template::Environment)
+//! -> anyhow::Result<std::process::ExitCode>`, dispatched by [`crate::cli`].
+//! (Owners add their own `pub mod` line here.)
+
+pub mod graph;
+pub mod validate;
