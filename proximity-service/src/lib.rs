@@ -1,3 +1,11 @@
 //! proximity-service: nearby search over HTTP.
 
 pub mod domain;
+pub mod cache;
+pub mod configuration;
+pub mod consistency;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod ratelimit;
+pub mod store;

@@ -1,0 +1,297 @@
+//! Hand-written Prometheus metrics (text exposition format 0.0.4).
+//!
+//! Lock-free on the hot path: every route's histogram is created once (the
+//! set of routes is fixed by the router), and observations are atomic adds.
+//! Exposed series:
+//! - `http_request_duration_seconds{method,route}` histogram,
+//! - `http_requests_total{method,route,status}` counter,
+//! - `cache_requests_total{result="hit"|"miss"|"error"}` and `cache_hit_ratio`,
+//! - `replica_lag_seconds{replica}` and `replica_up{replica}`, `primary_up`,
+//! - `index_places`, `index_bytes`, `sync_last_seq`, `sync_lag_seconds`.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the latency buckets.
+const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// One latency histogram.
+#[derive(Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+#[derive(Default)]
+struct RouteMetrics {
+    latency: Histogram,
+    /// Counts by status class index 1..=5 (1xx..5xx), plus exact codes below.
+    statuses: RwLock<HashMap<u16, Arc<AtomicU64>>>,
+}
+
+/// A gauge stored as `f64` bits.
+#[derive(Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    pub fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// All the service's metrics.
+#[derive(Default)]
+pub struct Metrics {
+    routes: RwLock<HashMap<(String, String), Arc<RouteMetrics>>>,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    cache_errors: AtomicU64,
+    /// Replica name → (lag seconds, up).
+    replicas: RwLock<Vec<(String, f64, bool)>>,
+    pub primary_up: Gauge,
+    pub index_places: Gauge,
+    pub index_bytes: Gauge,
+    pub sync_last_seq: AtomicI64,
+    pub sync_lag_seconds: Gauge,
+}
+
+/// Cache lookup outcomes counted by [`Metrics::cache`].
+#[derive(Debug, Clone, Copy)]
+pub enum CacheOutcome {
+    Hit,
+    Miss,
+    Error,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        Arc::new(Metrics::default())
+    }
+
+    fn route(&self, method: &str, route: &str) -> Arc<RouteMetrics> {
+        if let Some(r) = self
+            .routes
+            .read()
+            .expect("metrics lock")
+            .get(&(method.to_owned(), route.to_owned()))
+        {
+            return r.clone();
+        }
+        self.routes
+            .write()
+            .expect("metrics lock")
+            .entry((method.to_owned(), route.to_owned()))
+            .or_default()
+            .clone()
+    }
+
+    /// Records one finished request. `route` is the matched route template
+    /// (never the raw path, so cardinality stays bounded).
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let r = self.route(method, route);
+        r.latency.observe(elapsed);
+        let counter = r
+            .statuses
+            .read()
+            .expect("metrics lock")
+            .get(&status)
+            .cloned();
+        let counter = match counter {
+            Some(c) => c,
+            None => r
+                .statuses
+                .write()
+                .expect("metrics lock")
+                .entry(status)
+                .or_default()
+                .clone(),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn cache(&self, outcome: CacheOutcome) {
+        let c = match outcome {
+            CacheOutcome::Hit => &self.cache_hits,
+            CacheOutcome::Miss => &self.cache_misses,
+            CacheOutcome::Error => &self.cache_errors,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Replaces the replica lag table (called by the store's health monitor).
+    pub fn set_replicas(&self, replicas: Vec<(String, f64, bool)>) {
+        *self.replicas.write().expect("metrics lock") = replicas;
+    }
+
+    /// Renders the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let routes = self.routes.read().expect("metrics lock");
+        let mut keys: Vec<_> = routes.keys().cloned().collect();
+        keys.sort();
+
+        out.push_str("# HELP http_request_duration_seconds Request latency by route.\n");
+        out.push_str("# TYPE http_request_duration_seconds histogram\n");
+        for key in &keys {
+            let (method, route) = key;
+            let h = &routes[key].latency;
+            let labels = format!("method=\"{}\",route=\"{}\"", esc(method), esc(route));
+            let mut cumulative = 0;
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                cumulative += h.buckets[i].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let count = h.count.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
+            );
+            let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(out, "http_request_duration_seconds_sum{{{labels}}} {sum}");
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_count{{{labels}}} {count}"
+            );
+        }
+
+        out.push_str("# HELP http_requests_total Requests by route and status.\n");
+        out.push_str("# TYPE http_requests_total counter\n");
+        for key in &keys {
+            let (method, route) = key;
+            let statuses = routes[key].statuses.read().expect("metrics lock");
+            let mut codes: Vec<_> = statuses.iter().collect();
+            codes.sort_by_key(|(c, _)| **c);
+            for (code, n) in codes {
+                let _ = writeln!(
+                    out,
+                    "http_requests_total{{method=\"{}\",route=\"{}\",status=\"{code}\"}} {}",
+                    esc(method),
+                    esc(route),
+                    n.load(Ordering::Relaxed)
+                );
+            }
+        }
+        drop(routes);
+
+        let hits = self.cache_hits.load(Ordering::Relaxed);
+        let misses = self.cache_misses.load(Ordering::Relaxed);
+        let errors = self.cache_errors.load(Ordering::Relaxed);
+        out.push_str("# HELP cache_requests_total Business cache lookups by result.\n");
+        out.push_str("# TYPE cache_requests_total counter\n");
+        let _ = writeln!(out, "cache_requests_total{{result=\"hit\"}} {hits}");
+        let _ = writeln!(out, "cache_requests_total{{result=\"miss\"}} {misses}");
+        let _ = writeln!(out, "cache_requests_total{{result=\"error\"}} {errors}");
+        let total = hits + misses + errors;
+        let ratio = if total == 0 {
+            0.0
+        } else {
+            hits as f64 / total as f64
+        };
+        out.push_str("# HELP cache_hit_ratio Hits over all lookups since start.\n");
+        out.push_str("# TYPE cache_hit_ratio gauge\n");
+        let _ = writeln!(out, "cache_hit_ratio {ratio}");
+
+        out.push_str("# HELP primary_up Whether the primary database answered its last probe.\n");
+        out.push_str("# TYPE primary_up gauge\n");
+        let _ = writeln!(out, "primary_up {}", self.primary_up.get());
+        out.push_str("# HELP replica_lag_seconds Replay lag of each read replica.\n");
+        out.push_str("# TYPE replica_lag_seconds gauge\n");
+        let replicas = self.replicas.read().expect("metrics lock").clone();
+        for (name, lag, _) in &replicas {
+            let _ = writeln!(
+                out,
+                "replica_lag_seconds{{replica=\"{}\"}} {lag}",
+                esc(name)
+            );
+        }
+        out.push_str("# HELP replica_up Whether each replica answered its last probe.\n");
+        out.push_str("# TYPE replica_up gauge\n");
+        for (name, _, up) in &replicas {
+            let _ = writeln!(
+                out,
+                "replica_up{{replica=\"{}\"}} {}",
+                esc(name),
+                u8::from(*up)
+            );
+        }
+        out.push_str("# HELP index_places Places in the in-memory index.\n");
+        out.push_str("# TYPE index_places gauge\n");
+        let _ = writeln!(out, "index_places {}", self.index_places.get());
+        out.push_str("# HELP index_bytes Approximate heap bytes of the in-memory index.\n");
+        out.push_str("# TYPE index_bytes gauge\n");
+        let _ = writeln!(out, "index_bytes {}", self.index_bytes.get());
+        out.push_str("# HELP sync_last_seq Last change-feed sequence applied to the index.\n");
+        out.push_str("# TYPE sync_last_seq gauge\n");
+        let _ = writeln!(
+            out,
+            "sync_last_seq {}",
+            self.sync_last_seq.load(Ordering::Relaxed)
+        );
+        out.push_str(
+            "# HELP sync_lag_seconds Seconds since the change feed was last polled successfully.\n",
+        );
+        out.push_str("# TYPE sync_lag_seconds gauge\n");
+        let _ = writeln!(out, "sync_lag_seconds {}", self.sync_lag_seconds.get());
+        out
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative_and_ratio_is_computed() {
+        let m = Metrics::default();
+        m.observe_request("GET", "/v1/search/nearby", 200, Duration::from_micros(50));
+        m.observe_request("GET", "/v1/search/nearby", 200, Duration::from_millis(3));
+        m.observe_request("GET", "/v1/search/nearby", 400, Duration::from_secs(5));
+        m.cache(CacheOutcome::Hit);
+        m.cache(CacheOutcome::Hit);
+        m.cache(CacheOutcome::Hit);
+        m.cache(CacheOutcome::Miss);
+        let text = m.render();
+        let labels = "method=\"GET\",route=\"/v1/search/nearby\"";
+        assert!(text.contains(&format!(
+            "http_request_duration_seconds_bucket{{{labels},le=\"0.0001\"}} 1"
+        )));
+        assert!(text.contains(&format!(
+            "http_request_duration_seconds_bucket{{{labels},le=\"0.005\"}} 2"
+        )));
+        assert!(text.contains(&format!(
+            "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} 3"
+        )));
+        assert!(text.contains(&format!("http_requests_total{{{labels},status=\"400\"}} 1")));
+        assert!(text.contains("cache_hit_ratio 0.75"), "{text}");
+    }
+}

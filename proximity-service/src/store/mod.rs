@@ -1,0 +1,260 @@
+//! Durable storage of businesses behind one [`Repository`] trait, with two
+//! implementations: [`postgres::PgStore`] (primary + read replicas,
+//! read-your-writes through WAL positions) and [`sqlite::SqliteStore`] (the
+//! embedded default: one WAL-mode file).
+//!
+//! Every write also appends to the `changes` table in the same transaction;
+//! [`crate::sync`] polls it so every instance's in-memory index follows the
+//! database.
+//!
+//! The store speaks in plain records ([`BusinessRecord`], [`NewRecord`]); the
+//! only way to build a `NewRecord` is from validated domain values, so nothing
+//! unvalidated reaches SQL.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+
+use crate::configuration::DatabaseSettings;
+use crate::domain::{Business, BusinessId, NewBusiness, RawBusiness};
+
+/// How a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database needed (e.g. the primary for a write) cannot be reached.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The write conflicts with existing data.
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+pub type StoreFuture<'a, T> = BoxFuture<'a, StoreResult<T>>;
+
+/// A Postgres WAL position (`pg_lsn`), compared numerically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Lsn(pub u64);
+
+impl FromStr for Lsn {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (hi, lo) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a WAL position (X/Y)"))?;
+        let hi = u32::from_str_radix(hi, 16).map_err(|_| format!("{s:?}: bad high word"))?;
+        let lo = u32::from_str_radix(lo, 16).map_err(|_| format!("{s:?}: bad low word"))?;
+        Ok(Lsn((u64::from(hi) << 32) | u64::from(lo)))
+    }
+}
+
+impl fmt::Display for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+    }
+}
+
+/// A stored business as a plain row.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct BusinessRecord {
+    pub id: i64,
+    pub name: String,
+    pub category: String,
+    pub lat: f64,
+    pub lng: f64,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    pub hours: Option<String>,
+}
+
+/// The columns of a write. Built only from validated domain values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRecord {
+    pub(crate) id: Option<i64>,
+    pub(crate) name: String,
+    pub(crate) category: String,
+    pub(crate) lat: f64,
+    pub(crate) lng: f64,
+    pub(crate) address: Option<String>,
+    pub(crate) phone: Option<String>,
+    pub(crate) hours: Option<String>,
+}
+
+impl NewRecord {
+    /// A row for `new`; `id` is kept when importing data that has its own ids.
+    pub fn from_domain(new: &NewBusiness, id: Option<BusinessId>) -> NewRecord {
+        NewRecord {
+            id: id.map(|i| i.get()),
+            name: new.name.as_str().to_owned(),
+            category: new.category.as_str().to_owned(),
+            lat: new.coordinates.lat_deg(),
+            lng: new.coordinates.lng_deg(),
+            address: new.address.as_ref().map(|a| a.as_str().to_owned()),
+            phone: new.phone.as_ref().map(|p| p.as_str().to_owned()),
+            hours: new.hours.as_ref().map(|h| h.as_str().to_owned()),
+        }
+    }
+}
+
+impl BusinessRecord {
+    /// Parses a row back into the domain type (rows were validated on the
+    /// way in; a failure here means the database was edited by hand).
+    pub fn into_domain(self) -> anyhow::Result<Business> {
+        let id = self.id;
+        let invalid = |e: crate::domain::DomainError| {
+            anyhow::anyhow!("business {id} in the database is invalid: {e}")
+        };
+        let raw = RawBusiness {
+            name: self.name,
+            category: self.category,
+            lat: self.lat,
+            lng: self.lng,
+            address: self.address,
+            phone: self.phone,
+            hours: self.hours,
+        };
+        Ok(NewBusiness::parse(&raw)
+            .map_err(invalid)?
+            .with_id(BusinessId::parse(id).map_err(invalid)?))
+    }
+}
+
+/// A row as the index needs it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PlaceRow {
+    pub id: i64,
+    pub name: String,
+    pub category: String,
+    pub lat: f64,
+    pub lng: f64,
+}
+
+/// One entry of the change feed: the business's current row, or `None` when
+/// it no longer exists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub seq: i64,
+    pub id: i64,
+    pub row: Option<PlaceRow>,
+}
+
+/// The result of a write, with the WAL position a later read must reach to
+/// see it (Postgres only).
+#[derive(Debug, Clone)]
+pub struct Written<T> {
+    pub value: T,
+    pub lsn: Option<Lsn>,
+}
+
+/// Up/down of one database, for `/readyz` and `/metrics`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DbStatus {
+    pub name: String,
+    pub up: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreHealth {
+    pub backend: &'static str,
+    pub primary: DbStatus,
+    pub replicas: Vec<DbStatus>,
+}
+
+/// Durable storage of businesses.
+pub trait Repository: Send + Sync + 'static {
+    /// Applies the schema migrations (idempotent).
+    fn migrate(&self) -> StoreFuture<'_, ()>;
+    /// Inserts a business; its id is assigned by the database.
+    fn create(&self, new: NewRecord) -> StoreFuture<'_, Written<BusinessRecord>>;
+    /// Replaces every field of business `id`; `None` when it does not exist.
+    fn update(&self, id: i64, new: NewRecord) -> StoreFuture<'_, Option<Written<BusinessRecord>>>;
+    /// Deletes business `id`; `None` when it did not exist.
+    fn delete(&self, id: i64) -> StoreFuture<'_, Option<Written<()>>>;
+    /// Reads business `id` from a database that has replayed at least `after`.
+    fn get(&self, id: i64, after: Option<Lsn>) -> StoreFuture<'_, Option<BusinessRecord>>;
+    /// Number of businesses (on the primary).
+    fn count(&self) -> StoreFuture<'_, i64>;
+    /// Inserts (or, for rows with an existing id, replaces) many rows in one
+    /// transaction; returns how many were written.
+    fn bulk_upsert(&self, rows: Vec<NewRecord>) -> StoreFuture<'_, u64>;
+    /// Every place plus the change-feed position the snapshot is consistent with.
+    fn snapshot(&self) -> StoreFuture<'_, (i64, Vec<PlaceRow>)>;
+    /// Changes after `seq`, oldest first, at most `limit`.
+    fn changes_since(&self, seq: i64, limit: i64) -> StoreFuture<'_, Vec<Change>>;
+    /// Current health of every database behind the store.
+    fn health(&self) -> StoreFuture<'_, StoreHealth>;
+}
+
+/// Opens the store the settings describe: Postgres when a primary URL is
+/// configured, else the embedded SQLite file. Runs the migrations.
+pub async fn open(settings: &DatabaseSettings) -> anyhow::Result<Arc<dyn Repository>> {
+    let store: Arc<dyn Repository> = match &settings.url {
+        Some(_) => Arc::new(postgres::PgStore::connect(settings).await?),
+        None => Arc::new(sqlite::SqliteStore::open(&settings.sqlite_path()?).await?),
+    };
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Whether a sqlx error means "the database is unreachable" rather than a bug.
+pub(crate) fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or("");
+            // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now,
+            // 08xxx connection exceptions, 25006 read-only transaction (a replica),
+            // 53300 too_many_connections; SQLITE_BUSY (5) / SQLITE_LOCKED (6).
+            code.starts_with("57P")
+                || code.starts_with("08")
+                || code == "25006"
+                || code == "53300"
+                || code == "5"
+                || code == "6"
+        }
+        sqlx::Error::Protocol(msg) => msg.contains("closed") || msg.contains("terminat"),
+        _ => false,
+    }
+}
+
+/// Maps a sqlx error from `what` to a [`StoreError`].
+pub(crate) fn map_err(what: &str, e: sqlx::Error) -> StoreError {
+    if is_unavailable(&e) {
+        StoreError::Unavailable(format!("{what}: database unavailable"))
+    } else {
+        StoreError::Unexpected(anyhow::Error::new(e).context(what.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsn_round_trips_and_orders() {
+        let a: Lsn = "0/16B3748".parse().unwrap();
+        let b: Lsn = "1/0".parse().unwrap();
+        assert!(a < b);
+        assert_eq!(a.to_string(), "0/16B3748");
+        assert_eq!(b.0, 1 << 32);
+        assert!("nope".parse::<Lsn>().is_err());
+        assert!("0/XYZ".parse::<Lsn>().is_err());
+    }
+}

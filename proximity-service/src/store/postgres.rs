@@ -1,0 +1,564 @@
+//! Postgres: writes on the primary, reads on streaming replicas.
+//!
+//! - **Routing**: reads rotate over the replicas that answered their last
+//!   probe; a replica that fails a read is marked down and the next one (and
+//!   finally the primary) is tried. A monitor task probes every database every
+//!   250 ms and records each replica's `pg_last_wal_replay_lsn()` and lag.
+//! - **Read-your-writes**: after each write commits, the primary's
+//!   `pg_current_wal_lsn()` is returned with the result. A read that carries
+//!   that position only goes to a replica whose replayed position is at least
+//!   as far, else to the primary.
+//! - **Primary down**: writes fail with [`StoreError::Unavailable`] (HTTP 503);
+//!   reads carry on from the replicas.
+//! - **Change feed**: each write takes a transaction-scoped advisory lock
+//!   before appending to `changes`, so `seq` order equals commit order.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::{FutureExt, TryStreamExt};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::ConnectOptions;
+
+use super::{
+    map_err, BusinessRecord, Change, DbStatus, Lsn, NewRecord, PlaceRow, Repository, StoreError,
+    StoreFuture, StoreHealth, StoreResult, Written,
+};
+use crate::configuration::DatabaseSettings;
+
+/// Key of the advisory lock serialising change-feed appends.
+const CHANGE_FEED_LOCK: i64 = 726_354;
+/// Rows per statement in [`PgStore::bulk_upsert`].
+const BULK_CHUNK: usize = 5_000;
+
+struct Db {
+    name: String,
+    pool: PgPool,
+    up: AtomicBool,
+    /// Last replayed (replica) or current (primary) WAL position seen.
+    lsn: AtomicU64,
+    lag: Mutex<(Option<f64>, Option<u64>)>,
+}
+
+impl Db {
+    fn new(name: String, pool: PgPool) -> Arc<Db> {
+        Arc::new(Db {
+            name,
+            pool,
+            up: AtomicBool::new(true),
+            lsn: AtomicU64::new(0),
+            lag: Mutex::new((None, None)),
+        })
+    }
+
+    fn status(&self) -> DbStatus {
+        let (lag_seconds, lag_bytes) = *self.lag.lock().expect("lag lock");
+        DbStatus {
+            name: self.name.clone(),
+            up: self.up.load(Ordering::Relaxed),
+            lag_seconds,
+            lag_bytes,
+        }
+    }
+}
+
+/// The Postgres store.
+pub struct PgStore {
+    primary: Arc<Db>,
+    replicas: Vec<Arc<Db>>,
+    next: AtomicUsize,
+    monitor: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.monitor.abort();
+    }
+}
+
+fn pool(
+    url: &str,
+    settings: &DatabaseSettings,
+    acquire_timeout: Duration,
+) -> anyhow::Result<(String, PgPool)> {
+    let options: PgConnectOptions = url
+        .parse()
+        .context("parsing a Postgres URL (value not shown: it may hold a password)")?;
+    let options = options.disable_statement_logging();
+    let name = format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("")
+    );
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .min_connections(0)
+        .acquire_timeout(acquire_timeout)
+        .idle_timeout(Duration::from_secs(60))
+        .connect_lazy_with(options);
+    Ok((name, pool))
+}
+
+impl PgStore {
+    /// Builds the pools (lazily connecting) and checks the primary answers.
+    pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgStore> {
+        let url = settings
+            .url
+            .as_ref()
+            .context("no primary database URL configured")?;
+        let (name, primary_pool) = pool(url.expose(), settings, settings.acquire_timeout())?;
+        sqlx::query("SELECT 1")
+            .execute(&primary_pool)
+            .await
+            .with_context(|| format!("connecting to the primary database {name}"))?;
+        let primary = Db::new(name, primary_pool);
+        let mut replicas = Vec::new();
+        for url in &settings.replica_urls {
+            // A dead replica must be skipped quickly, so its pool gives up sooner.
+            let timeout = settings.acquire_timeout().min(Duration::from_millis(500));
+            let (name, pool) = pool(url.expose(), settings, timeout)?;
+            replicas.push(Db::new(name, pool));
+        }
+        let monitor = tokio::spawn(monitor(primary.clone(), replicas.clone()));
+        Ok(PgStore {
+            primary,
+            replicas,
+            next: AtomicUsize::new(0),
+            monitor,
+        })
+    }
+
+    async fn current_lsn(&self) -> Option<Lsn> {
+        let text: Result<String, _> = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+            .fetch_one(&self.primary.pool)
+            .await;
+        text.ok().and_then(|t| t.parse().ok())
+    }
+
+    async fn write_tx(
+        &self,
+        what: &str,
+    ) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self.primary.pool.begin().await.map_err(|e| {
+            self.primary.up.store(false, Ordering::Relaxed);
+            map_err(what, e)
+        })?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CHANGE_FEED_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(what, e))?;
+        Ok(tx)
+    }
+
+    /// The replicas to try for a read needing `after`, in rotation order.
+    fn read_candidates(&self, after: Option<Lsn>) -> Vec<Arc<Db>> {
+        let n = self.replicas.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|i| &self.replicas[(start + i) % n])
+            .filter(|r| r.up.load(Ordering::Relaxed))
+            .filter(|r| after.is_none_or(|a| r.lsn.load(Ordering::Relaxed) >= a.0))
+            .cloned()
+            .collect()
+    }
+}
+
+const SELECT_BUSINESS: &str =
+    "SELECT id, name, category, lat, lng, address, phone, hours FROM businesses WHERE id = $1";
+
+async fn fetch_business(pool: &PgPool, id: i64) -> Result<Option<BusinessRecord>, sqlx::Error> {
+    sqlx::query_as::<_, BusinessRecord>(SELECT_BUSINESS)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Probes every database every 250 ms.
+async fn monitor(primary: Arc<Db>, replicas: Vec<Arc<Db>>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let probe = tokio::time::timeout(
+            Duration::from_secs(2),
+            sqlx::query_scalar::<_, String>("SELECT pg_current_wal_lsn()::text")
+                .fetch_one(&primary.pool),
+        )
+        .await;
+        let primary_lsn = match probe {
+            Ok(Ok(text)) => {
+                primary.up.store(true, Ordering::Relaxed);
+                let lsn = text.parse::<Lsn>().ok();
+                if let Some(l) = lsn {
+                    primary.lsn.store(l.0, Ordering::Relaxed);
+                }
+                lsn
+            }
+            _ => {
+                primary.up.store(false, Ordering::Relaxed);
+                None
+            }
+        };
+        for r in &replicas {
+            let probe = tokio::time::timeout(
+                Duration::from_secs(2),
+                sqlx::query_as::<_, (Option<String>, Option<f64>)>(
+                    "SELECT pg_last_wal_replay_lsn()::text, \
+                     CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 \
+                     ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 END",
+                )
+                .fetch_one(&r.pool),
+            )
+            .await;
+            match probe {
+                Ok(Ok((lsn, lag))) => {
+                    r.up.store(true, Ordering::Relaxed);
+                    // A server that is not in recovery reports NULL: it is
+                    // a primary, so it has everything.
+                    let lsn = match lsn.and_then(|t| t.parse::<Lsn>().ok()) {
+                        Some(l) => l,
+                        None => Lsn(u64::MAX),
+                    };
+                    r.lsn.store(lsn.0, Ordering::Relaxed);
+                    let bytes = primary_lsn.map(|p| p.0.saturating_sub(lsn.0));
+                    *r.lag.lock().expect("lag lock") = (Some(lag.unwrap_or(0.0).max(0.0)), bytes);
+                }
+                _ => {
+                    r.up.store(false, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+fn unexpected(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| map_err(what, e)
+}
+
+impl Repository for PgStore {
+    fn migrate(&self) -> StoreFuture<'_, ()> {
+        async move {
+            sqlx::migrate!("./migrations/postgres")
+                .run(&self.primary.pool)
+                .await
+                .context("running the Postgres migrations")?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn create(&self, new: NewRecord) -> StoreFuture<'_, Written<BusinessRecord>> {
+        async move {
+            let what = "inserting a business";
+            let mut tx = self.write_tx(what).await?;
+            let row = sqlx::query_as::<_, BusinessRecord>(
+                "INSERT INTO businesses (name, category, lat, lng, address, phone, hours) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 RETURNING id, name, category, lat, lng, address, phone, hours",
+            )
+            .bind(&new.name)
+            .bind(&new.category)
+            .bind(new.lat)
+            .bind(new.lng)
+            .bind(&new.address)
+            .bind(&new.phone)
+            .bind(&new.hours)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(unexpected(what))?;
+            sqlx::query("INSERT INTO changes (business_id) VALUES ($1)")
+                .bind(row.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unexpected(what))?;
+            tx.commit().await.map_err(unexpected(what))?;
+            Ok(Written {
+                value: row,
+                lsn: self.current_lsn().await,
+            })
+        }
+        .boxed()
+    }
+
+    fn update(&self, id: i64, new: NewRecord) -> StoreFuture<'_, Option<Written<BusinessRecord>>> {
+        async move {
+            let what = "updating a business";
+            let mut tx = self.write_tx(what).await?;
+            let row = sqlx::query_as::<_, BusinessRecord>(
+                "UPDATE businesses SET name = $2, category = $3, lat = $4, lng = $5, \
+                 address = $6, phone = $7, hours = $8, updated_at = now() WHERE id = $1 \
+                 RETURNING id, name, category, lat, lng, address, phone, hours",
+            )
+            .bind(id)
+            .bind(&new.name)
+            .bind(&new.category)
+            .bind(new.lat)
+            .bind(new.lng)
+            .bind(&new.address)
+            .bind(&new.phone)
+            .bind(&new.hours)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unexpected(what))?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            sqlx::query("INSERT INTO changes (business_id) VALUES ($1)")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unexpected(what))?;
+            tx.commit().await.map_err(unexpected(what))?;
+            Ok(Some(Written {
+                value: row,
+                lsn: self.current_lsn().await,
+            }))
+        }
+        .boxed()
+    }
+
+    fn delete(&self, id: i64) -> StoreFuture<'_, Option<Written<()>>> {
+        async move {
+            let what = "deleting a business";
+            let mut tx = self.write_tx(what).await?;
+            let deleted = sqlx::query("DELETE FROM businesses WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unexpected(what))?
+                .rows_affected();
+            if deleted == 0 {
+                return Ok(None);
+            }
+            sqlx::query("INSERT INTO changes (business_id) VALUES ($1)")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unexpected(what))?;
+            tx.commit().await.map_err(unexpected(what))?;
+            Ok(Some(Written {
+                value: (),
+                lsn: self.current_lsn().await,
+            }))
+        }
+        .boxed()
+    }
+
+    fn get(&self, id: i64, after: Option<Lsn>) -> StoreFuture<'_, Option<BusinessRecord>> {
+        async move {
+            let what = "reading a business";
+            for r in self.read_candidates(after) {
+                match fetch_business(&r.pool, id).await {
+                    Ok(row) => return Ok(row),
+                    Err(e) if super::is_unavailable(&e) => {
+                        tracing::warn!(replica = %r.name, "replica read failed; trying the next");
+                        r.up.store(false, Ordering::Relaxed);
+                    }
+                    Err(e) => return Err(map_err(what, e)),
+                }
+            }
+            match fetch_business(&self.primary.pool, id).await {
+                Ok(row) => Ok(row),
+                Err(e) if super::is_unavailable(&e) => {
+                    self.primary.up.store(false, Ordering::Relaxed);
+                    // Last resort: a replica that may not have the client's
+                    // latest write, which beats no answer while the primary
+                    // is down (it cannot get further ahead anyway).
+                    for r in self.read_candidates(None) {
+                        if let Ok(row) = fetch_business(&r.pool, id).await {
+                            return Ok(row);
+                        }
+                    }
+                    Err(map_err(what, e))
+                }
+                Err(e) => Err(map_err(what, e)),
+            }
+        }
+        .boxed()
+    }
+
+    fn count(&self) -> StoreFuture<'_, i64> {
+        async move {
+            sqlx::query_scalar("SELECT count(*) FROM businesses")
+                .fetch_one(&self.primary.pool)
+                .await
+                .map_err(unexpected("counting businesses"))
+        }
+        .boxed()
+    }
+
+    fn bulk_upsert(&self, rows: Vec<NewRecord>) -> StoreFuture<'_, u64> {
+        async move {
+            let what = "bulk-inserting businesses";
+            let mut tx = self.write_tx(what).await?;
+            let mut written = 0u64;
+            let mut explicit_ids = false;
+            for chunk in rows.chunks(BULK_CHUNK) {
+                explicit_ids |= chunk.iter().any(|r| r.id.is_some());
+                let ids: Vec<Option<i64>> = chunk.iter().map(|r| r.id).collect();
+                let names: Vec<&str> = chunk.iter().map(|r| r.name.as_str()).collect();
+                let cats: Vec<&str> = chunk.iter().map(|r| r.category.as_str()).collect();
+                let lats: Vec<f64> = chunk.iter().map(|r| r.lat).collect();
+                let lngs: Vec<f64> = chunk.iter().map(|r| r.lng).collect();
+                let addrs: Vec<Option<&str>> = chunk.iter().map(|r| r.address.as_deref()).collect();
+                let phones: Vec<Option<&str>> = chunk.iter().map(|r| r.phone.as_deref()).collect();
+                let hours: Vec<Option<&str>> = chunk.iter().map(|r| r.hours.as_deref()).collect();
+                let n: i64 = sqlx::query_scalar(
+                    "WITH ins AS ( \
+                       INSERT INTO businesses (id, name, category, lat, lng, address, phone, hours) \
+                       SELECT COALESCE(t.id, nextval(pg_get_serial_sequence('businesses', 'id'))), \
+                              t.name, t.category, t.lat, t.lng, t.address, t.phone, t.hours \
+                       FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::float8[], $5::float8[], \
+                                   $6::text[], $7::text[], $8::text[]) \
+                            AS t(id, name, category, lat, lng, address, phone, hours) \
+                       ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, \
+                          category = EXCLUDED.category, lat = EXCLUDED.lat, lng = EXCLUDED.lng, \
+                          address = EXCLUDED.address, phone = EXCLUDED.phone, \
+                          hours = EXCLUDED.hours, updated_at = now() \
+                       RETURNING id), \
+                     feed AS (INSERT INTO changes (business_id) SELECT id FROM ins RETURNING 1) \
+                     SELECT count(*) FROM feed",
+                )
+                .bind(&ids)
+                .bind(&names)
+                .bind(&cats)
+                .bind(&lats)
+                .bind(&lngs)
+                .bind(&addrs)
+                .bind(&phones)
+                .bind(&hours)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| match &e {
+                    sqlx::Error::Database(db) if db.code().as_deref() == Some("21000") => {
+                        StoreError::Conflict("the same id appears twice in one batch".into())
+                    }
+                    _ => map_err(what, e),
+                })?;
+                written += n as u64;
+            }
+            if explicit_ids {
+                sqlx::query(
+                    "SELECT setval(pg_get_serial_sequence('businesses', 'id'), \
+                     GREATEST((SELECT max(id) FROM businesses), 1))",
+                )
+                .execute(&mut *tx)
+                .await
+                .map_err(unexpected(what))?;
+            }
+            tx.commit().await.map_err(unexpected(what))?;
+            Ok(written)
+        }
+        .boxed()
+    }
+
+    fn snapshot(&self) -> StoreFuture<'_, (i64, Vec<PlaceRow>)> {
+        async move {
+            let what = "loading every place";
+            let mut tx = self.primary.pool.begin().await.map_err(unexpected(what))?;
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await
+                .map_err(unexpected(what))?;
+            let seq: i64 = sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM changes")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(unexpected(what))?;
+            let count: i64 = sqlx::query_scalar("SELECT count(*) FROM businesses")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(unexpected(what))?;
+            let mut rows = Vec::with_capacity(count.max(0) as usize);
+            {
+                let mut stream = sqlx::query_as::<_, PlaceRow>(
+                    "SELECT id, name, category, lat, lng FROM businesses",
+                )
+                .fetch(&mut *tx);
+                while let Some(row) = stream.try_next().await.map_err(unexpected(what))? {
+                    rows.push(row);
+                }
+            }
+            tx.commit().await.map_err(unexpected(what))?;
+            Ok((seq, rows))
+        }
+        .boxed()
+    }
+
+    fn changes_since(&self, seq: i64, limit: i64) -> StoreFuture<'_, Vec<Change>> {
+        async move {
+            let sql = "SELECT c.seq, c.business_id, b.name, b.category, b.lat, b.lng \
+                       FROM changes c LEFT JOIN businesses b ON b.id = c.business_id \
+                       WHERE c.seq > $1 ORDER BY c.seq LIMIT $2";
+            type Row = (
+                i64,
+                i64,
+                Option<String>,
+                Option<String>,
+                Option<f64>,
+                Option<f64>,
+            );
+            let rows = match sqlx::query_as::<_, Row>(sql)
+                .bind(seq)
+                .bind(limit)
+                .fetch_all(&self.primary.pool)
+                .await
+            {
+                Ok(rows) => rows,
+                Err(e) if super::is_unavailable(&e) => {
+                    // Primary down: follow a replica, which has every
+                    // change the primary shipped before it stopped.
+                    let mut found = None;
+                    for r in self.read_candidates(None) {
+                        if let Ok(rows) = sqlx::query_as::<_, Row>(sql)
+                            .bind(seq)
+                            .bind(limit)
+                            .fetch_all(&r.pool)
+                            .await
+                        {
+                            found = Some(rows);
+                            break;
+                        }
+                    }
+                    found.ok_or_else(|| map_err("polling the change feed", e))?
+                }
+                Err(e) => return Err(map_err("polling the change feed", e)),
+            };
+            Ok(rows
+                .into_iter()
+                .map(|(seq, id, name, category, lat, lng)| Change {
+                    seq,
+                    id,
+                    row: match (name, category, lat, lng) {
+                        (Some(name), Some(category), Some(lat), Some(lng)) => Some(PlaceRow {
+                            id,
+                            name,
+                            category,
+                            lat,
+                            lng,
+                        }),
+                        _ => None,
+                    },
+                })
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn health(&self) -> StoreFuture<'_, StoreHealth> {
+        async move {
+            Ok(StoreHealth {
+                backend: "postgres",
+                primary: self.primary.status(),
+                replicas: self.replicas.iter().map(|r| r.status()).collect(),
+            })
+        }
+        .boxed()
+    }
+}
