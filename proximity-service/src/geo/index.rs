@@ -1,0 +1,821 @@
+//! The in-memory place index: compact sorted arrays plus a small delta of recent writes.
+//!
+//! # Layout
+//! An immutable [`Base`] holds every place at the time it was built, in struct-of-arrays form:
+//! - `recs`: 24-byte records `(id, lat_e7, lng_e7, category, name offset)` sorted by geohash
+//!   key — coordinates are stored losslessly as `i32` 1e-7 degrees (the domain quantises to that
+//!   grid), categories are interned, names live in one string arena;
+//! - `gh_keys`: the 64-bit geohash key of each record (same order), binary-searched per cover
+//!   range;
+//! - `h3_keys` + `h3_slots`: resolution-15 H3 keys sorted, with the record each belongs to;
+//! - `ids`: id → record, a dense table when ids are dense (database sequences), else a sorted
+//!   array.
+//!
+//! That is 24 + 8 + 12 + 4 bytes + the name per place (≈ 60 bytes for typical names).
+//!
+//! Writes go to a small *delta*: upserted places in a hash map, and a "dead" bit per base record
+//! that was removed or replaced. A search scans the cover ranges of the base (skipping dead
+//! records) and the whole delta. When the delta grows past `max(4096, len / 16)` a background
+//! thread merges base and delta into a new base (reusing the stored keys, so only new places are
+//! re-keyed) and swaps it in; writes that arrive meanwhile are replayed onto the new base.
+//!
+//! # Concurrency
+//! `PlaceIndex` is `Send + Sync` and cheap to share behind an `Arc`. State sits behind one
+//! `RwLock`: searches hold the read lock for the duration of a search (tens of µs), writes hold
+//! the write lock for a hash-map insert. Merging happens outside the lock.
+//!
+//! # Search semantics
+//! Every place whose haversine distance to the centre is ≤ the radius (and whose category
+//! matches, if a category is given), ordered by `(distance, id)`. `total` is the exact number of
+//! such places; the page holds the first `limit` of them strictly after the cursor position;
+//! `next_cursor` is `None` on the last page. Because the order is a total order on
+//! `(distance, id)`, following cursors yields every result exactly once, and places that do not
+//! change between requests keep their position even while others are written.
+//! [`brute_force_search`] implements the same contract by a full scan and is the reference the
+//! property tests compare both cell indexes against.
+
+use super::haversine::Origin;
+use super::{geohash, h3};
+use crate::domain::{
+    Business, BusinessId, Category, Coordinates, Cursor, CursorScope, DomainError, IndexKind,
+    Latitude, Limit, Longitude, RadiusM, DEGREE_SCALE,
+};
+use serde::Serialize;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// A searchable place: what the index needs of a business.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Place {
+    /// Business id.
+    pub id: BusinessId,
+    /// Display name.
+    pub name: String,
+    /// Category.
+    pub category: Category,
+    /// Location.
+    pub coordinates: Coordinates,
+}
+
+impl From<&Business> for Place {
+    fn from(b: &Business) -> Self {
+        Self {
+            id: b.id,
+            name: b.name.as_str().to_owned(),
+            category: b.category.clone(),
+            coordinates: b.coordinates,
+        }
+    }
+}
+
+impl From<Business> for Place {
+    fn from(b: Business) -> Self {
+        Self {
+            id: b.id,
+            name: b.name.into(),
+            category: b.category,
+            coordinates: b.coordinates,
+        }
+    }
+}
+
+/// A nearby search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NearbyQuery {
+    /// Search centre.
+    pub center: Coordinates,
+    /// Search radius.
+    pub radius: RadiusM,
+    /// Page size.
+    pub limit: Limit,
+    /// Only places of this category, if given.
+    pub category: Option<Category>,
+    /// Which cell index finds the candidates (results are identical).
+    pub index: IndexKind,
+    /// Continue after this cursor (from a previous page of the same query).
+    pub after: Option<Cursor>,
+}
+
+impl NearbyQuery {
+    /// A first-page query with default limit, no category and the default index.
+    pub fn new(center: Coordinates, radius: RadiusM) -> Self {
+        Self {
+            center,
+            radius,
+            limit: Limit::default(),
+            category: None,
+            index: IndexKind::default(),
+            after: None,
+        }
+    }
+
+    /// The cursor scope of this query (centre, radius, category).
+    pub fn scope(&self) -> CursorScope {
+        CursorScope::new(self.center, self.radius, self.category.as_ref())
+    }
+
+    /// The cursor position, if any; a `cursor` error if the cursor belongs to another query.
+    fn position(&self) -> Result<Option<(f64, i64)>, DomainError> {
+        self.after
+            .as_ref()
+            .map(|c| c.position(self.scope()).map(|(d, id)| (d, id.get())))
+            .transpose()
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    /// Business id.
+    pub id: BusinessId,
+    /// Display name.
+    pub name: String,
+    /// Category.
+    pub category: Category,
+    /// Latitude in degrees.
+    pub lat: f64,
+    /// Longitude in degrees.
+    pub lng: f64,
+    /// Haversine distance from the search centre, in metres.
+    pub distance_m: f64,
+}
+
+/// One page of search results.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NearbyPage {
+    /// Exact number of matches (all pages together).
+    pub total: usize,
+    /// This page, ordered by `(distance_m, id)`.
+    pub results: Vec<Hit>,
+    /// Cursor for the next page; `None` on the last page.
+    pub next_cursor: Option<Cursor>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Base: the immutable, compact part.
+
+/// One place in the base. 24 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Rec {
+    id: i64,
+    lat_e7: i32,
+    lng_e7: i32,
+    cat: u32,
+    name: u32,
+}
+
+#[inline]
+fn deg(e7: i32) -> f64 {
+    f64::from(e7) / DEGREE_SCALE
+}
+
+/// id → record slot.
+#[derive(Debug)]
+enum IdMap {
+    /// `slots[id - min]`, `u32::MAX` when absent.
+    Dense { min: i64, slots: Vec<u32> },
+    /// Sorted ids and their slots.
+    Sorted { ids: Vec<i64>, slots: Vec<u32> },
+}
+
+impl IdMap {
+    fn build(mut pairs: Vec<(i64, u32)>) -> Self {
+        pairs.sort_unstable();
+        let (Some(first), Some(last)) = (pairs.first(), pairs.last()) else {
+            return Self::Sorted {
+                ids: Vec::new(),
+                slots: Vec::new(),
+            };
+        };
+        let span = (last.0 - first.0) as u128 + 1;
+        if span <= 2 * pairs.len() as u128 + 64 {
+            let min = first.0;
+            let mut slots = vec![u32::MAX; span as usize];
+            for (id, slot) in pairs {
+                slots[(id - min) as usize] = slot;
+            }
+            Self::Dense { min, slots }
+        } else {
+            let (ids, slots) = pairs.into_iter().unzip();
+            Self::Sorted { ids, slots }
+        }
+    }
+
+    fn get(&self, id: i64) -> Option<u32> {
+        match self {
+            Self::Dense { min, slots } => {
+                let i = id.checked_sub(*min)?;
+                let s = *slots.get(usize::try_from(i).ok()?)?;
+                (s != u32::MAX).then_some(s)
+            }
+            Self::Sorted { ids, slots } => ids.binary_search(&id).ok().map(|i| slots[i]),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Dense { slots, .. } => slots.capacity() * 4,
+            Self::Sorted { ids, slots } => ids.capacity() * 8 + slots.capacity() * 4,
+        }
+    }
+}
+
+/// A place on its way into a base, with whatever keys are already known.
+struct Item {
+    id: i64,
+    lat_e7: i32,
+    lng_e7: i32,
+    category: Category,
+    name: String,
+    gh: u64,
+    h3: Option<u64>,
+}
+
+impl Item {
+    fn from_place(p: Place) -> Self {
+        let (lat, lng) = (p.coordinates.lat_deg(), p.coordinates.lng_deg());
+        Self {
+            id: p.id.get(),
+            lat_e7: p.coordinates.lat().e7(),
+            lng_e7: p.coordinates.lng().e7(),
+            category: p.category,
+            name: p.name,
+            gh: geohash::key(lat, lng),
+            h3: None,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Base {
+    recs: Vec<Rec>,
+    gh_keys: Vec<u64>,
+    h3_keys: Vec<u64>,
+    h3_slots: Vec<u32>,
+    names: String,
+    categories: Vec<Category>,
+    category_ids: HashMap<Category, u32>,
+    ids: Option<IdMap>,
+}
+
+impl Base {
+    /// Builds a base; later items win over earlier ones with the same id.
+    fn build(mut items: Vec<Item>) -> Self {
+        // Deduplicate by id, keeping the last occurrence.
+        let mut order: Vec<u32> = (0..items.len() as u32).collect();
+        order.sort_by_key(|&i| (items[i as usize].id, std::cmp::Reverse(i)));
+        order.dedup_by_key(|&mut i| items[i as usize].id);
+        if order.len() != items.len() {
+            let mut keep = vec![false; items.len()];
+            for &i in &order {
+                keep[i as usize] = true;
+            }
+            let mut it = keep.into_iter();
+            items.retain(|_| it.next().unwrap_or(false));
+        }
+        compute_h3_keys(&mut items);
+
+        // Records in geohash order (ties by id for determinism).
+        items.sort_unstable_by_key(|it| (it.gh, it.id));
+        let n = items.len();
+        let mut base = Base {
+            recs: Vec::with_capacity(n),
+            gh_keys: Vec::with_capacity(n),
+            names: String::with_capacity(items.iter().map(|i| i.name.len()).sum()),
+            ..Base::default()
+        };
+        let mut h3_pairs: Vec<(u64, u32)> = Vec::with_capacity(n);
+        let mut id_pairs: Vec<(i64, u32)> = Vec::with_capacity(n);
+        for (slot, it) in items.into_iter().enumerate() {
+            let slot = slot as u32;
+            let cat = match base.category_ids.get(&it.category) {
+                Some(&c) => c,
+                None => {
+                    let c = base.categories.len() as u32;
+                    base.categories.push(it.category.clone());
+                    base.category_ids.insert(it.category, c);
+                    c
+                }
+            };
+            let name = u32::try_from(base.names.len()).expect("name arena below 4 GiB");
+            base.names.push_str(&it.name);
+            base.recs.push(Rec {
+                id: it.id,
+                lat_e7: it.lat_e7,
+                lng_e7: it.lng_e7,
+                cat,
+                name,
+            });
+            base.gh_keys.push(it.gh);
+            h3_pairs.push((it.h3.expect("computed above"), slot));
+            id_pairs.push((it.id, slot));
+        }
+        h3_pairs.sort_unstable();
+        (base.h3_keys, base.h3_slots) = h3_pairs.into_iter().unzip();
+        base.ids = Some(IdMap::build(id_pairs));
+        base.names.shrink_to_fit();
+        base
+    }
+
+    fn len(&self) -> usize {
+        self.recs.len()
+    }
+
+    fn slot(&self, id: BusinessId) -> Option<u32> {
+        self.ids.as_ref()?.get(id.get())
+    }
+
+    fn name(&self, slot: u32) -> &str {
+        let s = slot as usize;
+        let start = self.recs[s].name as usize;
+        let end = self
+            .recs
+            .get(s + 1)
+            .map_or(self.names.len(), |r| r.name as usize);
+        &self.names[start..end]
+    }
+
+    fn coordinates(&self, slot: u32) -> Coordinates {
+        let r = &self.recs[slot as usize];
+        Coordinates::new(
+            Latitude::from_e7(r.lat_e7).expect("stored from a valid latitude"),
+            Longitude::from_e7(r.lng_e7).expect("stored from a valid longitude"),
+        )
+    }
+
+    fn place(&self, slot: u32) -> Place {
+        let r = &self.recs[slot as usize];
+        Place {
+            id: BusinessId::parse(r.id).expect("stored from a valid id"),
+            name: self.name(slot).to_owned(),
+            category: self.categories[r.cat as usize].clone(),
+            coordinates: self.coordinates(slot),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.recs.capacity() * std::mem::size_of::<Rec>()
+            + self.gh_keys.capacity() * 8
+            + self.h3_keys.capacity() * 8
+            + self.h3_slots.capacity() * 4
+            + self.names.capacity()
+            + self.ids.as_ref().map_or(0, IdMap::bytes)
+            + self
+                .categories
+                .iter()
+                .map(|c| 2 * (c.as_str().len() + 32))
+                .sum::<usize>()
+    }
+}
+
+/// Fills in missing H3 keys, on all cores (it is the expensive part of a build).
+fn compute_h3_keys(items: &mut [Item]) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(1024);
+    std::thread::scope(|s| {
+        for part in items.chunks_mut(chunk) {
+            s.spawn(move || {
+                for it in part.iter_mut().filter(|it| it.h3.is_none()) {
+                    it.h3 = Some(h3::key(deg(it.lat_e7), deg(it.lng_e7)));
+                }
+            });
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutable state.
+
+#[derive(Debug, Default)]
+struct Inner {
+    base: Arc<Base>,
+    /// One bit per base record: removed or replaced by a delta entry.
+    dead: Vec<u64>,
+    dead_count: usize,
+    delta: HashMap<BusinessId, Place>,
+    /// `Some` while a merge runs: ids written since it started.
+    touched: Option<Vec<BusinessId>>,
+}
+
+impl Inner {
+    fn is_dead(&self, slot: u32) -> bool {
+        self.dead_count > 0 && (self.dead[(slot / 64) as usize] >> (slot % 64)) & 1 == 1
+    }
+
+    fn kill(&mut self, slot: u32) {
+        if self.dead.is_empty() {
+            self.dead = vec![0; self.base.len().div_ceil(64)];
+        }
+        let w = &mut self.dead[(slot / 64) as usize];
+        let bit = 1u64 << (slot % 64);
+        if *w & bit == 0 {
+            *w |= bit;
+            self.dead_count += 1;
+        }
+    }
+
+    fn live_base_slot(&self, id: BusinessId) -> Option<u32> {
+        self.base.slot(id).filter(|&s| !self.is_dead(s))
+    }
+
+    fn needs_merge(&self) -> bool {
+        self.touched.is_none()
+            && self.delta.len() + self.dead_count > (self.base.len() / 16).max(MERGE_MIN)
+    }
+}
+
+/// Smallest delta (writes) that triggers a background merge.
+const MERGE_MIN: usize = 4096;
+
+/// The in-memory nearby-search index. See the module docs.
+#[derive(Debug, Clone, Default)]
+pub struct PlaceIndex {
+    inner: Arc<RwLock<Inner>>,
+}
+
+impl PlaceIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bulk-builds an index; for duplicate ids the last place wins.
+    pub fn from_places(places: impl IntoIterator<Item = Place>) -> Self {
+        let items: Vec<Item> = places.into_iter().map(Item::from_place).collect();
+        let base = Base::build(items);
+        Self {
+            inner: Arc::new(RwLock::new(Inner {
+                base: Arc::new(base),
+                ..Inner::default()
+            })),
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Inserts or replaces the place with `place.id`.
+    pub fn upsert(&self, place: Place) {
+        let id = place.id;
+        let merge = {
+            let mut g = self.write();
+            if let Some(slot) = g.base.slot(id) {
+                g.kill(slot);
+            }
+            g.delta.insert(id, place);
+            if let Some(t) = g.touched.as_mut() {
+                t.push(id);
+            }
+            g.needs_merge()
+        };
+        if merge {
+            self.spawn_merge();
+        }
+    }
+
+    /// Removes the place `id`; `true` if it was present.
+    pub fn remove(&self, id: BusinessId) -> bool {
+        let merge;
+        let existed = {
+            let mut g = self.write();
+            let in_base = g.live_base_slot(id);
+            if let Some(slot) = in_base {
+                g.kill(slot);
+            }
+            let in_delta = g.delta.remove(&id).is_some();
+            if let Some(t) = g.touched.as_mut() {
+                t.push(id);
+            }
+            merge = g.needs_merge();
+            in_base.is_some() || in_delta
+        };
+        if merge {
+            self.spawn_merge();
+        }
+        existed
+    }
+
+    /// The place `id`, if present.
+    pub fn get(&self, id: BusinessId) -> Option<Place> {
+        let g = self.read();
+        if let Some(p) = g.delta.get(&id) {
+            return Some(p.clone());
+        }
+        g.live_base_slot(id).map(|s| g.base.place(s))
+    }
+
+    /// Number of places.
+    pub fn len(&self) -> usize {
+        let g = self.read();
+        g.base.len() - g.dead_count + g.delta.len()
+    }
+
+    /// `true` when the index holds no place.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Approximate heap memory used by the index, in bytes.
+    pub fn approx_bytes(&self) -> usize {
+        let g = self.read();
+        let delta: usize = g
+            .delta
+            .values()
+            .map(|p| std::mem::size_of::<Place>() + 24 + p.name.len() + p.category.as_str().len())
+            .sum();
+        g.base.bytes() + g.dead.capacity() * 8 + delta
+    }
+
+    /// Merges the delta into a new base now, on this thread (a background merge is started
+    /// automatically when the delta grows; this is for tests and benchmarks).
+    pub fn compact(&self) {
+        merge(&self.inner);
+    }
+
+    fn spawn_merge(&self) {
+        let inner = Arc::clone(&self.inner);
+        std::thread::Builder::new()
+            .name("place-index-merge".into())
+            .spawn(move || merge(&inner))
+            .map(drop)
+            .unwrap_or_else(|_| merge(&self.inner));
+    }
+
+    /// Answers a nearby query from the cell index chosen by `query.index`.
+    ///
+    /// Fails only for a cursor that was not issued for this query (field `cursor`).
+    pub fn search(&self, query: &NearbyQuery) -> Result<NearbyPage, DomainError> {
+        let pos = query.position()?;
+        let g = self.read();
+        let mut col = Collector::new(query, pos);
+        let base = &*g.base;
+        let cat = match &query.category {
+            None => Some(None),
+            Some(c) => base.category_ids.get(c).map(|&id| Some(id)),
+        };
+        if let Some(cat) = cat {
+            let mut visit = |slot: u32| {
+                if g.is_dead(slot) {
+                    return;
+                }
+                let r = &base.recs[slot as usize];
+                if cat.is_some_and(|c| c != r.cat) {
+                    return;
+                }
+                col.offer(deg(r.lat_e7), deg(r.lng_e7), r.id, Src::Base(slot));
+            };
+            match query.index {
+                IndexKind::Geohash => {
+                    for (a, z) in geohash::cover(query.center, query.radius).ranges {
+                        let lo = base.gh_keys.partition_point(|&k| k < a);
+                        let hi = lo + base.gh_keys[lo..].partition_point(|&k| k <= z);
+                        (lo as u32..hi as u32).for_each(&mut visit);
+                    }
+                }
+                IndexKind::H3 => {
+                    for (a, z) in h3::cover(query.center, query.radius).ranges {
+                        let lo = base.h3_keys.partition_point(|&k| k < a);
+                        let hi = lo + base.h3_keys[lo..].partition_point(|&k| k <= z);
+                        base.h3_slots[lo..hi].iter().copied().for_each(&mut visit);
+                    }
+                }
+            }
+        }
+        col.offer_delta(&g.delta, query.category.as_ref());
+        Ok(col.finish(query, |src| match src {
+            Src::Base(slot) => base.place(slot),
+            Src::Delta(id) => g.delta[&id].clone(),
+            Src::Slice(_) => unreachable!("no slice in an index search"),
+        }))
+    }
+
+    /// The reference implementation: the same contract as [`PlaceIndex::search`], by scanning
+    /// every place.
+    pub fn brute_force_search(&self, query: &NearbyQuery) -> Result<NearbyPage, DomainError> {
+        let pos = query.position()?;
+        let g = self.read();
+        let base = &*g.base;
+        let mut col = Collector::new(query, pos);
+        for (slot, r) in base.recs.iter().enumerate() {
+            let slot = slot as u32;
+            if g.is_dead(slot)
+                || query
+                    .category
+                    .as_ref()
+                    .is_some_and(|c| c != &base.categories[r.cat as usize])
+            {
+                continue;
+            }
+            col.offer(deg(r.lat_e7), deg(r.lng_e7), r.id, Src::Base(slot));
+        }
+        col.offer_delta(&g.delta, query.category.as_ref());
+        Ok(col.finish(query, |src| match src {
+            Src::Base(slot) => base.place(slot),
+            Src::Delta(id) => g.delta[&id].clone(),
+            Src::Slice(_) => unreachable!("no slice in an index search"),
+        }))
+    }
+}
+
+/// Merges base and delta into a new base and swaps it in (see the module docs).
+fn merge(inner: &RwLock<Inner>) {
+    let lock_w = || inner.write().unwrap_or_else(|e| e.into_inner());
+    let (base, dead, delta) = {
+        let mut g = lock_w();
+        if g.touched.is_some() {
+            return; // another merge is running
+        }
+        g.touched = Some(Vec::new());
+        let delta: Vec<Place> = g.delta.values().cloned().collect();
+        (Arc::clone(&g.base), g.dead.clone(), delta)
+    };
+    let is_dead = |slot: usize| !dead.is_empty() && (dead[slot / 64] >> (slot % 64)) & 1 == 1;
+    let mut items: Vec<Item> = Vec::with_capacity(base.len() + delta.len());
+    let mut h3_of = vec![0u64; base.len()];
+    for (&k, &slot) in base.h3_keys.iter().zip(&base.h3_slots) {
+        h3_of[slot as usize] = k;
+    }
+    for (slot, r) in base.recs.iter().enumerate() {
+        if is_dead(slot) {
+            continue;
+        }
+        items.push(Item {
+            id: r.id,
+            lat_e7: r.lat_e7,
+            lng_e7: r.lng_e7,
+            category: base.categories[r.cat as usize].clone(),
+            name: base.name(slot as u32).to_owned(),
+            gh: base.gh_keys[slot],
+            h3: Some(h3_of[slot]),
+        });
+    }
+    drop(h3_of);
+    items.extend(delta.into_iter().map(Item::from_place));
+    let new_base = Arc::new(Base::build(items));
+
+    let mut g = lock_w();
+    let touched = g.touched.take().unwrap_or_default();
+    let mut next = Inner {
+        base: new_base,
+        ..Inner::default()
+    };
+    for id in touched {
+        if let Some(slot) = next.base.slot(id) {
+            next.kill(slot);
+        }
+        if let Some(p) = g.delta.get(&id) {
+            next.delta.insert(id, p.clone());
+        }
+    }
+    *g = next;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Collecting matches: exact filter, exact count, top-k after the cursor.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Src {
+    Base(u32),
+    Delta(BusinessId),
+    Slice(u32),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Cand {
+    d: f64,
+    id: i64,
+    src: Src,
+}
+
+impl PartialEq for Cand {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Cand {}
+impl PartialOrd for Cand {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Cand {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.d.total_cmp(&o.d).then(self.id.cmp(&o.id))
+    }
+}
+
+struct Collector {
+    origin: Origin,
+    radius_m: f64,
+    pos: Option<(f64, i64)>,
+    k: usize,
+    total: usize,
+    after: usize,
+    heap: BinaryHeap<Cand>,
+}
+
+impl Collector {
+    fn new(q: &NearbyQuery, pos: Option<(f64, i64)>) -> Self {
+        Self {
+            origin: Origin::new(q.center),
+            radius_m: q.radius.metres(),
+            pos,
+            k: q.limit.get(),
+            total: 0,
+            after: 0,
+            heap: BinaryHeap::with_capacity(q.limit.get() + 1),
+        }
+    }
+
+    #[inline]
+    fn offer(&mut self, lat: f64, lng: f64, id: i64, src: Src) {
+        let d = self.origin.distance_m(lat, lng);
+        if d > self.radius_m {
+            return;
+        }
+        self.total += 1;
+        if let Some((pd, pid)) = self.pos {
+            if d < pd || (d == pd && id <= pid) {
+                return;
+            }
+        }
+        self.after += 1;
+        let c = Cand { d, id, src };
+        if self.heap.len() < self.k {
+            self.heap.push(c);
+        } else if let Some(mut top) = self.heap.peek_mut() {
+            if c < *top {
+                *top = c;
+            }
+        }
+    }
+
+    fn offer_delta(&mut self, delta: &HashMap<BusinessId, Place>, cat: Option<&Category>) {
+        for p in delta.values() {
+            if cat.is_some_and(|c| c != &p.category) {
+                continue;
+            }
+            let c = p.coordinates;
+            self.offer(c.lat_deg(), c.lng_deg(), p.id.get(), Src::Delta(p.id));
+        }
+    }
+
+    fn finish(self, q: &NearbyQuery, place: impl Fn(Src) -> Place) -> NearbyPage {
+        let more = self.after > self.heap.len();
+        let cands = self.heap.into_sorted_vec();
+        let next_cursor = match cands.last() {
+            Some(last) if more => Some(Cursor::new(
+                q.scope(),
+                last.d,
+                BusinessId::parse(last.id).expect("stored ids are valid"),
+            )),
+            _ => None,
+        };
+        let results = cands
+            .into_iter()
+            .map(|c| {
+                let p = place(c.src);
+                Hit {
+                    id: p.id,
+                    lat: p.coordinates.lat_deg(),
+                    lng: p.coordinates.lng_deg(),
+                    name: p.name,
+                    category: p.category,
+                    distance_m: c.d,
+                }
+            })
+            .collect();
+        NearbyPage {
+            total: self.total,
+            results,
+            next_cursor,
+        }
+    }
+}
+
+/// The reference search over a plain slice of places (same contract as
+/// [`PlaceIndex::search`]); ids are assumed unique.
+pub fn brute_force_search(
+    places: &[Place],
+    query: &NearbyQuery,
+) -> Result<NearbyPage, DomainError> {
+    let pos = query.position()?;
+    let mut col = Collector::new(query, pos);
+    for (i, p) in places.iter().enumerate() {
+        if query.category.as_ref().is_some_and(|c| c != &p.category) {
+            continue;
+        }
+        let c = p.coordinates;
+        col.offer(c.lat_deg(), c.lng_deg(), p.id.get(), Src::Slice(i as u32));
+    }
+    Ok(col.finish(query, |src| match src {
+        Src::Slice(i) => places[i as usize].clone(),
+        _ => unreachable!("only slice entries"),
+    }))
+}
