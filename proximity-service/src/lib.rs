@@ -1,11 +1,15 @@
 //! proximity-service: nearby search over HTTP.
 
-pub mod domain;
 pub mod cache;
 pub mod configuration;
 pub mod consistency;
+pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod geo;
 pub mod metrics;
 pub mod ratelimit;
+pub mod routes;
+pub mod startup;
 pub mod store;
+pub mod sync;
