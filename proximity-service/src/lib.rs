@@ -9,4 +9,7 @@ pub mod extract;
 pub mod geo;
 pub mod metrics;
 pub mod ratelimit;
+pub mod routes;
+pub mod startup;
 pub mod store;
+pub mod sync;

@@ -1,0 +1,291 @@
+//! `POST /v1/businesses`, `GET|PUT|DELETE /v1/businesses/{id}`.
+//!
+//! Writes need a bearer key, go to the primary, and then (1) update this
+//! instance's index at once, (2) overwrite the cache entry, (3) return the WAL
+//! position in `X-Consistency-Token` (Postgres) so the writer's next read sees
+//! its write. Other instances pick the write up from the change feed.
+//! Reads go cache → replica (or primary, for read-your-writes) → fill cache.
+
+use std::net::SocketAddr;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::consistency::{Client, TOKEN_HEADER};
+use crate::domain::{
+    Address, Business, BusinessId, BusinessName, Category, Hours, NewBusiness, Phone, RawBusiness,
+};
+use crate::error::ApiError;
+use crate::extract::{Bearer, ClientAddr, IdPath, JsonObject};
+use crate::startup::AppState;
+use crate::store::{BusinessRecord, Lsn, NewRecord, PlaceRow, Written};
+
+/// A business as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BusinessBody {
+    pub id: i64,
+    pub name: String,
+    pub category: String,
+    pub lat: f64,
+    pub lng: f64,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    pub hours: Option<String>,
+}
+
+impl From<&Business> for BusinessBody {
+    fn from(b: &Business) -> Self {
+        BusinessBody {
+            id: b.id.get(),
+            name: b.name.as_str().to_owned(),
+            category: b.category.as_str().to_owned(),
+            lat: b.coordinates.lat_deg(),
+            lng: b.coordinates.lng_deg(),
+            address: b.address.as_ref().map(|a| a.as_str().to_owned()),
+            phone: b.phone.as_ref().map(|p| p.as_str().to_owned()),
+            hours: b.hours.as_ref().map(|h| h.as_str().to_owned()),
+        }
+    }
+}
+
+const FIELDS: [&str; 7] = [
+    "name", "category", "lat", "lng", "address", "phone", "hours",
+];
+
+fn string_field(
+    body: &Map<String, Value>,
+    name: &'static str,
+    max_chars: usize,
+    required: bool,
+) -> Result<Option<String>, ApiError> {
+    match body.get(name) {
+        None | Some(Value::Null) if required => Err(ApiError::validation(name, "is required")),
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            let n = s.chars().count();
+            if n > max_chars {
+                return Err(ApiError::validation(
+                    name,
+                    format!("must be at most {max_chars} characters, got {n}"),
+                ));
+            }
+            Ok(Some(s.clone()))
+        }
+        Some(_) => Err(ApiError::validation(name, "must be a string")),
+    }
+}
+
+fn number_field(body: &Map<String, Value>, name: &'static str) -> Result<f64, ApiError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Err(ApiError::validation(name, "is required")),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| ApiError::validation(name, "must be a finite number")),
+        Some(_) => Err(ApiError::validation(name, "must be a number")),
+    }
+}
+
+/// Parses a create/replace body into a validated [`NewBusiness`]; every
+/// error names its field. Unknown fields are rejected (they are usually typos).
+pub fn parse_business(body: &Map<String, Value>) -> Result<NewBusiness, ApiError> {
+    if let Some(unknown) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(ApiError::Validation {
+            field: unknown.clone(),
+            message: format!("unknown field; expected one of {}", FIELDS.join(", ")),
+        });
+    }
+    let raw = RawBusiness {
+        name: string_field(body, "name", BusinessName::MAX_CHARS, true)?.unwrap_or_default(),
+        category: string_field(body, "category", Category::MAX_CHARS, true)?.unwrap_or_default(),
+        lat: number_field(body, "lat")?,
+        lng: number_field(body, "lng")?,
+        address: string_field(body, "address", Address::MAX_CHARS, false)?,
+        phone: string_field(body, "phone", Phone::MAX_CHARS, false)?,
+        hours: string_field(body, "hours", Hours::MAX_CHARS, false)?,
+    };
+    NewBusiness::parse(&raw).map_err(|e| ApiError::validation(e.field, e.message))
+}
+
+/// The clients a request belongs to (for read-your-writes).
+fn clients(key: Option<&str>, addr: Option<SocketAddr>) -> Vec<Client> {
+    let mut out = Vec::with_capacity(2);
+    if let Some(k) = key {
+        out.push(Client::Key(k.to_owned()));
+    }
+    if let Some(a) = addr {
+        out.push(Client::Addr(a.ip()));
+    }
+    out
+}
+
+fn record_write(
+    state: &AppState,
+    key: &str,
+    addr: Option<SocketAddr>,
+    lsn: Option<Lsn>,
+    response: &mut Response,
+) {
+    if let Some(lsn) = lsn {
+        state.consistency.record(&clients(Some(key), addr), lsn);
+        if let Ok(v) = HeaderValue::from_str(&lsn.to_string()) {
+            response.headers_mut().insert(TOKEN_HEADER, v);
+        }
+    }
+}
+
+fn into_business(record: BusinessRecord) -> Result<Business, ApiError> {
+    Ok(record.into_domain()?)
+}
+
+/// Applies a committed write to this instance's index and the shared cache.
+async fn after_write(state: &AppState, id: BusinessId, business: Option<&Business>) {
+    let row = business.map(|b| PlaceRow {
+        id: b.id.get(),
+        name: b.name.as_str().to_owned(),
+        category: b.category.as_str().to_owned(),
+        lat: b.coordinates.lat_deg(),
+        lng: b.coordinates.lng_deg(),
+    });
+    state.index.apply(id.get(), row);
+    let json = business
+        .map(|b| serde_json::to_string(&BusinessBody::from(b)).expect("business serialises"));
+    state.cache.store(id.get(), json.as_deref()).await;
+}
+
+fn json_response(status: StatusCode, json: String) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json,
+    )
+        .into_response()
+}
+
+/// `POST /v1/businesses` → 201 + `Location`.
+pub async fn create(
+    State(state): State<AppState>,
+    Bearer(key): Bearer,
+    ClientAddr(addr): ClientAddr,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let new = parse_business(&body)?;
+    let Written { value, lsn } = state
+        .store
+        .create(NewRecord::from_domain(&new, None))
+        .await?;
+    let business = into_business(value)?;
+    after_write(&state, business.id, Some(&business)).await;
+    let json = serde_json::to_string(&BusinessBody::from(&business)).expect("serialises");
+    let mut response = json_response(StatusCode::CREATED, json);
+    let location = format!("/v1/businesses/{}", business.id);
+    response.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).expect("ascii location"),
+    );
+    record_write(&state, &key, addr, lsn, &mut response);
+    Ok(response)
+}
+
+/// `PUT /v1/businesses/{id}` → 200 with the new object, 404 if absent.
+pub async fn replace(
+    State(state): State<AppState>,
+    Bearer(key): Bearer,
+    IdPath(id): IdPath,
+    ClientAddr(addr): ClientAddr,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let new = parse_business(&body)?;
+    let written = state
+        .store
+        .update(id.get(), NewRecord::from_domain(&new, None))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("business {id} does not exist")))?;
+    let business = into_business(written.value)?;
+    after_write(&state, id, Some(&business)).await;
+    let json = serde_json::to_string(&BusinessBody::from(&business)).expect("serialises");
+    let mut response = json_response(StatusCode::OK, json);
+    record_write(&state, &key, addr, written.lsn, &mut response);
+    Ok(response)
+}
+
+/// `DELETE /v1/businesses/{id}` → 204, 404 if absent.
+pub async fn delete(
+    State(state): State<AppState>,
+    Bearer(key): Bearer,
+    IdPath(id): IdPath,
+    ClientAddr(addr): ClientAddr,
+) -> Result<Response, ApiError> {
+    let written = state
+        .store
+        .delete(id.get())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("business {id} does not exist")))?;
+    after_write(&state, id, None).await;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    record_write(&state, &key, addr, written.lsn, &mut response);
+    Ok(response)
+}
+
+/// `GET /v1/businesses/{id}` → 200 or 404. Public.
+pub async fn get(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+    headers: HeaderMap,
+    ClientAddr(addr): ClientAddr,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound(format!("business {id} does not exist"));
+    let token = match headers.get(TOKEN_HEADER) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.parse::<Lsn>().ok())
+                .ok_or_else(|| {
+                    ApiError::validation(
+                        "X-Consistency-Token",
+                        "must be a WAL position as returned by a write (e.g. 0/16B3748)",
+                    )
+                })?,
+        ),
+    };
+    // A key on a read only counts for read-your-writes if it is a real key.
+    let key = match headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        Some(k) if state.keys.contains(k.trim()) => Some(k.trim()),
+        _ => None,
+    };
+    let required = state.consistency.required(&clients(key, addr)).max(token);
+
+    // A client waiting for its own write skips the cache: the write updated
+    // the cache, but if Redis was down meanwhile the entry may be older.
+    if required.is_none() {
+        match state.cache.get(id.get()).await {
+            crate::cache::Lookup::Hit(json) => return Ok(json_response(StatusCode::OK, json)),
+            crate::cache::Lookup::Deleted => return Err(not_found()),
+            crate::cache::Lookup::Miss => {}
+        }
+    }
+    let record = state.store.get(id.get(), required).await?;
+    match record {
+        Some(record) => {
+            let business = into_business(record)?;
+            let json = serde_json::to_string(&BusinessBody::from(&business)).expect("serialises");
+            state.cache.fill(id.get(), Some(&json)).await;
+            Ok(json_response(StatusCode::OK, json))
+        }
+        None => {
+            state.cache.fill(id.get(), None).await;
+            Err(not_found())
+        }
+    }
+}

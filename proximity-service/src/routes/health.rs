@@ -1,0 +1,70 @@
+//! `GET /healthz` (the process is alive) and `GET /readyz` (can it serve?).
+//!
+//! `/readyz` answers 200 with `"status": "ready"` when every dependency is up,
+//! 200 with `"degraded"` when the service still serves but something is down
+//! (a replica, the cache, or the primary: reads go on, writes get 503), and
+//! 503 with `"unavailable"` when no database answers at all.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+
+use crate::cache::CacheStatus;
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store::StoreHealth;
+
+#[derive(Debug, Serialize)]
+pub struct Alive {
+    pub status: &'static str,
+}
+
+/// `GET /healthz`.
+pub async fn healthz() -> Json<Alive> {
+    Json(Alive { status: "ok" })
+}
+
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    pub status: &'static str,
+    pub database: StoreHealth,
+    pub cache: CacheStatus,
+    pub index: IndexStatus,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IndexStatus {
+    pub places: usize,
+    pub last_seq: i64,
+}
+
+/// `GET /readyz`.
+pub async fn readyz(
+    State(state): State<AppState>,
+) -> Result<(StatusCode, Json<Readiness>), ApiError> {
+    let database = state.store.health().await?;
+    let cache = state.cache.status();
+    let any_db = database.primary.up || database.replicas.iter().any(|r| r.up);
+    let all_up =
+        database.primary.up && database.replicas.iter().all(|r| r.up) && cache != CacheStatus::Down;
+    let (code, status) = if !any_db {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    } else if all_up {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::OK, "degraded")
+    };
+    Ok((
+        code,
+        Json(Readiness {
+            status,
+            database,
+            cache,
+            index: IndexStatus {
+                places: state.index.len(),
+                last_seq: state.index.last_seq(),
+            },
+        }),
+    ))
+}

@@ -1,0 +1,36 @@
+//! `GET /metrics`: Prometheus text format.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use crate::startup::AppState;
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.metrics.index_places.set(state.index.len() as f64);
+    state
+        .metrics
+        .index_bytes
+        .set(state.index.approx_bytes() as f64);
+    if let Ok(health) = state.store.health().await {
+        state
+            .metrics
+            .primary_up
+            .set(if health.primary.up { 1.0 } else { 0.0 });
+        state.metrics.set_replicas(
+            health
+                .replicas
+                .iter()
+                .map(|r| (r.name.clone(), r.lag_seconds.unwrap_or(0.0), r.up))
+                .collect(),
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}

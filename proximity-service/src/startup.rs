@@ -1,0 +1,247 @@
+//! Builds the application: store, index, cache, router, listener. Tests and
+//! production share this one start-up path ([`build`]); in-process tests use
+//! [`router`] with `tower::ServiceExt::oneshot`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::cache::Cache;
+use crate::configuration::Settings;
+use crate::consistency::Consistency;
+use crate::domain::IndexKind;
+use crate::error::{self, ApiError};
+use crate::extract::{bearer_token, ApiKeys, BodyLimit};
+use crate::metrics::Metrics;
+use crate::ratelimit::{ClientKey, RateLimiter};
+use crate::routes;
+use crate::store::{self, Repository};
+use crate::sync::{self, SharedIndex};
+
+/// Everything a handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub index: Arc<SharedIndex>,
+    pub store: Arc<dyn Repository>,
+    pub cache: Cache,
+    pub metrics: Arc<Metrics>,
+    pub limiter: Arc<RateLimiter>,
+    pub keys: ApiKeys,
+    pub body_limit: BodyLimit,
+    pub consistency: Arc<Consistency>,
+    pub default_index: IndexKind,
+}
+
+impl FromRef<AppState> for ApiKeys {
+    fn from_ref(s: &AppState) -> ApiKeys {
+        s.keys.clone()
+    }
+}
+
+impl FromRef<AppState> for BodyLimit {
+    fn from_ref(s: &AppState) -> BodyLimit {
+        s.body_limit
+    }
+}
+
+impl AppState {
+    /// State around an opened store and loaded index.
+    pub fn new(
+        settings: &Settings,
+        store: Arc<dyn Repository>,
+        index: Arc<SharedIndex>,
+        cache: Cache,
+        metrics: Arc<Metrics>,
+    ) -> AppState {
+        AppState {
+            index,
+            store,
+            cache,
+            metrics,
+            limiter: Arc::new(RateLimiter::new(settings.rate_limit.clone())),
+            keys: ApiKeys(Arc::new(
+                settings
+                    .api_keys
+                    .iter()
+                    .map(|k| k.expose().clone())
+                    .collect(),
+            )),
+            body_limit: BodyLimit(settings.max_body_bytes),
+            consistency: Arc::new(Consistency::default()),
+            default_index: IndexKind::default(),
+        }
+    }
+}
+
+/// The full router over `state`.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/v1/search/nearby", get(routes::search::nearby))
+        .route(
+            "/v1/businesses",
+            axum::routing::post(routes::businesses::create),
+        )
+        .route(
+            "/v1/businesses/{id}",
+            get(routes::businesses::get)
+                .put(routes::businesses::replace)
+                .delete(routes::businesses::delete),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit));
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::metrics::metrics))
+        .route("/openapi.json", get(routes::openapi::openapi))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        // Our own extractor enforces the limit with our error; this keeps any
+        // other body reader bounded too.
+        .layer(DefaultBodyLimit::max(state.body_limit.0))
+        .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
+        .with_state(state)
+}
+
+/// Records latency and status per matched route.
+async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().clone();
+    let response = next.run(req).await;
+    state.metrics.observe_request(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Token bucket per API key (when the request carries a configured one) or
+/// per client address. See [`crate::ratelimit`].
+async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let addr = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip());
+    if state.limiter.exempt(addr) {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let key = match bearer_token(&parts) {
+        Ok(Some(token)) if state.keys.contains(token) => ClientKey::ApiKey(token.to_owned()),
+        _ => addr.map(ClientKey::Addr).unwrap_or(ClientKey::Unknown),
+    };
+    if let Err(retry_after) = state.limiter.check(key) {
+        return ApiError::RateLimited { retry_after }.into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// A built application, listening but not yet serving.
+pub struct Application {
+    port: u16,
+    listener: TcpListener,
+    state: AppState,
+    follower: tokio::task::JoinHandle<()>,
+}
+
+/// Opens the store (migrating it), loads the index, starts the change-feed
+/// follower and the cache, and binds the listener (port 0 picks a free port).
+pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    let metrics = Metrics::new();
+    let store = store::open(&settings.database).await?;
+    let index = Arc::new(sync::load(store.as_ref()).await?);
+    let follower = sync::spawn_follower(
+        store.clone(),
+        index.clone(),
+        settings.sync_interval(),
+        metrics.clone(),
+    );
+    let cache = Cache::connect(&settings.redis, metrics.clone())?;
+    cache.wait_ready(Duration::from_secs(2)).await;
+    let state = AppState::new(&settings, store, index, cache, metrics);
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let port = listener.local_addr()?.port();
+    Ok(Application {
+        port,
+        listener,
+        state,
+        follower,
+    })
+}
+
+impl Application {
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGTERM or ctrl-c, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `signal` completes, then drains in-flight requests.
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Application {
+            port,
+            listener,
+            state,
+            follower,
+        } = self;
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        tracing::info!(port, "listening");
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await
+            .context("serving HTTP");
+        follower.abort();
+        served
+    }
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
