@@ -4,4 +4,5 @@
 //! (Owners add their own `pub mod` line here.)
 
 pub mod graph;
+pub mod render;
 pub mod validate;

@@ -1,0 +1,112 @@
+//! IAM documents for the nodes' instance profile: least privilege on the SSM parameters of
+//! [`ParameterNames`], nothing else.
+//!
+//! - every node (`k3s-server`, `k3s-agent`): `ssm:GetParameter` on the join token only;
+//! - servers additionally: `ssm:PutParameter` + `ssm:AddTagsToResource` on the kubeconfig and
+//!   the init-election parameters, `ssm:GetParameter` on the init-election parameter (to
+//!   learn who won). No server can read the kubeconfig back: only the provisioner can.
+//!
+//! SecureStrings use the AWS-managed key `alias/aws/ssm`, whose key policy already allows
+//! use through SSM by the account's principals, so no `kms:` statement is needed.
+
+use serde_json::{json, Value};
+
+use super::ParameterNames;
+use crate::template::model::{Environment, NodeRole};
+
+/// Where the parameter ARNs live: partition (derived from the region), region, account id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyScope {
+    pub partition: String,
+    pub region: String,
+    /// The 12-digit account id (from STS `GetCallerIdentity`), or `*` when unknown.
+    pub account_id: String,
+}
+
+impl PolicyScope {
+    pub fn new(region: &str, account_id: &str) -> Self {
+        let partition = if region.starts_with("cn-") {
+            "aws-cn"
+        } else if region.starts_with("us-gov-") {
+            "aws-us-gov"
+        } else {
+            "aws"
+        };
+        Self {
+            partition: partition.to_owned(),
+            region: region.to_owned(),
+            account_id: account_id.to_owned(),
+        }
+    }
+
+    /// ARN of a parameter named with a leading `/` (`/provisioner/dev/k3s/token`).
+    pub fn parameter_arn(&self, name: &str) -> String {
+        format!(
+            "arn:{}:ssm:{}:{}:parameter/{}",
+            self.partition,
+            self.region,
+            self.account_id,
+            name.trim_start_matches('/')
+        )
+    }
+}
+
+/// The inline policy of the role behind the instance profile of pools with `role`.
+pub fn instance_role_policy(env: &Environment, role: NodeRole, scope: &PolicyScope) -> Value {
+    let names = ParameterNames::new(&env.name);
+    let mut statements = vec![json!({
+        "Sid": "ReadK3sJoinToken",
+        "Effect": "Allow",
+        "Action": ["ssm:GetParameter"],
+        "Resource": [scope.parameter_arn(&names.token())],
+    })];
+    if role == NodeRole::K3sServer {
+        statements.push(json!({
+            "Sid": "ReadInitElection",
+            "Effect": "Allow",
+            "Action": ["ssm:GetParameter"],
+            "Resource": [scope.parameter_arn(&names.init_lock())],
+        }));
+        statements.push(json!({
+            "Sid": "PublishKubeconfigAndElect",
+            "Effect": "Allow",
+            "Action": ["ssm:PutParameter", "ssm:AddTagsToResource"],
+            "Resource": [
+                scope.parameter_arn(&names.kubeconfig()),
+                scope.parameter_arn(&names.init_lock()),
+            ],
+        }));
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// Trust policy of the node role: only EC2 may assume it.
+pub fn instance_assume_role_policy() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": "ec2.amazonaws.com" },
+            "Action": "sts:AssumeRole",
+        }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arns_drop_the_leading_slash_and_follow_the_partition() {
+        let s = PolicyScope::new("us-east-1", "123456789012");
+        assert_eq!(
+            s.parameter_arn("/provisioner/dev/k3s/token"),
+            "arn:aws:ssm:us-east-1:123456789012:parameter/provisioner/dev/k3s/token"
+        );
+        assert_eq!(PolicyScope::new("cn-north-1", "*").partition, "aws-cn");
+        assert_eq!(
+            PolicyScope::new("us-gov-west-1", "*").partition,
+            "aws-us-gov"
+        );
+    }
+}

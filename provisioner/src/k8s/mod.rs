@@ -1,0 +1,8 @@
+//! The workload on the cluster: rendering of `manifests/` ([`render`]), server-side apply
+//! with prune and rollout waits ([`apply`]), kubeconfig retrieval ([`kubeconfig`]) and the
+//! `up` integration ([`deploy`]).
+
+pub mod apply;
+pub mod deploy;
+pub mod kubeconfig;
+pub mod render;

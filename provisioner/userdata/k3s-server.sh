@@ -1,0 +1,140 @@
+#!/bin/sh
+# shellcheck source-path=SCRIPTDIR
+# k3s SERVER bootstrap (EC2 user-data). Rendered by the provisioner (`bootstrap::user_data`)
+# with the environment's values; `provisioner render` writes the rendered copy.
+#
+# HA with embedded etcd: the server that wins the init election (an atomic create of an SSM
+# parameter holding its instance id) starts with `cluster-init`; every other server joins
+# through the NLB on 6443. The first server publishes the admin kubeconfig (server URL
+# rewritten to the Route 53 API name) as a SecureString only the provisioner can read.
+set -eu
+
+ROLE=server
+ENV_NAME='@@ENV_NAME@@'
+POOL_NAME='@@POOL_NAME@@'
+K3S_VERSION='@@K3S_VERSION@@'
+NLB_DNS='@@NLB_DNS@@'
+API_NAME='@@API_NAME@@'
+TOKEN_PARAM='@@TOKEN_PARAM@@'
+KUBECONFIG_PARAM='@@KUBECONFIG_PARAM@@'
+INIT_LOCK_PARAM='@@INIT_LOCK_PARAM@@'
+NODE_LABELS='@@NODE_LABELS@@'
+
+# The renderer inlines k3s-common.sh in place of the next two lines.
+# shellcheck source=k3s-common.sh
+. "$(dirname "$0")/k3s-common.sh" # @@INCLUDE k3s-common.sh@@
+
+# Sets FIRST_SERVER=1 when this instance holds the init lock (it created it now, or on an
+# earlier boot), FIRST_SERVER=0 when another instance does. PutParameter without Overwrite
+# is atomic: exactly one server wins.
+elect_init_server() {
+    elect_body=$(mktemp)
+    elect_answer=$(mktemp)
+    printf '{"Name":"%s","Type":"String","Value":"%s","Tags":[{"Key":"provisioner:env","Value":"%s"}]}' \
+        "$INIT_LOCK_PARAM" "$INSTANCE_ID" "$ENV_NAME" >"$elect_body"
+    elect_n=0
+    FIRST_SERVER=
+    while [ -z "$FIRST_SERVER" ]; do
+        elect_status=$(ssm_call PutParameter "$elect_body" "$elect_answer")
+        if [ "$elect_status" = 200 ]; then
+            FIRST_SERVER=1
+        elif grep -q ParameterAlreadyExists "$elect_answer" &&
+            get_parameter "$INIT_LOCK_PARAM" "$elect_answer.holder"; then
+            if [ "$(cat "$elect_answer.holder")" = "$INSTANCE_ID" ]; then
+                FIRST_SERVER=1
+            else
+                FIRST_SERVER=0
+            fi
+        else
+            elect_n=$((elect_n + 1))
+            [ "$elect_n" -lt 30 ] || die "init election through $INIT_LOCK_PARAM failed (HTTP $elect_status)"
+            sleep 10
+        fi
+    done
+    rm -f "$elect_body" "$elect_answer" "$elect_answer.holder"
+    if [ "$FIRST_SERVER" = 1 ]; then
+        log "this server initialises the cluster (holds $INIT_LOCK_PARAM)"
+    else
+        log "joining the cluster through https://$NLB_DNS:6443"
+    fi
+}
+
+write_server_config() {
+    config="$ROOT$K3S_CONFIG_DIR/config.yaml"
+    {
+        printf '# written by the provisioner user-data for %s/%s\n' "$ENV_NAME" "$POOL_NAME"
+        printf 'token-file: "%s/token"\n' "$K3S_CONFIG_DIR"
+        if [ "$FIRST_SERVER" = 1 ]; then
+            printf 'cluster-init: true\n'
+        else
+            printf 'server: "https://%s:6443"\n' "$NLB_DNS"
+        fi
+        printf 'node-ip: "%s"\n' "$PRIVATE_IP"
+        printf 'tls-san:\n'
+        printf '  - "%s"\n' "$NLB_DNS"
+        printf '  - "%s"\n' "$API_NAME"
+        write_node_labels
+        printf 'disable:\n  - traefik\n  - servicelb\n'
+        printf 'write-kubeconfig-mode: "0600"\n'
+    } >"$config.tmp"
+    mv "$config.tmp" "$config"
+}
+
+# The admin kubeconfig, server URL rewritten to the API name, as a SecureString. The
+# instance role may put this parameter but not read it back; only the provisioner can.
+publish_kubeconfig() {
+    admin="$ROOT$K3S_CONFIG_DIR/k3s.yaml"
+    retry 120 5 test -s "$admin" || die "k3s did not write $admin"
+    pub_value=$(mktemp)
+    sed "s#https://127.0.0.1:6443#https://$API_NAME:6443#" "$admin" |
+        sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' | awk '{ printf "%s\\n", $0 }' >"$pub_value"
+    pub_create=$(mktemp)
+    pub_overwrite=$(mktemp)
+    pub_answer=$(mktemp)
+    {
+        printf '{"Name":"%s","Type":"SecureString","Tier":"Intelligent-Tiering",' "$KUBECONFIG_PARAM"
+        printf '"Tags":[{"Key":"provisioner:env","Value":"%s"}],"Value":"' "$ENV_NAME"
+        cat "$pub_value"
+        printf '"}'
+    } >"$pub_create"
+    {
+        printf '{"Name":"%s","Type":"SecureString","Tier":"Intelligent-Tiering",' "$KUBECONFIG_PARAM"
+        printf '"Overwrite":true,"Value":"'
+        cat "$pub_value"
+        printf '"}'
+    } >"$pub_overwrite"
+    pub_n=0
+    while :; do
+        pub_status=$(ssm_call PutParameter "$pub_create" "$pub_answer")
+        if [ "$pub_status" != 200 ] && grep -q ParameterAlreadyExists "$pub_answer"; then
+            pub_status=$(ssm_call PutParameter "$pub_overwrite" "$pub_answer")
+        fi
+        [ "$pub_status" = 200 ] && break
+        pub_n=$((pub_n + 1))
+        if [ "$pub_n" -ge 30 ]; then
+            rm -f "$pub_value" "$pub_create" "$pub_overwrite" "$pub_answer"
+            die "could not publish the kubeconfig to $KUBECONFIG_PARAM (HTTP $pub_status)"
+        fi
+        sleep 10
+    done
+    rm -f "$pub_value" "$pub_create" "$pub_overwrite" "$pub_answer"
+    log "admin kubeconfig published to $KUBECONFIG_PARAM"
+}
+
+main() {
+    log "k3s $K3S_VERSION server bootstrap for $ENV_NAME/$POOL_NAME"
+    read_metadata
+    fetch_join_token
+    elect_init_server
+    if [ "$FIRST_SERVER" = 0 ]; then
+        wait_for_api
+    fi
+    write_server_config
+    install_k3s server
+    if [ "$FIRST_SERVER" = 1 ]; then
+        publish_kubeconfig
+    fi
+    log "done"
+}
+
+main "$@"
