@@ -1,6 +1,9 @@
-pub mod template;
+pub mod aws;
+pub mod bootstrap;
 pub mod cli;
 pub mod commands;
 pub mod emulator;
-pub mod bootstrap;
+pub mod engine;
 pub mod k8s;
+pub mod resources;
+pub mod template;

@@ -1,0 +1,229 @@
+//! Auto Scaling groups (found with one `DescribeAutoScalingGroups` filtered by tag).
+
+use std::collections::BTreeMap;
+
+use aws_sdk_autoscaling::types::{Filter, LaunchTemplateSpecification, Tag};
+
+use super::{tag_map, Cloud, TAG_ENV};
+use crate::engine::retry::Consistency::{AfterCreate, Strong};
+use crate::engine::CloudError;
+
+/// Managed settings of an Auto Scaling group.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AsgSpec {
+    pub launch_template_id: String,
+    pub min: i32,
+    pub max: i32,
+    pub desired: i32,
+    /// Sorted subnet ids.
+    pub subnets: Vec<String>,
+    /// Sorted target group ARNs.
+    pub target_groups: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AsgInstance {
+    pub id: String,
+    pub lifecycle: String,
+    pub health: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AsgInfo {
+    pub name: String,
+    pub spec: AsgSpec,
+    pub instances: Vec<AsgInstance>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Cloud {
+    pub async fn auto_scaling_groups(&self) -> Result<Vec<AsgInfo>, CloudError> {
+        self.inventory
+            .cached("asg:groups", || async {
+                let r = self
+                    .call("autoscaling:DescribeAutoScalingGroups", Strong, || {
+                        self.asg
+                            .describe_auto_scaling_groups()
+                            .filters(
+                                Filter::builder()
+                                    .name(format!("tag:{TAG_ENV}"))
+                                    .values(&self.env)
+                                    .build(),
+                            )
+                            .send()
+                    })
+                    .await?;
+                Ok(r.auto_scaling_groups()
+                    .iter()
+                    .map(|g| {
+                        let mut subnets: Vec<String> = g
+                            .vpc_zone_identifier()
+                            .unwrap_or_default()
+                            .split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(String::from)
+                            .collect();
+                        subnets.sort();
+                        let mut tgs = g.target_group_arns().to_vec();
+                        tgs.sort();
+                        AsgInfo {
+                            name: g.auto_scaling_group_name().unwrap_or_default().into(),
+                            spec: AsgSpec {
+                                launch_template_id: g
+                                    .launch_template()
+                                    .and_then(|l| l.launch_template_id())
+                                    .unwrap_or_default()
+                                    .into(),
+                                min: g.min_size().unwrap_or_default(),
+                                max: g.max_size().unwrap_or_default(),
+                                desired: g.desired_capacity().unwrap_or_default(),
+                                subnets,
+                                target_groups: tgs,
+                            },
+                            instances: g
+                                .instances()
+                                .iter()
+                                .map(|i| AsgInstance {
+                                    id: i.instance_id().unwrap_or_default().into(),
+                                    lifecycle: i
+                                        .lifecycle_state()
+                                        .map(|s| s.as_str().to_string())
+                                        .unwrap_or_default(),
+                                    health: i.health_status().unwrap_or_default().into(),
+                                })
+                                .collect(),
+                            tags: tag_map(g.tags().iter().map(|t| (t.key(), t.value()))),
+                        }
+                    })
+                    .filter(|g| g.tags.get(TAG_ENV) == Some(&self.env))
+                    .collect::<Vec<_>>())
+            })
+            .await
+    }
+
+    pub async fn create_auto_scaling_group(
+        &self,
+        name: &str,
+        aws_name: &str,
+        spec: &AsgSpec,
+    ) -> Result<(), CloudError> {
+        let tags: Vec<Tag> = self
+            .tags_for(name)
+            .into_iter()
+            .map(|(k, v)| {
+                Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .propagate_at_launch(true)
+                    .resource_id(aws_name)
+                    .resource_type("auto-scaling-group")
+                    .build()
+            })
+            .collect();
+        self.call("autoscaling:CreateAutoScalingGroup", AfterCreate, || {
+            self.asg
+                .create_auto_scaling_group()
+                .auto_scaling_group_name(aws_name)
+                .launch_template(
+                    LaunchTemplateSpecification::builder()
+                        .launch_template_id(&spec.launch_template_id)
+                        .version("$Latest")
+                        .build(),
+                )
+                .min_size(spec.min)
+                .max_size(spec.max)
+                .desired_capacity(spec.desired)
+                .vpc_zone_identifier(spec.subnets.join(","))
+                .set_target_group_arns(Some(spec.target_groups.clone()))
+                .set_tags(Some(tags.clone()))
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn update_auto_scaling_group(
+        &self,
+        aws_name: &str,
+        actual: &AsgSpec,
+        spec: &AsgSpec,
+    ) -> Result<(), CloudError> {
+        self.call("autoscaling:UpdateAutoScalingGroup", Strong, || {
+            self.asg
+                .update_auto_scaling_group()
+                .auto_scaling_group_name(aws_name)
+                .launch_template(
+                    LaunchTemplateSpecification::builder()
+                        .launch_template_id(&spec.launch_template_id)
+                        .version("$Latest")
+                        .build(),
+                )
+                .min_size(spec.min)
+                .max_size(spec.max)
+                .desired_capacity(spec.desired)
+                .vpc_zone_identifier(spec.subnets.join(","))
+                .send()
+        })
+        .await?;
+        let add: Vec<String> = spec
+            .target_groups
+            .iter()
+            .filter(|t| !actual.target_groups.contains(t))
+            .cloned()
+            .collect();
+        let remove: Vec<String> = actual
+            .target_groups
+            .iter()
+            .filter(|t| !spec.target_groups.contains(t))
+            .cloned()
+            .collect();
+        if !add.is_empty() {
+            self.call("autoscaling:AttachLoadBalancerTargetGroups", Strong, || {
+                self.asg
+                    .attach_load_balancer_target_groups()
+                    .auto_scaling_group_name(aws_name)
+                    .set_target_group_arns(Some(add.clone()))
+                    .send()
+            })
+            .await?;
+        }
+        if !remove.is_empty() {
+            self.call("autoscaling:DetachLoadBalancerTargetGroups", Strong, || {
+                self.asg
+                    .detach_load_balancer_target_groups()
+                    .auto_scaling_group_name(aws_name)
+                    .set_target_group_arns(Some(remove.clone()))
+                    .send()
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Force-delete (terminates its instances), then wait until it is gone.
+    pub async fn delete_auto_scaling_group(&self, aws_name: &str) -> Result<(), CloudError> {
+        self.call("autoscaling:DeleteAutoScalingGroup", Strong, || {
+            self.asg
+                .delete_auto_scaling_group()
+                .auto_scaling_group_name(aws_name)
+                .force_delete(true)
+                .send()
+        })
+        .await?;
+        self.wait_for(
+            &format!("Auto Scaling group {aws_name} deleted"),
+            || async {
+                let r = self
+                    .call("autoscaling:DescribeAutoScalingGroups", Strong, || {
+                        self.asg
+                            .describe_auto_scaling_groups()
+                            .auto_scaling_group_names(aws_name)
+                            .send()
+                    })
+                    .await?;
+                Ok(r.auto_scaling_groups().is_empty().then_some(()))
+            },
+        )
+        .await
+    }
+}

@@ -1,0 +1,213 @@
+//! The ONE place where AWS error codes become [`ErrorKind`]s.
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::engine::{CloudError, ErrorKind};
+
+/// Classify an AWS error code (and HTTP status, when there was a response).
+pub fn classify(code: &str, status: Option<u16>) -> ErrorKind {
+    let c = code;
+    if c.ends_with(".NotFound")
+        || c.ends_with("NotFound")
+        || c.ends_with("NotFoundException")
+        || matches!(
+            c,
+            "NoSuchEntity"
+                | "NoSuchHostedZone"
+                | "NoSuchHealthCheck"
+                | "ParameterNotFound"
+                | "InvalidAllocationID.NotFound"
+                | "InvalidAssociationID.NotFound"
+                | "InvalidRoute.NotFound"
+                | "InvalidPermission.NotFound"
+                | "InvalidGroup.NotFound"
+        )
+    {
+        return ErrorKind::NotFound;
+    }
+    match c {
+        "DependencyViolation"
+        | "ResourceInUse"
+        | "ResourceInUseFault"
+        | "DeleteConflict"
+        | "HostedZoneNotEmpty"
+        | "InvalidIPAddress.InUse"
+        | "AuthFailure.InUse"
+        | "ScalingActivityInProgress"
+        | "ScalingActivityInProgressFault"
+        | "InvalidNetworkInterface.InUse"
+        | "IncorrectState"
+        | "OperationNotPermitted" => return ErrorKind::DependencyViolation,
+        "Throttling"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException"
+        | "RequestThrottled"
+        | "RequestThrottledException"
+        | "PriorRequestNotComplete"
+        | "SlowDown"
+        | "Throttled" => return ErrorKind::Throttling,
+        "InternalError"
+        | "InternalFailure"
+        | "ServiceUnavailable"
+        | "Unavailable"
+        | "InternalServerError"
+        | "ServiceUnavailableException" => return ErrorKind::ServerError,
+        "InvalidPermission.Duplicate"
+        | "EntityAlreadyExists"
+        | "AlreadyExists"
+        | "DuplicateLoadBalancerName"
+        | "DuplicateTargetGroupName"
+        | "DuplicateListener"
+        | "HostedZoneAlreadyExists"
+        | "ParameterAlreadyExists"
+        | "RouteAlreadyExists"
+        | "InvalidLaunchTemplateName.AlreadyExistsException"
+        | "AlreadyExistsFault"
+        | "Resource.AlreadyAssociated"
+        | "InvalidGroup.Duplicate" => return ErrorKind::AlreadyExists,
+        "UnauthorizedOperation"
+        | "AccessDenied"
+        | "AccessDeniedException"
+        | "AuthFailure"
+        | "InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "ExpiredToken" => return ErrorKind::AccessDenied,
+        "InvalidAction"
+        | "UnknownOperationException"
+        | "NotImplemented"
+        | "InvalidSubscription"
+        | "OptInRequired" => return ErrorKind::Unsupported,
+        _ => {}
+    }
+    if c.starts_with("Invalid") || c.starts_with("Validation") || c.starts_with("Missing") {
+        return ErrorKind::InvalidRequest;
+    }
+    match status {
+        Some(s) if s >= 500 => ErrorKind::ServerError,
+        Some(429) => ErrorKind::Throttling,
+        Some(404) if c.is_empty() => ErrorKind::Unsupported,
+        _ => ErrorKind::Other,
+    }
+}
+
+/// Map any SDK error onto our [`CloudError`].
+pub fn map_sdk_error<E, R>(op: &str, err: SdkError<E, R>) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + HttpStatus,
+{
+    match &err {
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status_code();
+            let e = se.err();
+            let code = e.code().unwrap_or_default().to_string();
+            let message = e.message().unwrap_or_default().to_string();
+            CloudError::new(classify(&code, Some(status)), op, code, message)
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => CloudError::new(
+            ErrorKind::Transport,
+            op,
+            "",
+            format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(&err)
+            ),
+        ),
+        SdkError::ResponseError(re) => {
+            let status = re.raw().status_code();
+            let kind = if status >= 500 {
+                ErrorKind::ServerError
+            } else if status == 429 {
+                ErrorKind::Throttling
+            } else {
+                ErrorKind::Other
+            };
+            CloudError::new(
+                kind,
+                op,
+                format!("HTTP {status}"),
+                format!(
+                    "{}",
+                    aws_smithy_types::error::display::DisplayErrorContext(&err)
+                ),
+            )
+        }
+        _ => CloudError::new(
+            ErrorKind::Other,
+            op,
+            err.code().unwrap_or_default(),
+            format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(&err)
+            ),
+        ),
+    }
+}
+
+/// The HTTP status of a raw response (implemented for the SDK's response type).
+pub trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_smithy_runtime_api::http::Response {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_kinds() {
+        assert_eq!(
+            classify("InvalidVpcID.NotFound", Some(400)),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            classify("InvalidSubnetID.NotFound", Some(400)),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            classify("LoadBalancerNotFound", Some(400)),
+            ErrorKind::NotFound
+        );
+        assert_eq!(classify("NoSuchEntity", Some(404)), ErrorKind::NotFound);
+        assert_eq!(classify("NoSuchHostedZone", Some(404)), ErrorKind::NotFound);
+        assert_eq!(
+            classify("DependencyViolation", Some(400)),
+            ErrorKind::DependencyViolation
+        );
+        assert_eq!(
+            classify("ResourceInUse", Some(400)),
+            ErrorKind::DependencyViolation
+        );
+        assert_eq!(classify("Throttling", Some(400)), ErrorKind::Throttling);
+        assert_eq!(
+            classify("RequestLimitExceeded", Some(503)),
+            ErrorKind::Throttling
+        );
+        assert_eq!(
+            classify("ThrottlingException", Some(400)),
+            ErrorKind::Throttling
+        );
+        assert_eq!(classify("InternalError", Some(500)), ErrorKind::ServerError);
+        assert_eq!(classify("", Some(503)), ErrorKind::ServerError);
+        assert_eq!(
+            classify("InvalidParameterValue", Some(400)),
+            ErrorKind::InvalidRequest
+        );
+        assert_eq!(
+            classify("InvalidPermission.Duplicate", Some(400)),
+            ErrorKind::AlreadyExists
+        );
+        assert_eq!(
+            classify("UnauthorizedOperation", Some(403)),
+            ErrorKind::AccessDenied
+        );
+        assert_eq!(classify("SomethingOdd", Some(400)), ErrorKind::Other);
+    }
+}

@@ -1,0 +1,229 @@
+//! IAM: the node role and instance profile, under the path `/provisioner/<env>/` so that they
+//! are found with one list call each (IAM has no tag filter), and tagged as well.
+
+use aws_sdk_iam::types::Tag;
+
+use super::Cloud;
+use crate::engine::retry::Consistency::{AfterCreate, Strong};
+use crate::engine::CloudError;
+
+#[derive(Debug, Clone)]
+pub struct RoleInfo {
+    pub name: String,
+    pub arn: String,
+}
+
+impl Cloud {
+    pub fn iam_path(&self) -> String {
+        format!("/provisioner/{}/", self.env)
+    }
+
+    pub async fn iam_roles(&self) -> Result<Vec<RoleInfo>, CloudError> {
+        self.inventory
+            .cached("iam:roles", || async {
+                let r = self
+                    .call("iam:ListRoles", Strong, || {
+                        self.iam.list_roles().path_prefix(self.iam_path()).send()
+                    })
+                    .await?;
+                Ok(r.roles()
+                    .iter()
+                    .map(|x| RoleInfo {
+                        name: x.role_name().to_string(),
+                        arn: x.arn().to_string(),
+                    })
+                    .collect::<Vec<_>>())
+            })
+            .await
+    }
+
+    pub async fn iam_instance_profiles(&self) -> Result<Vec<(String, Vec<String>)>, CloudError> {
+        self.inventory
+            .cached("iam:profiles", || async {
+                let r = self
+                    .call("iam:ListInstanceProfiles", Strong, || {
+                        self.iam
+                            .list_instance_profiles()
+                            .path_prefix(self.iam_path())
+                            .send()
+                    })
+                    .await?;
+                Ok(r.instance_profiles()
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.instance_profile_name().to_string(),
+                            p.roles()
+                                .iter()
+                                .map(|r| r.role_name().to_string())
+                                .collect(),
+                        )
+                    })
+                    .collect::<Vec<_>>())
+            })
+            .await
+    }
+
+    pub async fn iam_role_policy(
+        &self,
+        role: &str,
+        policy: &str,
+    ) -> Result<Option<String>, CloudError> {
+        match self
+            .call("iam:GetRolePolicy", Strong, || {
+                self.iam
+                    .get_role_policy()
+                    .role_name(role)
+                    .policy_name(policy)
+                    .send()
+            })
+            .await
+        {
+            Ok(r) => Ok(Some(r.policy_document().to_string())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Role + inline policy + instance profile holding the role.
+    pub async fn create_node_role(
+        &self,
+        logical: &str,
+        name: &str,
+        assume_policy: &str,
+        policy_name: &str,
+        policy: &str,
+    ) -> Result<String, CloudError> {
+        let tags: Vec<Tag> = self
+            .tags_for(logical)
+            .into_iter()
+            .map(|(k, v)| {
+                Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .expect("key and value")
+            })
+            .collect();
+        let r = self
+            .call("iam:CreateRole", Strong, || {
+                self.iam
+                    .create_role()
+                    .role_name(name)
+                    .path(self.iam_path())
+                    .assume_role_policy_document(assume_policy)
+                    .set_tags(Some(tags.clone()))
+                    .send()
+            })
+            .await?;
+        let arn = r.role().map(|x| x.arn().to_string()).unwrap_or_default();
+        self.put_role_policy(name, policy_name, policy).await?;
+        self.call("iam:CreateInstanceProfile", Strong, || {
+            self.iam
+                .create_instance_profile()
+                .instance_profile_name(name)
+                .path(self.iam_path())
+                .set_tags(Some(tags.clone()))
+                .send()
+        })
+        .await?;
+        self.call("iam:AddRoleToInstanceProfile", AfterCreate, || {
+            self.iam
+                .add_role_to_instance_profile()
+                .instance_profile_name(name)
+                .role_name(name)
+                .send()
+        })
+        .await?;
+        Ok(arn)
+    }
+
+    pub async fn put_role_policy(
+        &self,
+        role: &str,
+        policy_name: &str,
+        policy: &str,
+    ) -> Result<(), CloudError> {
+        self.call("iam:PutRolePolicy", AfterCreate, || {
+            self.iam
+                .put_role_policy()
+                .role_name(role)
+                .policy_name(policy_name)
+                .policy_document(policy)
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Instance profile (role removed first), inline policies, then the role.
+    pub async fn delete_node_role(&self, name: &str) -> Result<(), CloudError> {
+        let ignore_nf = |r: Result<(), CloudError>| match r {
+            Err(e) if e.is_not_found() => Ok(()),
+            r => r,
+        };
+        ignore_nf(
+            self.call("iam:RemoveRoleFromInstanceProfile", Strong, || {
+                self.iam
+                    .remove_role_from_instance_profile()
+                    .instance_profile_name(name)
+                    .role_name(name)
+                    .send()
+            })
+            .await
+            .map(|_| ()),
+        )?;
+        ignore_nf(
+            self.call("iam:DeleteInstanceProfile", Strong, || {
+                self.iam
+                    .delete_instance_profile()
+                    .instance_profile_name(name)
+                    .send()
+            })
+            .await
+            .map(|_| ()),
+        )?;
+        let pols = match self
+            .call("iam:ListRolePolicies", Strong, || {
+                self.iam.list_role_policies().role_name(name).send()
+            })
+            .await
+        {
+            Ok(r) => r.policy_names().to_vec(),
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for p in pols {
+            ignore_nf(
+                self.call("iam:DeleteRolePolicy", Strong, || {
+                    self.iam
+                        .delete_role_policy()
+                        .role_name(name)
+                        .policy_name(&p)
+                        .send()
+                })
+                .await
+                .map(|_| ()),
+            )?;
+        }
+        self.call("iam:DeleteRole", Strong, || {
+            self.iam.delete_role().role_name(name).send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Account id (for ARNs in policies).
+    pub async fn account_id(&self) -> Result<String, CloudError> {
+        self.inventory
+            .cached("sts:account", || async {
+                let r = self
+                    .call("sts:GetCallerIdentity", Strong, || {
+                        self.sts.get_caller_identity().send()
+                    })
+                    .await?;
+                Ok(r.account().unwrap_or_default().to_string())
+            })
+            .await
+    }
+}

@@ -1,0 +1,344 @@
+//! Everything that talks to AWS. The only module that imports aws-sdk crates.
+//!
+//! - [`Cloud`]: SDK clients built from one [`aws_config::SdkConfig`] (explicit rustls+ring
+//!   HTTPS client; `AWS_ENDPOINT_URL`, `--endpoint-url`, `--profile`, region and the usual
+//!   credential chain), the SDK's own retries disabled so that the ONE policy in
+//!   [`crate::engine::retry`] governs (and counts) every call.
+//! - [`errors`]: the one mapping of AWS error codes to [`crate::engine::ErrorKind`].
+//! - Per service (`ec2`, `elb`, `asg`, `route53`, `iam`, `ssm`): narrow methods returning our own
+//!   structs. Finds are batched: one describe per resource type per environment, filtered by the
+//!   `provisioner:env` tag (and re-checked client side), cached for the run in [`Inventory`].
+//! - [`preflight`]: probes each service a template needs; names the missing one and the endpoint.
+
+pub mod asg;
+pub mod ec2;
+pub mod elb;
+pub mod errors;
+pub mod iam;
+pub mod route53;
+pub mod ssm;
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use tokio::sync::OnceCell;
+
+use crate::engine::retry::{with_retry, CallStats, Consistency, RetryPolicy};
+use crate::engine::CloudError;
+
+pub use errors::{classify, map_sdk_error};
+
+/// Tag keys of ownership.
+pub const TAG_ENV: &str = "provisioner:env";
+pub const TAG_NAME: &str = "provisioner:name";
+
+/// How to reach AWS (resolved from the CLI by `crate::commands`).
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    pub region: String,
+    /// `--endpoint-url` / `--local`; `AWS_ENDPOINT_URL` is read by the SDK itself.
+    pub endpoint_url: Option<String>,
+    pub profile: Option<String>,
+}
+
+impl AwsSettings {
+    /// The endpoint in use, from the flag or `AWS_ENDPOINT_URL`; `None` means real AWS.
+    pub fn effective_endpoint(&self) -> Option<String> {
+        self.endpoint_url
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// A per-run cache of batched describes, keyed by a string (`ec2:vpcs`, `r53:records:Z123` …).
+#[derive(Default)]
+pub struct Inventory {
+    cells: Mutex<HashMap<String, Arc<OnceCell<Arc<dyn Any + Send + Sync>>>>>,
+}
+
+impl Inventory {
+    pub async fn cached<T, F, Fut>(&self, key: &str, load: F) -> Result<T, CloudError>
+    where
+        T: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, CloudError>>,
+    {
+        let cell = {
+            let mut m = self.cells.lock().expect("inventory lock");
+            m.entry(key.to_string()).or_default().clone()
+        };
+        let v = cell
+            .get_or_try_init(|| async {
+                load()
+                    .await
+                    .map(|v| Arc::new(v) as Arc<dyn Any + Send + Sync>)
+            })
+            .await?;
+        Ok(v.downcast_ref::<T>()
+            .expect("inventory key used with two types")
+            .clone())
+    }
+    /// Forget one entry (after a change that must be re-read).
+    pub fn invalidate(&self, key: &str) {
+        self.cells.lock().expect("inventory lock").remove(key);
+    }
+    pub fn clear(&self) {
+        self.cells.lock().expect("inventory lock").clear();
+    }
+}
+
+/// Clients, ownership tags, the retry policy and the call counters of one run.
+pub struct Cloud {
+    pub env: String,
+    pub region: String,
+    pub endpoint: Option<String>,
+    /// Extra tags (from the template) put on every resource.
+    pub extra_tags: BTreeMap<String, String>,
+    pub(crate) ec2: aws_sdk_ec2::Client,
+    pub(crate) asg: aws_sdk_autoscaling::Client,
+    pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub(crate) r53: aws_sdk_route53::Client,
+    pub(crate) iam: aws_sdk_iam::Client,
+    pub(crate) ssm: aws_sdk_ssm::Client,
+    pub(crate) sts: aws_sdk_sts::Client,
+    pub policy: RetryPolicy,
+    pub stats: Arc<CallStats>,
+    pub inventory: Inventory,
+    /// How long waiters (NAT available, LB active, instances running) wait.
+    pub wait_timeout: Duration,
+}
+
+impl Cloud {
+    /// Build the SDK configuration and clients.
+    pub async fn connect(settings: &AwsSettings, env: &str) -> anyhow::Result<Self> {
+        use aws_smithy_http_client::tls;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            );
+        if !settings.region.is_empty() {
+            loader = loader.region(Region::new(settings.region.clone()));
+        }
+        if let Some(p) = &settings.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(u) = &settings.endpoint_url {
+            loader = loader.endpoint_url(u);
+        }
+        let conf = loader.load().await;
+        let region = conf
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| settings.region.clone());
+        let ec2 = aws_sdk_ec2::Client::new(&conf);
+        let asg = aws_sdk_autoscaling::Client::new(&conf);
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&conf);
+        // Route 53 and IAM are global; real AWS wants us-east-1 for their signing.
+        let r53 = aws_sdk_route53::Client::new(&conf);
+        let iam = aws_sdk_iam::Client::new(&conf);
+        let ssm = aws_sdk_ssm::Client::new(&conf);
+        let sts = aws_sdk_sts::Client::new(&conf);
+        Ok(Self {
+            env: env.to_string(),
+            region,
+            endpoint: settings.effective_endpoint(),
+            extra_tags: BTreeMap::new(),
+            ec2,
+            asg,
+            elb,
+            r53,
+            iam,
+            ssm,
+            sts,
+            policy: RetryPolicy::default(),
+            stats: Arc::new(CallStats::default()),
+            inventory: Inventory::default(),
+            wait_timeout: Duration::from_secs(900),
+        })
+    }
+
+    /// Is this an emulator / custom endpoint rather than real AWS?
+    pub fn is_emulator(&self) -> bool {
+        self.endpoint.is_some()
+    }
+
+    /// The ownership tags (plus the template's extra tags) for logical name `name`.
+    pub fn tags_for(&self, name: &str) -> Vec<(String, String)> {
+        let mut t: Vec<(String, String)> = self
+            .extra_tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        t.push((TAG_ENV.to_string(), self.env.clone()));
+        t.push((TAG_NAME.to_string(), name.to_string()));
+        t
+    }
+
+    /// Does this tag set say "owned by this environment"?
+    pub fn owns<'a>(&self, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
+        tags.into_iter().any(|(k, v)| k == TAG_ENV && v == self.env)
+    }
+
+    /// One SDK call under the shared retry policy, counted in `stats`.
+    pub async fn call<T, E, F, Fut>(
+        &self,
+        op: &str,
+        consistency: Consistency,
+        mut f: F,
+    ) -> Result<T, CloudError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, aws_smithy_runtime_api::http::Response>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        with_retry(&self.policy, &self.stats, consistency, || {
+            let fut = f();
+            async move { fut.await.map_err(|e| map_sdk_error(op, e)) }
+        })
+        .await
+    }
+
+    /// Poll `probe` until it returns `Some`, up to `wait_timeout` (waiters for NAT gateways,
+    /// load balancers and instances: real AWS has pending states, moto does not).
+    pub async fn wait_for<T, F, Fut>(&self, what: &str, mut probe: F) -> Result<T, CloudError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<T>, CloudError>>,
+    {
+        let start = std::time::Instant::now();
+        let mut delay = Duration::from_millis(500);
+        loop {
+            if let Some(v) = probe().await? {
+                return Ok(v);
+            }
+            if start.elapsed() > self.wait_timeout {
+                return Err(CloudError::new(
+                    crate::engine::ErrorKind::Other,
+                    what,
+                    "WaiterTimeout",
+                    format!("still not ready after {}s", self.wait_timeout.as_secs()),
+                ));
+            }
+            tracing::info!("waiting for {what}");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(15));
+        }
+    }
+}
+
+/// Services a template may need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Service {
+    Ec2,
+    AutoScaling,
+    ElasticLoadBalancingV2,
+    Route53,
+    Iam,
+    Ssm,
+}
+
+impl Service {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Service::Ec2 => "EC2",
+            Service::AutoScaling => "Auto Scaling",
+            Service::ElasticLoadBalancingV2 => "Elastic Load Balancing v2 (ELBv2)",
+            Service::Route53 => "Route 53",
+            Service::Iam => "IAM",
+            Service::Ssm => "SSM Parameter Store",
+        }
+    }
+}
+
+/// Probe each service; fail naming the missing service and the endpoint.
+pub async fn preflight(cloud: &Cloud, services: &[Service]) -> anyhow::Result<()> {
+    use Consistency::Strong;
+    let endpoint = cloud
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| format!("AWS {}", cloud.region));
+    let mut missing = Vec::new();
+    for s in services {
+        let r: Result<(), CloudError> = match s {
+            Service::Ec2 => cloud
+                .call("ec2:DescribeAvailabilityZones", Strong, || {
+                    cloud.ec2.describe_availability_zones().send()
+                })
+                .await
+                .map(|_| ()),
+            Service::AutoScaling => cloud
+                .call("autoscaling:DescribeAutoScalingGroups", Strong, || {
+                    cloud
+                        .asg
+                        .describe_auto_scaling_groups()
+                        .max_records(1)
+                        .send()
+                })
+                .await
+                .map(|_| ()),
+            Service::ElasticLoadBalancingV2 => cloud
+                .call("elbv2:DescribeLoadBalancers", Strong, || {
+                    cloud.elb.describe_load_balancers().page_size(1).send()
+                })
+                .await
+                .map(|_| ()),
+            Service::Route53 => cloud
+                .call("route53:ListHostedZones", Strong, || {
+                    cloud.r53.list_hosted_zones().max_items(1).send()
+                })
+                .await
+                .map(|_| ()),
+            Service::Iam => cloud
+                .call("iam:ListRoles", Strong, || {
+                    cloud.iam.list_roles().max_items(1).send()
+                })
+                .await
+                .map(|_| ()),
+            Service::Ssm => cloud
+                .call("ssm:DescribeParameters", Strong, || {
+                    cloud.ssm.describe_parameters().max_results(1).send()
+                })
+                .await
+                .map(|_| ()),
+        };
+        if let Err(e) = r {
+            missing.push(format!("{} is not available at {endpoint}: {e}", s.name()));
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "preflight failed:\n  {}\n(LocalStack's free edition has no ELBv2 and no Auto Scaling; use moto or real AWS)",
+            missing.join("\n  ")
+        )
+    }
+}
+
+/// `key=value` pairs of a tag list as a map.
+pub(crate) fn tag_map<'a>(
+    tags: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>,
+) -> BTreeMap<String, String> {
+    tags.into_iter()
+        .filter_map(|(k, v)| Some((k?.to_string(), v.unwrap_or_default().to_string())))
+        .collect()
+}

@@ -1,0 +1,329 @@
+//! Route 53: hosted zones (tagged with ChangeTagsForResource; found by listing zones and
+//! reading their tags 10 at a time) and record sets (untagged: owned through their zone).
+
+use std::collections::BTreeMap;
+
+use aws_sdk_route53::types::{
+    AliasTarget, Change, ChangeAction, ChangeBatch, HostedZoneConfig, ResourceRecord,
+    ResourceRecordSet, ResourceRecordSetFailover, ResourceRecordSetRegion, RrType, Tag,
+    TagResourceType, Vpc, VpcRegion,
+};
+
+use super::{tag_map, Cloud, TAG_ENV};
+use crate::engine::retry::Consistency::{AfterCreate, Strong};
+use crate::engine::{CloudError, ErrorKind};
+
+#[derive(Debug, Clone)]
+pub struct ZoneInfo {
+    /// Without the `/hostedzone/` prefix.
+    pub id: String,
+    /// With the trailing dot stripped.
+    pub name: String,
+    pub private: bool,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A record set as we manage it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct RecordSet {
+    /// Without trailing dot.
+    pub name: String,
+    pub rtype: String,
+    pub set_id: Option<String>,
+    pub ttl: Option<i64>,
+    pub values: Vec<String>,
+    /// `(dns name, hosted zone id, evaluate target health)`.
+    pub alias: Option<(String, String, bool)>,
+    pub weight: Option<i64>,
+    pub failover: Option<String>,
+    pub region: Option<String>,
+    pub health_check_id: Option<String>,
+}
+
+impl RecordSet {
+    /// Identity within a zone: name, type, set id.
+    pub fn identity(&self) -> (String, String, Option<String>) {
+        (self.name.clone(), self.rtype.clone(), self.set_id.clone())
+    }
+}
+
+fn strip_zone(id: &str) -> String {
+    id.trim_start_matches("/hostedzone/").to_string()
+}
+
+fn to_rrset(r: &RecordSet) -> Result<ResourceRecordSet, CloudError> {
+    let mut b = ResourceRecordSet::builder()
+        .name(format!("{}.", r.name))
+        .r#type(RrType::from(r.rtype.as_str()));
+    if let Some(s) = &r.set_id {
+        b = b.set_identifier(s);
+    }
+    if let Some(t) = r.ttl {
+        b = b.ttl(t);
+    }
+    for v in &r.values {
+        b = b.resource_records(ResourceRecord::builder().value(v).build().map_err(bad)?);
+    }
+    if let Some((dns, zone, eval)) = &r.alias {
+        b = b.alias_target(
+            AliasTarget::builder()
+                .dns_name(dns)
+                .hosted_zone_id(zone)
+                .evaluate_target_health(*eval)
+                .build()
+                .map_err(bad)?,
+        );
+    }
+    if let Some(w) = r.weight {
+        b = b.weight(w);
+    }
+    if let Some(f) = &r.failover {
+        b = b.failover(ResourceRecordSetFailover::from(f.as_str()));
+    }
+    if let Some(reg) = &r.region {
+        b = b.region(ResourceRecordSetRegion::from(reg.as_str()));
+    }
+    if let Some(h) = &r.health_check_id {
+        b = b.health_check_id(h);
+    }
+    b.build().map_err(bad)
+}
+
+fn bad(e: impl std::fmt::Display) -> CloudError {
+    CloudError::new(
+        ErrorKind::InvalidRequest,
+        "route53",
+        "BuildError",
+        e.to_string(),
+    )
+}
+
+impl Cloud {
+    pub async fn hosted_zones(&self) -> Result<Vec<ZoneInfo>, CloudError> {
+        self.inventory
+            .cached("r53:zones", || async {
+                let mut zones = Vec::new();
+                let mut marker: Option<String> = None;
+                loop {
+                    let r = self
+                        .call("route53:ListHostedZones", Strong, || {
+                            self.r53
+                                .list_hosted_zones()
+                                .set_marker(marker.clone())
+                                .send()
+                        })
+                        .await?;
+                    for z in r.hosted_zones() {
+                        zones.push(ZoneInfo {
+                            id: strip_zone(z.id()),
+                            name: z.name().trim_end_matches('.').to_string(),
+                            private: z.config().is_some_and(|c| c.private_zone()),
+                            tags: BTreeMap::new(),
+                        });
+                    }
+                    marker = r.next_marker().map(String::from);
+                    if !r.is_truncated() || marker.is_none() {
+                        break;
+                    }
+                }
+                for chunk in zones.chunks_mut(10) {
+                    let ids: Vec<String> = chunk.iter().map(|z| z.id.clone()).collect();
+                    let r = self
+                        .call("route53:ListTagsForResources", Strong, || {
+                            self.r53
+                                .list_tags_for_resources()
+                                .resource_type(TagResourceType::Hostedzone)
+                                .set_resource_ids(Some(ids.clone()))
+                                .send()
+                        })
+                        .await?;
+                    for ts in r.resource_tag_sets() {
+                        let id = ts.resource_id().unwrap_or_default();
+                        if let Some(z) = chunk.iter_mut().find(|z| z.id == id) {
+                            z.tags = tag_map(ts.tags().iter().map(|t| (t.key(), t.value())));
+                        }
+                    }
+                }
+                zones.retain(|z| z.tags.get(TAG_ENV) == Some(&self.env));
+                Ok(zones)
+            })
+            .await
+    }
+
+    /// Create a zone (private ones associated with `vpc`), then tag it.
+    pub async fn create_hosted_zone(
+        &self,
+        logical: &str,
+        domain: &str,
+        private_vpc: Option<&str>,
+    ) -> Result<String, CloudError> {
+        let caller_ref = format!(
+            "provisioner-{}-{}-{}",
+            self.env,
+            logical,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        );
+        let r = self
+            .call("route53:CreateHostedZone", Strong, || {
+                let mut b = self
+                    .r53
+                    .create_hosted_zone()
+                    .name(domain)
+                    .caller_reference(&caller_ref)
+                    .hosted_zone_config(
+                        HostedZoneConfig::builder()
+                            .comment(format!("provisioner env {}", self.env))
+                            .private_zone(private_vpc.is_some())
+                            .build(),
+                    );
+                if let Some(vpc) = private_vpc {
+                    b = b.vpc(
+                        Vpc::builder()
+                            .vpc_id(vpc)
+                            .vpc_region(VpcRegion::from(self.region.as_str()))
+                            .build(),
+                    );
+                }
+                b.send()
+            })
+            .await?;
+        let id = strip_zone(r.hosted_zone().map(|z| z.id()).unwrap_or_default());
+        let tags: Vec<Tag> = self
+            .tags_for(logical)
+            .into_iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        self.call("route53:ChangeTagsForResource", AfterCreate, || {
+            self.r53
+                .change_tags_for_resource()
+                .resource_type(TagResourceType::Hostedzone)
+                .resource_id(&id)
+                .set_add_tags(Some(tags.clone()))
+                .send()
+        })
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn delete_hosted_zone(&self, id: &str) -> Result<(), CloudError> {
+        self.call("route53:DeleteHostedZone", Strong, || {
+            self.r53.delete_hosted_zone().id(id).send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Record sets of a zone except its own SOA and apex NS.
+    pub async fn record_sets(&self, zone_id: &str) -> Result<Vec<RecordSet>, CloudError> {
+        self.inventory
+            .cached(&format!("r53:records:{zone_id}"), || async {
+                let mut out = Vec::new();
+                let mut start: Option<(String, RrType, Option<String>)> = None;
+                loop {
+                    let r = self
+                        .call("route53:ListResourceRecordSets", Strong, || {
+                            let mut b =
+                                self.r53.list_resource_record_sets().hosted_zone_id(zone_id);
+                            if let Some((n, t, s)) = &start {
+                                b = b
+                                    .start_record_name(n)
+                                    .start_record_type(t.clone())
+                                    .set_start_record_identifier(s.clone());
+                            }
+                            b.send()
+                        })
+                        .await?;
+                    for s in r.resource_record_sets() {
+                        let rtype = s.r#type().as_str().to_string();
+                        if rtype == "SOA" || rtype == "NS" {
+                            continue;
+                        }
+                        out.push(RecordSet {
+                            name: s.name().trim_end_matches('.').to_string(),
+                            rtype,
+                            set_id: s.set_identifier().map(String::from),
+                            ttl: s.ttl(),
+                            values: s
+                                .resource_records()
+                                .iter()
+                                .map(|v| v.value().to_string())
+                                .collect(),
+                            alias: s.alias_target().map(|a| {
+                                (
+                                    a.dns_name().trim_end_matches('.').to_string(),
+                                    a.hosted_zone_id().to_string(),
+                                    a.evaluate_target_health(),
+                                )
+                            }),
+                            weight: s.weight(),
+                            failover: s.failover().map(|f| f.as_str().to_string()),
+                            region: s.region().map(|f| f.as_str().to_string()),
+                            health_check_id: s.health_check_id().map(String::from),
+                        });
+                    }
+                    if !r.is_truncated() {
+                        break;
+                    }
+                    start = match (r.next_record_name(), r.next_record_type()) {
+                        (Some(n), Some(t)) => Some((
+                            n.to_string(),
+                            t.clone(),
+                            r.next_record_identifier().map(String::from),
+                        )),
+                        _ => None,
+                    };
+                    if start.is_none() {
+                        break;
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    pub async fn change_records(
+        &self,
+        zone_id: &str,
+        upsert: &[RecordSet],
+        delete: &[RecordSet],
+    ) -> Result<(), CloudError> {
+        if upsert.is_empty() && delete.is_empty() {
+            return Ok(());
+        }
+        let mut changes = Vec::new();
+        for r in delete {
+            changes.push(
+                Change::builder()
+                    .action(ChangeAction::Delete)
+                    .resource_record_set(to_rrset(r)?)
+                    .build()
+                    .map_err(bad)?,
+            );
+        }
+        for r in upsert {
+            changes.push(
+                Change::builder()
+                    .action(ChangeAction::Upsert)
+                    .resource_record_set(to_rrset(r)?)
+                    .build()
+                    .map_err(bad)?,
+            );
+        }
+        let batch = ChangeBatch::builder()
+            .set_changes(Some(changes))
+            .build()
+            .map_err(bad)?;
+        self.call("route53:ChangeResourceRecordSets", AfterCreate, || {
+            self.r53
+                .change_resource_record_sets()
+                .hosted_zone_id(zone_id)
+                .change_batch(batch.clone())
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+}

@@ -1,0 +1,121 @@
+//! SSM Parameter Store: public AMI parameters, and the environment's SecureStrings (values are
+//! never logged: they only travel in request bodies).
+
+use aws_sdk_ssm::types::{ParameterType, Tag};
+
+use super::Cloud;
+use crate::engine::retry::Consistency::Strong;
+use crate::engine::CloudError;
+
+impl Cloud {
+    /// Value of a (public) parameter, e.g. the AMI id behind `/aws/service/…/ami-id`.
+    pub async fn ssm_parameter_value(&self, name: &str) -> Result<String, CloudError> {
+        self.inventory
+            .cached(&format!("ssm:value:{name}"), || async {
+                let r = self
+                    .call("ssm:GetParameter", Strong, || {
+                        self.ssm.get_parameter().name(name).send()
+                    })
+                    .await?;
+                Ok(r.parameter()
+                    .and_then(|p| p.value())
+                    .unwrap_or_default()
+                    .to_string())
+            })
+            .await
+    }
+
+    /// Does an (owned) parameter exist? Only its metadata is read, never its value.
+    pub async fn ssm_parameter_exists(&self, name: &str) -> Result<bool, CloudError> {
+        let r = self
+            .call("ssm:DescribeParameters", Strong, || {
+                self.ssm
+                    .describe_parameters()
+                    .parameter_filters(
+                        aws_sdk_ssm::types::ParameterStringFilter::builder()
+                            .key("Name")
+                            .option("Equals")
+                            .values(name)
+                            .build()
+                            .expect("key set"),
+                    )
+                    .send()
+            })
+            .await?;
+        Ok(!r.parameters().is_empty())
+    }
+
+    /// Create a SecureString (fails if it exists: never overwritten).
+    pub async fn ssm_put_secure(
+        &self,
+        logical: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<(), CloudError> {
+        let tags: Vec<Tag> = self
+            .tags_for(logical)
+            .into_iter()
+            .map(|(k, v)| {
+                Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .expect("key and value")
+            })
+            .collect();
+        self.call("ssm:PutParameter", Strong, || {
+            self.ssm
+                .put_parameter()
+                .name(name)
+                .value(value)
+                .r#type(ParameterType::SecureString)
+                .set_tags(Some(tags.clone()))
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Names of parameters under `/provisioner/<env>/`.
+    pub async fn ssm_env_parameters(&self) -> Result<Vec<String>, CloudError> {
+        let path = format!("/provisioner/{}/", self.env);
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let r = self
+                .call("ssm:DescribeParameters", Strong, || {
+                    self.ssm
+                        .describe_parameters()
+                        .parameter_filters(
+                            aws_sdk_ssm::types::ParameterStringFilter::builder()
+                                .key("Name")
+                                .option("BeginsWith")
+                                .values(&path)
+                                .build()
+                                .expect("key set"),
+                        )
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await?;
+            names.extend(
+                r.parameters()
+                    .iter()
+                    .filter_map(|p| p.name().map(String::from)),
+            );
+            token = r.next_token().map(String::from);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(names)
+    }
+
+    pub async fn ssm_delete(&self, name: &str) -> Result<(), CloudError> {
+        self.call("ssm:DeleteParameter", Strong, || {
+            self.ssm.delete_parameter().name(name).send()
+        })
+        .await
+        .map(|_| ())
+    }
+}

@@ -1,0 +1,97 @@
+//! Auto Scaling group of a node pool: launch template `$Latest`, subnets, sizes, target groups.
+
+use futures::future::BoxFuture;
+
+use super::{by_name, known, out_id};
+use crate::aws::asg::AsgSpec;
+use crate::aws::Cloud;
+use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
+
+pub struct AutoScalingGroup {
+    pub name: String,
+    pub aws_name: String,
+    pub launch_template: TaskKey,
+    pub subnets: Vec<TaskKey>,
+    pub target_groups: Vec<TaskKey>,
+    pub extra_deps: Vec<TaskKey>,
+    pub min: i32,
+    pub max: i32,
+    pub desired: i32,
+}
+
+impl Resource<Cloud> for AutoScalingGroup {
+    type State = AsgSpec;
+    fn key(&self) -> TaskKey {
+        TaskKey::new("asg", &self.name)
+    }
+    fn deps(&self) -> Vec<TaskKey> {
+        let mut d = vec![self.launch_template.clone()];
+        d.extend(self.subnets.iter().cloned());
+        d.extend(self.target_groups.iter().cloned());
+        d.extend(self.extra_deps.iter().cloned());
+        d.sort();
+        d.dedup();
+        d
+    }
+    fn desired(&self, i: &Outputs) -> Result<AsgSpec, TaskError> {
+        let mut subnets = Vec::new();
+        for s in &self.subnets {
+            subnets.push(i.id(s)?);
+        }
+        subnets.sort();
+        let mut tgs = Vec::new();
+        for t in &self.target_groups {
+            tgs.push(i.id(t)?);
+        }
+        tgs.sort();
+        Ok(AsgSpec {
+            launch_template_id: i.id(&self.launch_template)?,
+            min: self.min,
+            max: self.max,
+            desired: self.desired,
+            subnets,
+            target_groups: tgs,
+        })
+    }
+    fn find<'a>(
+        &'a self,
+        cx: &'a Cloud,
+        _: &'a AsgSpec,
+    ) -> BoxFuture<'a, Result<Option<Found<AsgSpec>>, TaskError>> {
+        Box::pin(async move {
+            Ok(
+                by_name(cx.auto_scaling_groups().await?, &self.name, |g| &g.tags).map(|g| Found {
+                    state: g.spec,
+                    outputs: out_id(&g.name),
+                }),
+            )
+        })
+    }
+    fn create<'a>(
+        &'a self,
+        cx: &'a Cloud,
+        d: &'a AsgSpec,
+    ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
+        Box::pin(async move {
+            if !known(&d.launch_template_id) {
+                return Err(TaskError::NotReady("launch template not known".into()));
+            }
+            cx.create_auto_scaling_group(&self.name, &self.aws_name, d)
+                .await?;
+            Ok(out_id(&self.aws_name))
+        })
+    }
+    fn update<'a>(
+        &'a self,
+        cx: &'a Cloud,
+        a: &'a Found<AsgSpec>,
+        d: &'a AsgSpec,
+        _: &'a [FieldChange],
+    ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
+        Box::pin(async move {
+            cx.update_auto_scaling_group(&a.outputs["id"], &a.state, d)
+                .await?;
+            Ok(OutputMap::new())
+        })
+    }
+}

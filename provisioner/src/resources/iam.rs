@@ -1,0 +1,138 @@
+//! Node role + instance profile of a pool (`instance-profile/<pool>`), with one inline policy
+//! (least privilege on the environment's SSM parameters, from `crate::bootstrap` when
+//! available). Found by IAM path `/provisioner/<env>/` (IAM lists have no tag filter).
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+
+use crate::aws::Cloud;
+use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
+
+pub const POLICY_NAME: &str = "provisioner-node";
+
+pub struct InstanceProfile {
+    pub name: String,
+    /// Role and instance profile name.
+    pub role_name: String,
+    pub assume_policy: String,
+    /// The inline policy document (JSON), built when the account id is known.
+    pub policy: Box<dyn Fn(&str) -> String + Send + Sync>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileState {
+    pub policy: serde_json::Value,
+}
+
+/// IAM returns policy documents URL-encoded; parse either form.
+fn parse_policy(doc: &str) -> serde_json::Value {
+    if let Ok(v) = serde_json::from_str(doc) {
+        return v;
+    }
+    let mut out = Vec::with_capacity(doc.len());
+    let b = doc.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(h) = u8::from_str_radix(&doc[i + 1..i + 3], 16) {
+                out.push(h);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    serde_json::from_slice(&out).unwrap_or(serde_json::Value::String(doc.to_string()))
+}
+
+impl Resource<Cloud> for InstanceProfile {
+    type State = ProfileState;
+    fn key(&self) -> TaskKey {
+        TaskKey::new("instance-profile", &self.name)
+    }
+    fn deps(&self) -> Vec<TaskKey> {
+        vec![]
+    }
+    fn output_names(&self) -> &'static [&'static str] {
+        &["id", "name"]
+    }
+    fn desired(&self, _: &Outputs) -> Result<ProfileState, TaskError> {
+        // The account id is resolved in `find`/`create`; the policy is compared there.
+        Ok(ProfileState {
+            policy: serde_json::Value::Null,
+        })
+    }
+    fn find<'a>(
+        &'a self,
+        cx: &'a Cloud,
+        _: &'a ProfileState,
+    ) -> BoxFuture<'a, Result<Option<Found<ProfileState>>, TaskError>> {
+        Box::pin(async move {
+            let profiles = cx.iam_instance_profiles().await?;
+            if !profiles
+                .iter()
+                .any(|(n, roles)| n == &self.role_name && roles.contains(&self.role_name))
+            {
+                return Ok(None);
+            }
+            let account = cx.account_id().await?;
+            let want = parse_policy(&(self.policy)(&account));
+            let have = cx
+                .iam_role_policy(&self.role_name, POLICY_NAME)
+                .await?
+                .map(|d| parse_policy(&d))
+                .unwrap_or(serde_json::Value::Null);
+            // Report the policy as unchanged (Null) when it matches, else show the actual one.
+            let policy = if have == want {
+                serde_json::Value::Null
+            } else {
+                have
+            };
+            Ok(Some(Found {
+                state: ProfileState { policy },
+                outputs: [
+                    ("id".to_string(), self.role_name.clone()),
+                    ("name".to_string(), self.role_name.clone()),
+                ]
+                .into(),
+            }))
+        })
+    }
+    fn create<'a>(
+        &'a self,
+        cx: &'a Cloud,
+        _: &'a ProfileState,
+    ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
+        Box::pin(async move {
+            let account = cx.account_id().await?;
+            cx.create_node_role(
+                &self.name,
+                &self.role_name,
+                &self.assume_policy,
+                POLICY_NAME,
+                &(self.policy)(&account),
+            )
+            .await?;
+            Ok([
+                ("id".to_string(), self.role_name.clone()),
+                ("name".to_string(), self.role_name.clone()),
+            ]
+            .into())
+        })
+    }
+    fn update<'a>(
+        &'a self,
+        cx: &'a Cloud,
+        _: &'a Found<ProfileState>,
+        _: &'a ProfileState,
+        _: &'a [FieldChange],
+    ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
+        Box::pin(async move {
+            let account = cx.account_id().await?;
+            cx.put_role_policy(&self.role_name, POLICY_NAME, &(self.policy)(&account))
+                .await?;
+            Ok(OutputMap::new())
+        })
+    }
+}

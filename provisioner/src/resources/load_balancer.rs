@@ -1,0 +1,143 @@
+//! Network and application load balancers. Type and scheme are immutable; subnets and
+//! security groups are updated in place. Creating waits until it is `active`.
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+
+use super::{by_name, known};
+use crate::aws::Cloud;
+use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
+
+pub struct LoadBalancer {
+    /// `nlb` or `alb`.
+    pub kind: &'static str,
+    pub name: String,
+    pub aws_name: String,
+    pub internal: bool,
+    pub subnets: Vec<TaskKey>,
+    pub security_groups: Vec<TaskKey>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LbState {
+    pub lb_type: String,
+    pub scheme: String,
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+}
+
+fn outputs(arn: &str, dns: &str, zone: &str) -> OutputMap {
+    [
+        ("id".to_string(), arn.to_string()),
+        ("dns_name".to_string(), dns.to_string()),
+        ("zone_id".to_string(), zone.to_string()),
+    ]
+    .into()
+}
+
+impl Resource<Cloud> for LoadBalancer {
+    type State = LbState;
+    fn key(&self) -> TaskKey {
+        TaskKey::new(self.kind, &self.name)
+    }
+    fn deps(&self) -> Vec<TaskKey> {
+        let mut d = self.subnets.clone();
+        d.extend(self.security_groups.iter().cloned());
+        d
+    }
+    fn output_names(&self) -> &'static [&'static str] {
+        &["id", "dns_name", "zone_id"]
+    }
+    fn immutable_fields(&self) -> &'static [&'static str] {
+        &["lb_type", "scheme"]
+    }
+    fn desired(&self, i: &Outputs) -> Result<LbState, TaskError> {
+        let mut subnets = Vec::new();
+        for s in &self.subnets {
+            subnets.push(i.id(s)?);
+        }
+        subnets.sort();
+        let mut sgs = Vec::new();
+        for g in &self.security_groups {
+            sgs.push(i.id(g)?);
+        }
+        sgs.sort();
+        Ok(LbState {
+            lb_type: if self.kind == "nlb" {
+                "network".into()
+            } else {
+                "application".into()
+            },
+            scheme: if self.internal {
+                "internal".into()
+            } else {
+                "internet-facing".into()
+            },
+            subnets,
+            security_groups: sgs,
+        })
+    }
+    fn find<'a>(
+        &'a self,
+        cx: &'a Cloud,
+        _: &'a LbState,
+    ) -> BoxFuture<'a, Result<Option<Found<LbState>>, TaskError>> {
+        Box::pin(async move {
+            Ok(
+                by_name(cx.load_balancers().await?, &self.name, |l| &l.tags).map(|l| Found {
+                    outputs: outputs(&l.arn, &l.dns_name, &l.canonical_zone_id),
+                    state: LbState {
+                        lb_type: l.lb_type,
+                        scheme: l.scheme,
+                        subnets: l.subnets,
+                        security_groups: l.security_groups,
+                    },
+                }),
+            )
+        })
+    }
+    fn create<'a>(
+        &'a self,
+        cx: &'a Cloud,
+        d: &'a LbState,
+    ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
+        Box::pin(async move {
+            if d.subnets
+                .iter()
+                .chain(&d.security_groups)
+                .any(|s| !known(s))
+            {
+                return Err(TaskError::NotReady("subnets not known".into()));
+            }
+            let lb = cx
+                .create_load_balancer(
+                    &self.name,
+                    &self.aws_name,
+                    self.kind == "nlb",
+                    self.internal,
+                    &d.subnets,
+                    &d.security_groups,
+                )
+                .await?;
+            Ok(outputs(&lb.arn, &lb.dns_name, &lb.canonical_zone_id))
+        })
+    }
+    fn update<'a>(
+        &'a self,
+        cx: &'a Cloud,
+        a: &'a Found<LbState>,
+        d: &'a LbState,
+        _: &'a [FieldChange],
+    ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
+        Box::pin(async move {
+            let arn = &a.outputs["id"];
+            if a.state.subnets != d.subnets {
+                cx.set_lb_subnets(arn, &d.subnets).await?;
+            }
+            if a.state.security_groups != d.security_groups {
+                cx.set_lb_security_groups(arn, &d.security_groups).await?;
+            }
+            Ok(OutputMap::new())
+        })
+    }
+}

@@ -1,0 +1,586 @@
+//! One file per AWS resource type, each a [`crate::engine::Resource`] over [`Cloud`]
+//! (find by tag → diff → check immutable fields → create/update), and [`build`], which turns
+//! a validated [`Environment`] into the task list the engine runs.
+//!
+//! Task keys (`kind/logical-name`) are the `provisioner:name` tag values and match
+//! `provisioner graph`: `vpc/main`, `subnet/main-public-a`, `route-table/main-private-a`,
+//! `sg/alb` + `sg-rules/alb`, `target-group/web-service`, `listener/web-80`,
+//! `record/api.dev.example.com-A` …
+
+pub mod autoscaling_group;
+pub mod iam;
+pub mod internet_gateway;
+pub mod launch_template;
+pub mod listener;
+pub mod load_balancer;
+pub mod nat_gateway;
+pub mod route53;
+pub mod route_table;
+pub mod security_group;
+pub mod subnet;
+pub mod target_group;
+pub mod vpc;
+pub mod vpc_peering;
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use crate::aws::route53::RecordSet;
+use crate::aws::{Cloud, TAG_NAME};
+use crate::engine::{is_known, OutputMap, ResourceTask, Task, TaskError, TaskKey};
+use crate::template::{
+    Ami, Environment, LbKind, NodeRole, Protocol, RecordTarget, Routing, Source, SubnetKind,
+};
+
+pub(crate) fn out_id(id: &str) -> OutputMap {
+    [("id".to_string(), id.to_string())].into()
+}
+
+pub(crate) fn known(v: &str) -> bool {
+    is_known(v)
+}
+
+/// The one item tagged `provisioner:name = name`. (Several would mean a crashed create was
+/// retried by hand; the first is used and the others are reported by `status`.)
+pub(crate) fn by_name<T>(
+    items: Vec<T>,
+    name: &str,
+    tags: impl Fn(&T) -> &BTreeMap<String, String>,
+) -> Option<T> {
+    items
+        .into_iter()
+        .find(|i| tags(i).get(TAG_NAME).is_some_and(|n| n == name))
+}
+
+/// An AWS name of at most `max` characters: `<env>-<name>`, shortened with a hash suffix.
+pub fn aws_name(env: &str, name: &str, max: usize) -> String {
+    let full = format!("{env}-{name}");
+    if full.len() <= max {
+        return full;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    full.hash(&mut h);
+    let suffix = format!("{:08x}", h.finish() as u32);
+    let keep = max - suffix.len() - 1;
+    let head = full[..keep].trim_end_matches('-');
+    format!("{head}-{suffix}")
+}
+
+/// The emulator has no Ubuntu public parameter; this one it has.
+const EMULATOR_AMI_PARAMETER: &str =
+    "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
+
+/// Resolve every pool's AMI (SSM public parameters; one call per distinct parameter).
+pub async fn resolve_amis(
+    cloud: &Cloud,
+    env: &Environment,
+) -> anyhow::Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for p in &env.node_pools {
+        let ami = match &p.ami {
+            Ami::Id(id) => id.clone(),
+            Ami::Ssm(param) => match cloud.ssm_parameter_value(param).await {
+                Ok(v) => v,
+                Err(e) if e.is_not_found() && cloud.is_emulator() => {
+                    tracing::warn!(
+                        "SSM parameter {param} is not on the emulator; using {EMULATOR_AMI_PARAMETER}"
+                    );
+                    cloud.ssm_parameter_value(EMULATOR_AMI_PARAMETER).await?
+                }
+                Err(e) => {
+                    return Err(anyhow::anyhow!(e).context(format!(
+                        "node_pools.{}.ami: resolving the SSM public parameter {param}",
+                        p.name
+                    )))
+                }
+            },
+        };
+        out.insert(p.name.to_string(), ami);
+    }
+    Ok(out)
+}
+
+fn k(kind: &str, name: &str) -> TaskKey {
+    TaskKey::new(kind, name)
+}
+
+fn task<R: crate::engine::Resource<Cloud>>(r: R) -> Arc<dyn Task<Cloud>> {
+    Arc::new(ResourceTask(r))
+}
+
+/// Minimal user-data until the bootstrap scripts are wired in: it only records who it is.
+fn placeholder_user_data(env: &str, pool: &str, role: NodeRole, nlb_dns: &str) -> String {
+    format!(
+        "#!/bin/sh\n# provisioner env={env} pool={pool} role={role}\necho 'k3s API: {nlb_dns}:6443' > /etc/provisioner-node\n"
+    )
+}
+
+/// The tasks that converge `env`. `amis`: pool name → AMI id (see [`resolve_amis`]).
+pub fn build(env: &Environment, amis: &HashMap<String, String>) -> Vec<Arc<dyn Task<Cloud>>> {
+    let mut tasks: Vec<Arc<dyn Task<Cloud>>> = Vec::new();
+    let envname = env.name.as_str();
+    let sub_key = |vpc: &str, s: &str| k("subnet", &format!("{vpc}-{s}"));
+
+    for v in &env.vpcs {
+        let vpc = k("vpc", v.name.as_str());
+        tasks.push(task(vpc::Vpc {
+            name: v.name.to_string(),
+            cidr: v.cidr.to_string(),
+        }));
+        let igw = k("igw", v.name.as_str());
+        if v.needs_internet_gateway() {
+            tasks.push(task(internet_gateway::InternetGateway {
+                name: v.name.to_string(),
+                vpc: vpc.clone(),
+            }));
+        }
+        for s in &v.subnets {
+            tasks.push(task(subnet::Subnet {
+                name: format!("{}-{}", v.name, s.name),
+                vpc: vpc.clone(),
+                cidr: s.cidr.to_string(),
+                az: env.region.az_name(s.az_index).unwrap_or_default(),
+                public: s.kind == SubnetKind::Public,
+            }));
+        }
+        for s in v.nat_subnets() {
+            let id = format!("{}-{}", v.name, s.name);
+            tasks.push(task(nat_gateway::ElasticIp { name: id.clone() }));
+            tasks.push(task(nat_gateway::NatGateway {
+                name: id.clone(),
+                subnet: k("subnet", &id),
+                eip: k("eip", &id),
+                igw: igw.clone(),
+            }));
+        }
+        // Peering routes, added to every route table of both sides.
+        let mut peer_routes: Vec<(String, TaskKey)> = Vec::new();
+        for p in &env.peerings {
+            let other = if p.requester == v.name {
+                &p.accepter
+            } else if p.accepter == v.name {
+                &p.requester
+            } else {
+                continue;
+            };
+            if let Some(o) = env.vpc(other) {
+                peer_routes.push((o.cidr.to_string(), k("peering", p.name.as_str())));
+            }
+        }
+        for s in &v.subnets {
+            let sid = format!("{}-{}", v.name, s.name);
+            let mut routes: Vec<route_table::RouteSpec> = peer_routes
+                .iter()
+                .map(|(cidr, pcx)| route_table::RouteSpec {
+                    destination: cidr.clone(),
+                    target: pcx.clone(),
+                })
+                .collect();
+            match s.kind {
+                SubnetKind::Public => routes.push(route_table::RouteSpec {
+                    destination: "0.0.0.0/0".into(),
+                    target: igw.clone(),
+                }),
+                SubnetKind::Private => {
+                    if let Some(n) = v.nat_subnet_for(s.az_index) {
+                        routes.push(route_table::RouteSpec {
+                            destination: "0.0.0.0/0".into(),
+                            target: k("nat", &format!("{}-{}", v.name, n.name)),
+                        });
+                    }
+                }
+            }
+            tasks.push(task(route_table::RouteTable {
+                name: sid.clone(),
+                vpc: vpc.clone(),
+                subnets: vec![k("subnet", &sid)],
+                routes,
+            }));
+        }
+    }
+    for p in &env.peerings {
+        tasks.push(task(vpc_peering::VpcPeering {
+            name: p.name.to_string(),
+            requester: k("vpc", p.requester.as_str()),
+            accepter: k("vpc", p.accepter.as_str()),
+        }));
+    }
+
+    // Security groups and their rules.
+    for g in &env.security_groups {
+        let sg = k("sg", g.name.as_str());
+        tasks.push(task(security_group::SecurityGroup {
+            name: g.name.to_string(),
+            vpc: k("vpc", g.vpc.as_str()),
+            group_name: format!("{envname}-{}", g.name),
+            description: g.description.clone(),
+        }));
+        let mut rules = Vec::new();
+        for r in &g.ingress {
+            let (from, to) = r.protocol.ec2_ports();
+            let proto = r.protocol.ip_protocol().to_string();
+            let (from, to) = if matches!(r.protocol, Protocol::All) {
+                (-1, -1)
+            } else {
+                (from, to)
+            };
+            let mut push = |source: security_group::RuleSource| {
+                rules.push(security_group::RuleSpec {
+                    protocol: proto.clone(),
+                    from_port: from,
+                    to_port: to,
+                    source,
+                })
+            };
+            match &r.source {
+                Source::Cidr(c) => push(security_group::RuleSource::Cidr(c.to_string())),
+                Source::Group(n) => push(security_group::RuleSource::Group(k("sg", n.as_str()))),
+                Source::LoadBalancer(kind) => {
+                    let lb = env.load_balancer(*kind);
+                    match lb {
+                        Some(lb) if !lb.security_groups.is_empty() => {
+                            for s in lb.security_groups {
+                                push(security_group::RuleSource::Group(k("sg", s.as_str())));
+                            }
+                        }
+                        _ => {
+                            for c in env.load_balancer_subnet_cidrs(*kind) {
+                                push(security_group::RuleSource::Cidr(c.to_string()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        tasks.push(task(security_group::SecurityGroupRules {
+            name: g.name.to_string(),
+            group: sg,
+            rules,
+            extra_deps: vec![],
+        }));
+    }
+
+    let subnets_of = |vpc: &crate::template::Name, kind: SubnetKind| -> Vec<TaskKey> {
+        env.vpc(vpc)
+            .into_iter()
+            .flat_map(|v| {
+                v.subnets_of(kind)
+                    .map(|s| sub_key(v.name.as_str(), s.name.as_str()))
+            })
+            .collect()
+    };
+
+    // Load balancers, target groups, listeners.
+    let mut pool_tgs: Vec<(String, TaskKey)> = Vec::new();
+    if let Some(n) = &env.load_balancers.nlb {
+        let lb = k("nlb", n.name.as_str());
+        tasks.push(task(load_balancer::LoadBalancer {
+            kind: "nlb",
+            name: n.name.to_string(),
+            aws_name: aws_name(envname, n.name.as_str(), 32),
+            internal: n.subnets == SubnetKind::Private,
+            subnets: subnets_of(&n.vpc, n.subnets),
+            security_groups: n
+                .security_groups
+                .iter()
+                .map(|g| k("sg", g.as_str()))
+                .collect(),
+        }));
+        for l in &n.listeners {
+            let id = format!("{}-{}", n.name, l.port);
+            let tg = k("target-group", &id);
+            tasks.push(task(target_group::TargetGroup {
+                name: id.clone(),
+                aws_name: aws_name(envname, &id, 32),
+                vpc: k("vpc", n.vpc.as_str()),
+                spec: crate::aws::elb::TgSpec {
+                    protocol: "TCP".into(),
+                    port: i32::from(l.target_port.get()),
+                    vpc_id: String::new(),
+                    health_path: None,
+                    interval: 30,
+                    timeout: 10,
+                    healthy: 3,
+                    unhealthy: 3,
+                    matcher: None,
+                },
+            }));
+            tasks.push(task(listener::Listener {
+                name: id.clone(),
+                lb: lb.clone(),
+                protocol: "TCP".into(),
+                port: i32::from(l.port.get()),
+                default_target: tg.clone(),
+                rules: vec![],
+            }));
+            pool_tgs.push((l.target_pool.to_string(), tg));
+        }
+    }
+    if let Some(a) = &env.load_balancers.alb {
+        let lb = k("alb", a.name.as_str());
+        tasks.push(task(load_balancer::LoadBalancer {
+            kind: "alb",
+            name: a.name.to_string(),
+            aws_name: aws_name(envname, a.name.as_str(), 32),
+            internal: a.subnets == SubnetKind::Private,
+            subnets: subnets_of(&a.vpc, a.subnets),
+            security_groups: a
+                .security_groups
+                .iter()
+                .map(|g| k("sg", g.as_str()))
+                .collect(),
+        }));
+        let tg_key = |t: &crate::template::Name| k("target-group", &format!("{}-{}", a.name, t));
+        for t in &a.target_groups {
+            let id = format!("{}-{}", a.name, t.name);
+            let hc = &t.health_check;
+            tasks.push(task(target_group::TargetGroup {
+                name: id.clone(),
+                aws_name: aws_name(envname, &id, 32),
+                vpc: k("vpc", a.vpc.as_str()),
+                spec: crate::aws::elb::TgSpec {
+                    protocol: "HTTP".into(),
+                    port: i32::from(t.port.get()),
+                    vpc_id: String::new(),
+                    health_path: Some(hc.path.clone()),
+                    interval: i32::from(hc.interval_secs),
+                    timeout: i32::from(hc.timeout_secs),
+                    healthy: i32::from(hc.healthy_threshold),
+                    unhealthy: i32::from(hc.unhealthy_threshold),
+                    matcher: Some(hc.matcher.clone()),
+                },
+            }));
+            pool_tgs.push((t.pool.to_string(), tg_key(&t.name)));
+        }
+        for l in &a.listeners {
+            tasks.push(task(listener::Listener {
+                name: format!("{}-{}", a.name, l.port),
+                lb: lb.clone(),
+                protocol: "HTTP".into(),
+                port: i32::from(l.port.get()),
+                default_target: tg_key(&l.default_target),
+                rules: l
+                    .rules
+                    .iter()
+                    .map(|r| listener::PathRuleSpec {
+                        priority: i32::from(r.priority),
+                        path: r.path_pattern.clone(),
+                        target: tg_key(&r.target),
+                    })
+                    .collect(),
+            }));
+        }
+    }
+
+    // Node pools.
+    let nlb_key = env
+        .load_balancers
+        .nlb
+        .as_ref()
+        .map(|n| k("nlb", n.name.as_str()));
+    for p in &env.node_pools {
+        let profile = k("instance-profile", p.name.as_str());
+        let role_name = aws_name(envname, p.name.as_str(), 64);
+        let env_c = env.clone();
+        let role = p.role;
+        tasks.push(task(iam::InstanceProfile {
+            name: p.name.to_string(),
+            role_name: role_name.clone(),
+            assume_policy: serde_json::json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ec2.amazonaws.com"},
+                    "Action": "sts:AssumeRole"
+                }]
+            })
+            .to_string(),
+            policy: Box::new(move |account: &str| {
+                let arn = format!(
+                    "arn:aws:ssm:{}:{account}:parameter/provisioner/{}/*",
+                    env_c.region, env_c.name
+                );
+                let _ = role;
+                serde_json::json!({
+                    "Version": "2012-10-17",
+                    "Statement": [{
+                        "Sid": "ReadK3sJoinToken",
+                        "Effect": "Allow",
+                        "Action": ["ssm:GetParameter"],
+                        "Resource": [arn]
+                    }]
+                })
+                .to_string()
+            }),
+        }));
+        let lt = k("launch-template", p.name.as_str());
+        let (envn, pooln, nlb) = (envname.to_string(), p.name.to_string(), nlb_key.clone());
+        let mut instance_tags = vec![
+            (crate::aws::TAG_ENV.to_string(), envname.to_string()),
+            (TAG_NAME.to_string(), p.name.to_string()),
+        ];
+        instance_tags.extend(env.tags.iter().map(|(a, b)| (a.clone(), b.clone())));
+        tasks.push(task(launch_template::LaunchTemplate {
+            name: p.name.to_string(),
+            template_name: aws_name(envname, p.name.as_str(), 128),
+            image_id: amis.get(p.name.as_str()).cloned().unwrap_or_default(),
+            instance_type: p.instance_type.to_string(),
+            security_groups: p
+                .security_groups
+                .iter()
+                .map(|g| k("sg", g.as_str()))
+                .collect(),
+            instance_profile: Some(profile),
+            extra_deps: nlb_key.iter().cloned().collect(),
+            user_data: Box::new(move |i| {
+                let dns = match &nlb {
+                    Some(n) => i.get(n, "dns_name")?,
+                    None => String::new(),
+                };
+                Ok::<_, TaskError>(placeholder_user_data(&envn, &pooln, role, &dns))
+            }),
+            instance_tags,
+        }));
+        let subnets = subnets_of(&p.vpc, p.subnets);
+        let rts: Vec<TaskKey> = env
+            .vpc(&p.vpc)
+            .into_iter()
+            .flat_map(|v| v.subnets_of(p.subnets))
+            .map(|s| k("route-table", &format!("{}-{}", p.vpc, s.name)))
+            .collect();
+        tasks.push(task(autoscaling_group::AutoScalingGroup {
+            name: p.name.to_string(),
+            aws_name: aws_name(envname, p.name.as_str(), 255),
+            launch_template: lt,
+            subnets,
+            target_groups: pool_tgs
+                .iter()
+                .filter(|(pool, _)| pool == p.name.as_str())
+                .map(|(_, t)| t.clone())
+                .collect(),
+            extra_deps: rts,
+            min: p.min as i32,
+            max: p.max as i32,
+            desired: p.desired as i32,
+        }));
+    }
+
+    // DNS.
+    if let Some(d) = &env.dns {
+        let zone = k("zone", d.zone.as_str());
+        let private_vpc = if d.private {
+            d.vpcs
+                .first()
+                .or(env.vpcs.first().map(|v| &v.name))
+                .map(|v| k("vpc", v.as_str()))
+        } else {
+            None
+        };
+        tasks.push(task(route53::HostedZone {
+            name: d.zone.to_string(),
+            private_vpc,
+            extra_deps: vec![],
+        }));
+        for r in &d.records {
+            let id = match r.set_id() {
+                Some(s) => format!("{}-{}-{s}", r.name, r.rtype),
+                None => format!("{}-{}", r.name, r.rtype),
+            };
+            let mut rs = RecordSet {
+                name: r.name.to_string(),
+                rtype: r.rtype.as_str().to_string(),
+                set_id: r.set_id().map(String::from),
+                ttl: r.ttl.map(i64::from),
+                values: vec![],
+                alias: None,
+                weight: None,
+                failover: None,
+                region: None,
+                health_check_id: None,
+            };
+            let mut alias = None;
+            match &r.target {
+                RecordTarget::Values(v) => rs.values = v.clone(),
+                RecordTarget::Alias {
+                    lb,
+                    evaluate_target_health,
+                } => {
+                    let key = match lb {
+                        LbKind::Nlb => env
+                            .load_balancers
+                            .nlb
+                            .as_ref()
+                            .map(|n| k("nlb", n.name.as_str())),
+                        LbKind::Alb => env
+                            .load_balancers
+                            .alb
+                            .as_ref()
+                            .map(|n| k("alb", n.name.as_str())),
+                    };
+                    alias = key.map(|lb| route53::AliasSpec {
+                        lb,
+                        evaluate_target_health: *evaluate_target_health,
+                    });
+                }
+            }
+            match &r.routing {
+                Routing::Simple => {}
+                Routing::Weighted { weight, .. } => rs.weight = Some(i64::from(*weight)),
+                Routing::Failover { role, .. } => rs.failover = Some(role.as_route53().to_string()),
+                Routing::Latency { region, .. } => rs.region = Some(region.to_string()),
+            }
+            tasks.push(task(route53::Record {
+                name: id,
+                zone: zone.clone(),
+                record: rs,
+                alias,
+                extra_deps: vec![],
+            }));
+        }
+    }
+    tasks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_names_fit() {
+        assert_eq!(aws_name("dev", "web", 32), "dev-web");
+        let long = aws_name("a-very-long-environment-name", "another-long-name", 32);
+        assert!(long.len() <= 32, "{long}");
+        assert_ne!(
+            long,
+            aws_name("a-very-long-environment-name", "another-long-nam2", 32)
+        );
+    }
+
+    #[test]
+    fn dev_template_builds_an_acyclic_plan() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../vpc-templates/dev.yaml");
+        let t = crate::template::load(&path).unwrap();
+        let tasks = build(&t.env, &HashMap::new());
+        let g = crate::engine::executor::graph_of(&tasks).unwrap();
+        let order = g.topo_order().unwrap();
+        let pos = |s: &str| order.iter().position(|x| x.as_str() == s).unwrap();
+        assert!(pos("vpc/main") < pos("subnet/main-public-a"));
+        assert!(pos("nat/main-public-a") < pos("route-table/main-private-b"));
+        assert!(pos("sg/k3s-nodes") < pos("sg-rules/k3s-nodes"));
+        assert!(pos("target-group/web-service") < pos("asg/agents"));
+        assert!(pos("nlb/k8s-api") < pos("launch-template/servers"));
+        assert!(pos("route-table/main-private-a") < pos("asg/servers"));
+        let rounds = g.teardown_rounds().unwrap();
+        let round = |s: &str| {
+            rounds
+                .iter()
+                .position(|r| r.iter().any(|x| x.as_str() == s))
+                .unwrap()
+        };
+        assert!(round("igw/main") < round("vpc/main"));
+        assert!(round("asg/servers") < round("subnet/main-private-a"));
+        assert!(round("sg-rules/k3s-agent") < round("sg/alb"));
+    }
+}

@@ -1,0 +1,76 @@
+//! Target group (instances of a node pool). Protocol, port and VPC are immutable.
+
+use futures::future::BoxFuture;
+
+use super::{by_name, known, out_id};
+use crate::aws::elb::TgSpec;
+use crate::aws::Cloud;
+use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
+
+pub struct TargetGroup {
+    pub name: String,
+    pub aws_name: String,
+    pub vpc: TaskKey,
+    /// The spec with an empty `vpc_id` (filled from the VPC's output).
+    pub spec: TgSpec,
+}
+
+impl Resource<Cloud> for TargetGroup {
+    type State = TgSpec;
+    fn key(&self) -> TaskKey {
+        TaskKey::new("target-group", &self.name)
+    }
+    fn deps(&self) -> Vec<TaskKey> {
+        vec![self.vpc.clone()]
+    }
+    fn immutable_fields(&self) -> &'static [&'static str] {
+        &["protocol", "port", "vpc_id"]
+    }
+    fn desired(&self, i: &Outputs) -> Result<TgSpec, TaskError> {
+        Ok(TgSpec {
+            vpc_id: i.id(&self.vpc)?,
+            ..self.spec.clone()
+        })
+    }
+    fn find<'a>(
+        &'a self,
+        cx: &'a Cloud,
+        d: &'a TgSpec,
+    ) -> BoxFuture<'a, Result<Option<Found<TgSpec>>, TaskError>> {
+        Box::pin(async move {
+            if !known(&d.vpc_id) {
+                return Ok(None);
+            }
+            Ok(
+                by_name(cx.target_groups().await?, &self.name, |t| &t.tags).map(|t| Found {
+                    state: t.spec,
+                    outputs: out_id(&t.arn),
+                }),
+            )
+        })
+    }
+    fn create<'a>(
+        &'a self,
+        cx: &'a Cloud,
+        d: &'a TgSpec,
+    ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
+        Box::pin(async move {
+            Ok(out_id(
+                &cx.create_target_group(&self.name, &self.aws_name, d)
+                    .await?,
+            ))
+        })
+    }
+    fn update<'a>(
+        &'a self,
+        cx: &'a Cloud,
+        a: &'a Found<TgSpec>,
+        d: &'a TgSpec,
+        _: &'a [FieldChange],
+    ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
+        Box::pin(async move {
+            cx.modify_target_group(&a.outputs["id"], d).await?;
+            Ok(OutputMap::new())
+        })
+    }
+}
