@@ -105,6 +105,9 @@ pub enum CliCommand {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// (Testing) a fault-injecting proxy in front of an AWS emulator.
+    #[command(hide = true)]
+    FaultProxy(FaultProxyArgs),
     /// Check a template without calling AWS.
     Validate {
         #[command(flatten)]
@@ -112,6 +115,29 @@ pub enum CliCommand {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FaultProxyArgs {
+    /// The emulator to forward to, e.g. http://127.0.0.1:5000.
+    #[arg(long, value_name = "URL")]
+    pub upstream: String,
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Share of calls answered with a throttling error.
+    #[arg(long, default_value_t = 0.15)]
+    pub throttle: f64,
+    /// Share of calls answered 500/503.
+    #[arg(long, default_value_t = 0.05)]
+    pub server_errors: f64,
+    /// Milliseconds during which a new EC2 id reads as NotFound.
+    #[arg(long, default_value_t = 800)]
+    pub not_found_ms: u64,
+    /// Milliseconds NAT gateways / load balancers stay pending.
+    #[arg(long, default_value_t = 2000)]
+    pub pending_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -319,6 +345,7 @@ impl Config {
                 cfg.template = Some(load(&template.file)?);
                 cfg.out_dir = Some(out);
             }
+            CliCommand::FaultProxy(_) => bail!("fault-proxy is handled before resolution"),
             CliCommand::Validate { template, output } => {
                 cfg.mode = Mode::Validate;
                 cfg.output = output;
@@ -361,6 +388,12 @@ pub struct ValidateFailed(pub template::TemplateErrors);
 
 /// Parses nothing: resolves `cli` and runs the subcommand; the process exit code.
 pub async fn run(cli: Cli) -> ExitCode {
+    if let CliCommand::FaultProxy(args) = &cli.command {
+        return match fault_proxy(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => report_error(&e, false),
+        };
+    }
     let json = matches!(
         &cli.command,
         CliCommand::Validate {
@@ -445,4 +478,22 @@ pub fn default_emulator_credentials() {
             std::env::set_var(k, v);
         }
     }
+}
+
+/// `provisioner fault-proxy`: runs until Ctrl-C, then prints what it injected.
+async fn fault_proxy(args: &FaultProxyArgs) -> Result<()> {
+    use crate::faultproxy::{FaultConfig, FaultProxy};
+    let cfg = FaultConfig {
+        seed: args.seed,
+        throttle: args.throttle,
+        server_error: args.server_errors,
+        not_found_for: Duration::from_millis(args.not_found_ms),
+        pending_for: Duration::from_millis(args.pending_ms),
+        deleting_for: Duration::from_millis(args.pending_ms),
+    };
+    let proxy = FaultProxy::start(&args.upstream, args.listen, cfg).await?;
+    println!("fault proxy on {} -> {}", proxy.endpoint(), args.upstream);
+    tokio::signal::ctrl_c().await?;
+    println!("{}", serde_json::to_string_pretty(&proxy.stats())?);
+    Ok(())
 }
