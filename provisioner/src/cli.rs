@@ -444,7 +444,8 @@ async fn dispatch(cfg: &Config) -> Result<ExitCode> {
     match cfg.mode {
         Mode::Validate => commands::validate::run(cfg, cfg.environment()?).await,
         Mode::Graph => commands::graph::run(cfg, cfg.environment()?).await,
-        Mode::Plan | Mode::Up | Mode::Down | Mode::Status | Mode::Render => {
+        Mode::Render => commands::render::run(cfg, cfg.environment()?).await,
+        Mode::Plan | Mode::Up | Mode::Down | Mode::Status => {
             bail!("`{:?}` is not wired into this build yet", cfg.mode)
         }
     }
