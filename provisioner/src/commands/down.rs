@@ -1,0 +1,391 @@
+//! `provisioner down -f TEMPLATE` or `--env NAME`: discover everything tagged
+//! `provisioner:env=NAME` across services (plus known untagged children: routes and
+//! associations go with their tables, records with their zones, listeners with their load
+//! balancers, detached ENIs of owned subnets), delete it in dependency rounds
+//! ([`crate::engine::teardown`]), retrying DependencyViolation until the deadline; then
+//! discover again and LIST what is left — exit 1 if anything is.
+//!
+//! Nothing untagged for this environment is ever touched: every item comes from an owned
+//! describe (tag filter + client-side check) or is a child of an owned item.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use futures::future::BoxFuture;
+use serde::Serialize;
+
+use super::plan::connect;
+use crate::aws::Cloud;
+use crate::cli::Config;
+use crate::engine::teardown::{delete_in_rounds, Deleted, Doomed, TeardownOptions};
+use crate::engine::{CloudError, TaskKey};
+
+/// What was found for this environment, keyed `kind/cloud-id`, with a label for humans.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Inventory {
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub key: TaskKey,
+    /// The logical name (`provisioner:name`), when tagged.
+    pub name: String,
+    #[serde(skip)]
+    pub uses: Vec<TaskKey>,
+}
+
+fn key(kind: &str, id: &str) -> TaskKey {
+    TaskKey::new(kind, id)
+}
+
+/// Discover everything the environment owns (one describe per type).
+pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
+    cloud.inventory.clear();
+    let mut items = Vec::new();
+    let name = |t: &BTreeMap<String, String>| crate::aws::ec2::name_of(t).to_string();
+    let vpcs = cloud.vpcs().await?;
+    for v in &vpcs {
+        items.push(Item {
+            key: key("vpc", &v.id),
+            name: name(&v.tags),
+            uses: vec![],
+        });
+    }
+    let subnets = cloud.subnets().await?;
+    for s in &subnets {
+        items.push(Item {
+            key: key("subnet", &s.id),
+            name: name(&s.tags),
+            uses: vec![key("vpc", &s.vpc_id)],
+        });
+    }
+    for g in cloud.internet_gateways().await? {
+        items.push(Item {
+            key: key("igw", &g.id),
+            name: name(&g.tags),
+            uses: g.attached_vpcs.iter().map(|v| key("vpc", v)).collect(),
+        });
+    }
+    for a in cloud.elastic_ips().await? {
+        items.push(Item {
+            key: key("eip", &a.allocation_id),
+            name: name(&a.tags),
+            uses: vec![],
+        });
+    }
+    for n in cloud.nat_gateways().await? {
+        if matches!(n.state.as_str(), "deleted" | "failed") {
+            continue;
+        }
+        let mut uses = vec![key("subnet", &n.subnet_id), key("vpc", &n.vpc_id)];
+        uses.extend(n.allocation_ids.iter().map(|a| key("eip", a)));
+        items.push(Item {
+            key: key("nat", &n.id),
+            name: name(&n.tags),
+            uses,
+        });
+    }
+    for t in cloud.route_tables().await? {
+        let mut uses = vec![key("vpc", &t.vpc_id)];
+        for r in &t.routes {
+            let kind = if r.target.starts_with("nat-") {
+                "nat"
+            } else if r.target.starts_with("pcx-") {
+                "pcx"
+            } else {
+                "igw"
+            };
+            uses.push(key(kind, &r.target));
+        }
+        uses.extend(t.associations.iter().map(|(_, s)| key("subnet", s)));
+        items.push(Item {
+            key: key("rtb", &t.id),
+            name: name(&t.tags),
+            uses,
+        });
+    }
+    for p in cloud.peerings().await? {
+        items.push(Item {
+            key: key("pcx", &p.id),
+            name: name(&p.tags),
+            uses: vec![key("vpc", &p.requester_vpc), key("vpc", &p.accepter_vpc)],
+        });
+    }
+    for g in cloud.security_groups().await? {
+        // SG-to-SG references are revoked before the rounds, so they are not edges here.
+        items.push(Item {
+            key: key("sg", &g.id),
+            name: name(&g.tags),
+            uses: vec![key("vpc", &g.vpc_id)],
+        });
+    }
+    let lts = cloud.launch_templates().await?;
+    for t in &lts {
+        items.push(Item {
+            key: key("lt", &t.id),
+            name: name(&t.tags),
+            uses: vec![],
+        });
+    }
+    let tgs = cloud.target_groups().await.unwrap_or_default();
+    for t in &tgs {
+        items.push(Item {
+            key: key("tg", &t.arn),
+            name: name(&t.tags),
+            uses: vec![key("vpc", &t.spec.vpc_id)],
+        });
+    }
+    for lb in cloud.load_balancers().await.unwrap_or_default() {
+        let mut uses: Vec<TaskKey> = lb.subnets.iter().map(|s| key("subnet", s)).collect();
+        uses.extend(lb.security_groups.iter().map(|g| key("sg", g)));
+        uses.extend(tgs.iter().map(|t| key("tg", &t.arn)));
+        items.push(Item {
+            key: key("lb", &lb.arn),
+            name: name(&lb.tags),
+            uses,
+        });
+    }
+    let roles = cloud.iam_roles().await.unwrap_or_default();
+    for g in cloud.auto_scaling_groups().await.unwrap_or_default() {
+        let mut uses: Vec<TaskKey> = g.spec.subnets.iter().map(|s| key("subnet", s)).collect();
+        uses.extend(g.spec.target_groups.iter().map(|t| key("tg", t)));
+        uses.push(key("lt", &g.spec.launch_template_id));
+        uses.extend(roles.iter().map(|r| key("role", &r.name)));
+        items.push(Item {
+            key: key("asg", &g.name),
+            name: name(&g.tags),
+            uses,
+        });
+    }
+    for i in cloud.instances().await? {
+        if matches!(i.state.as_str(), "terminated" | "shutting-down") {
+            continue;
+        }
+        let mut uses = vec![key("subnet", &i.subnet_id)];
+        uses.extend(roles.iter().map(|r| key("role", &r.name)));
+        items.push(Item {
+            key: key("instance", &i.id),
+            name: name(&i.tags),
+            uses,
+        });
+    }
+    let subnet_ids: Vec<String> = subnets.iter().map(|s| s.id.clone()).collect();
+    for e in cloud.enis_in_subnets(&subnet_ids).await? {
+        // Attached interfaces belong to their owner (instance, NAT, LB) and go with it.
+        if e.attachment_id.is_some() || e.status != "available" {
+            continue;
+        }
+        let mut uses = vec![key("subnet", &e.subnet_id)];
+        uses.extend(e.group_ids.iter().map(|g| key("sg", g)));
+        items.push(Item {
+            key: key("eni", &e.id),
+            name: e.description.clone(),
+            uses,
+        });
+    }
+    for z in cloud.hosted_zones().await.unwrap_or_default() {
+        items.push(Item {
+            key: key("zone", &z.id),
+            name: z.name.clone(),
+            uses: vpcs.iter().map(|v| key("vpc", &v.id)).collect(),
+        });
+    }
+    for r in roles {
+        items.push(Item {
+            key: key("role", &r.name),
+            name: r.name.clone(),
+            uses: vec![],
+        });
+    }
+    for p in cloud.ssm_env_parameters().await.unwrap_or_default() {
+        items.push(Item {
+            key: key("ssm", &p),
+            name: p.clone(),
+            uses: vec![],
+        });
+    }
+    Ok(Inventory { items })
+}
+
+/// Delete one discovered item (children first where AWS needs it).
+fn delete_one(cloud: &Cloud, k: TaskKey) -> BoxFuture<'_, Result<(), CloudError>> {
+    Box::pin(async move {
+        let id = k.name().to_string();
+        match k.kind() {
+            "asg" => cloud.delete_auto_scaling_group(&id).await,
+            "instance" => cloud.terminate_instances(&[id]).await,
+            "lb" => cloud.delete_load_balancer(&id).await,
+            "tg" => cloud.delete_target_group(&id).await,
+            "lt" => cloud.delete_launch_template(&id).await,
+            "nat" => cloud.delete_nat_gateway(&id).await,
+            "eip" => cloud.release_eip(&id).await,
+            "rtb" => {
+                for t in cloud.route_tables().await? {
+                    if t.id == id {
+                        for (assoc, _) in &t.associations {
+                            match cloud.disassociate_route_table(assoc).await {
+                                Err(e) if !e.is_not_found() => return Err(e),
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                cloud.delete_route_table(&id).await
+            }
+            "igw" => {
+                for g in cloud.internet_gateways().await? {
+                    if g.id == id {
+                        for v in &g.attached_vpcs {
+                            match cloud.detach_internet_gateway(&id, v).await {
+                                Err(e) if !e.is_not_found() => return Err(e),
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                cloud.delete_internet_gateway(&id).await
+            }
+            "pcx" => cloud.delete_peering(&id).await,
+            "eni" => cloud.delete_eni(&id).await,
+            "sg" => cloud.delete_security_group(&id).await,
+            "subnet" => cloud.delete_subnet(&id).await,
+            "vpc" => cloud.delete_vpc(&id).await,
+            "zone" => {
+                let records = cloud.record_sets(&id).await?;
+                cloud.change_records(&id, &[], &records).await?;
+                cloud.delete_hosted_zone(&id).await
+            }
+            "role" => cloud.delete_node_role(&id).await,
+            "ssm" => cloud.ssm_delete(&id).await,
+            other => Err(CloudError::new(
+                crate::engine::ErrorKind::Other,
+                "down",
+                "",
+                format!("no delete for kind {other}"),
+            )),
+        }
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct DownReport {
+    pub found: usize,
+    pub deleted: usize,
+    pub errors: Vec<String>,
+    /// Still there after the teardown (re-discovered): should be empty.
+    pub left: Vec<String>,
+    pub api_calls: u64,
+    pub retries: u64,
+    pub dependency_retries: u32,
+}
+
+/// Tear down everything `cloud.env` owns.
+pub async fn teardown(
+    cloud: &Cloud,
+    deadline: Duration,
+    progress: &(dyn Fn(String) + Sync),
+) -> Result<DownReport> {
+    let inv = discover(cloud).await?;
+    // Revoke ingress rules first: SGs referencing each other (or themselves) then never
+    // block each other's deletion.
+    for g in cloud.security_groups().await? {
+        if !g.ingress.is_empty() {
+            match cloud.revoke_ingress(&g.id, &g.ingress).await {
+                Err(e) if !e.is_not_found() => return Err(e.into()),
+                _ => {}
+            }
+        }
+    }
+    let doomed: Vec<Doomed> = inv
+        .items
+        .iter()
+        .map(|i| Doomed {
+            key: i.key.clone(),
+            uses: i.uses.clone(),
+        })
+        .collect();
+    let opts = TeardownOptions {
+        round_deadline: deadline,
+        ..Default::default()
+    };
+    let names: BTreeMap<TaskKey, String> = inv
+        .items
+        .iter()
+        .map(|i| (i.key.clone(), i.name.clone()))
+        .collect();
+    let on_done = |d: &Deleted| {
+        let label = names.get(&d.key).map(String::as_str).unwrap_or("");
+        match &d.result {
+            Ok(()) => progress(format!("deleted {} ({label})", d.key)),
+            Err(e) => progress(format!("FAILED {} ({label}): {e}", d.key)),
+        }
+    };
+    let results = delete_in_rounds(cloud, &doomed, &opts, &delete_one, &on_done).await;
+    let left = discover(cloud).await?;
+    Ok(DownReport {
+        found: inv.items.len(),
+        deleted: results.iter().filter(|r| r.result.is_ok()).count(),
+        errors: results
+            .iter()
+            .filter_map(|r| r.result.as_ref().err().map(|e| format!("{}: {e}", r.key)))
+            .collect(),
+        left: left
+            .items
+            .iter()
+            .map(|i| format!("{} ({})", i.key, i.name))
+            .collect(),
+        api_calls: cloud.stats.calls(),
+        retries: cloud.stats.retries(),
+        dependency_retries: results.iter().map(|r| r.dependency_retries).sum(),
+    })
+}
+
+pub async fn run(cfg: &Config) -> Result<ExitCode> {
+    let cloud = connect(cfg).await?;
+    crate::aws::preflight(&cloud, &[crate::aws::Service::Ec2]).await?;
+    if !cfg.yes {
+        let inv = discover(&cloud).await?;
+        if inv.items.is_empty() {
+            println!("down: nothing tagged provisioner:env={}", cfg.env_name);
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !cfg.interactive {
+            anyhow::bail!(
+                "refusing to delete {} resources of {} on real AWS without confirmation: run with --yes",
+                inv.items.len(),
+                cfg.env_name
+            );
+        }
+        eprint!(
+            "Delete {} resources of environment {}? [y/N] ",
+            inv.items.len(),
+            cfg.env_name
+        );
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            anyhow::bail!("aborted");
+        }
+    }
+    let r = teardown(&cloud, cfg.deadline, &|l| println!("{l}")).await?;
+    println!(
+        "down: {} found, {} deleted ({} API calls, {} retried, {} dependency-violation retries)",
+        r.found, r.deleted, r.api_calls, r.retries, r.dependency_retries
+    );
+    for line in cloud.stats.retried() {
+        println!("  retried: {line}");
+    }
+    if r.left.is_empty() {
+        println!("nothing tagged provisioner:env={} is left", cfg.env_name);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("STILL PRESENT ({}):", r.left.len());
+        for l in &r.left {
+            println!("  {l}");
+        }
+        Ok(ExitCode::from(1))
+    }
+}

@@ -1,0 +1,132 @@
+//! `provisioner up -f TEMPLATE`: preflight, plan (shown; confirmation asked on real AWS unless
+//! `--yes`), then the same run in apply mode, with a progress line per resource and a summary
+//! (created / updated / unchanged, API calls and what was retried).
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use super::plan::{connect, exec_options, plan, render_text, services, summarise, tasks};
+use crate::aws::Cloud;
+use crate::cli::Config;
+use crate::engine::executor::{execute, Event};
+use crate::engine::{Action, Mode};
+use crate::template::Environment;
+
+#[derive(Debug, Serialize)]
+pub struct UpReport {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub errors: Vec<String>,
+    pub api_calls: u64,
+    pub retries: u64,
+    pub retried: Vec<String>,
+    pub wall_secs: f64,
+    /// Layers of the dependency graph.
+    pub depth: usize,
+}
+
+/// Converge `env` (no prompt). `progress` gets one line per event.
+pub async fn converge(
+    cloud: &Cloud,
+    env: &Environment,
+    progress: &(dyn Fn(String) + Sync),
+) -> Result<UpReport> {
+    let start = Instant::now();
+    cloud.inventory.clear();
+    let (calls0, retries0) = (cloud.stats.calls(), cloud.stats.retries());
+    let tasks = tasks(cloud, env).await?;
+    let total = tasks.len();
+    let done = AtomicUsize::new(0);
+    let on_event = |e: Event<'_>| match e {
+        Event::Started(_) => {}
+        Event::Done(c) => {
+            let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+            let what = match c.action {
+                Action::Create => "created",
+                Action::Update => "updated",
+                Action::Unchanged => "unchanged",
+            };
+            progress(format!("[{n:>3}/{total}] {:<40} {what}", c.key.as_str()));
+        }
+        Event::NotReady(k, why) => progress(format!("        {:<40} waiting: {why}", k.as_str())),
+        Event::Failed(k, why) => {
+            done.fetch_add(1, Ordering::SeqCst);
+            progress(format!("        {:<40} FAILED: {why}", k.as_str()))
+        }
+    };
+    let report = execute(cloud, &tasks, &exec_options(Mode::Apply), &on_event)
+        .await
+        .context("building the dependency graph")?;
+    let p = summarise(cloud, env, &report, calls0, retries0);
+    Ok(UpReport {
+        created: p.create,
+        updated: p.update,
+        unchanged: p.unchanged,
+        errors: p.errors,
+        api_calls: p.api_calls,
+        retries: p.retries,
+        retried: cloud.stats.retried(),
+        wall_secs: start.elapsed().as_secs_f64(),
+        depth: report.depth,
+    })
+}
+
+pub fn render_summary(r: &UpReport) -> String {
+    let mut s = format!(
+        "up: {} created, {} updated, {} unchanged in {:.1}s ({} API calls, {} retried; graph depth {})\n",
+        r.created, r.updated, r.unchanged, r.wall_secs, r.api_calls, r.retries, r.depth
+    );
+    for line in &r.retried {
+        s.push_str(&format!("  retried: {line}\n"));
+    }
+    for e in &r.errors {
+        s.push_str(&format!("  error: {e}\n"));
+    }
+    s
+}
+
+pub async fn run(cfg: &Config, env: &Environment) -> Result<ExitCode> {
+    let cloud = connect(cfg).await?;
+    crate::aws::preflight(&cloud, &services(env)).await?;
+    let p = plan(&cloud, env).await?;
+    eprint!("{}", render_text(&p));
+    if !p.errors.is_empty() {
+        bail!("the plan has errors; nothing was changed");
+    }
+    if p.has_changes() && !cfg.yes {
+        if !std::io::stdin().lock().fill_buf().is_ok() || !cfg.interactive {
+            bail!("refusing to change real AWS without confirmation: run with --yes");
+        }
+        eprint!("Apply these changes to environment {}? [y/N] ", env.name);
+        std::io::stderr().flush().ok();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            bail!("aborted");
+        }
+    }
+    let tty = cfg.interactive;
+    let r = converge(&cloud, env, &|line| {
+        if tty {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    })
+    .await?;
+    print!("{}", render_summary(&r));
+    if cloud.is_emulator() {
+        eprintln!("{}", crate::emulator::NO_BOOT_NOTICE);
+    }
+    Ok(if r.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
