@@ -11,6 +11,10 @@
 //! - Rollouts (Deployment, StatefulSet, Job) are polled until done, each under
 //!   `tokio::time::timeout`; a failure reports the failing pods' events and log tails.
 
+// Errors here end a deploy and are built once: their size on the cold path does not matter,
+// and keeping the variants flat keeps them easy to match on.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::time::Duration;
@@ -19,7 +23,9 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams, Preconditions,
+};
 use kube::core::{GroupVersion, GroupVersionKind};
 use kube::discovery::{self, ApiCapabilities, ApiGroup, ApiResource, Scope};
 use kube::{Client, ResourceExt};
@@ -328,9 +334,15 @@ impl Applier {
                 ));
                 continue;
             }
-            api.delete(&stale.name, &DeleteParams::background())
-                .await
-                .map_err(prune_err)?;
+            // Precondition on the uid: never delete an object re-created since the read.
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: live.metadata.uid.clone(),
+                    resource_version: None,
+                }),
+                ..DeleteParams::background()
+            };
+            api.delete(&stale.name, &params).await.map_err(prune_err)?;
             tracing::info!(object = %stale, "pruned");
             report.pruned.push(stale.clone());
         }

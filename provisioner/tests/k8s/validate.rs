@@ -1,0 +1,167 @@
+//! Every rendered manifest validates offline against the upstream Kubernetes JSON schemas
+//! of the pinned version, in strict mode (unknown fields are errors), with PyPI
+//! `kubernetes-validate`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use provisioner::commands::render::render_all;
+use provisioner::k8s::apply::parse_documents;
+use provisioner::k8s::render::{
+    render_manifests, SecretValues, Workload, WorkloadOptions, WorkloadSecrets,
+};
+
+use crate::common::{require_tool, template_env};
+
+/// The Kubernetes version of the pinned k3s release (`bootstrap::K3S_VERSION`).
+const KUBERNETES_VERSION: &str = "1.34.0";
+const INSTALL: &str =
+    "scripts/setup (pip install kubernetes-validate==1.37.0 into ~/.cache/proximity-suite/venv)";
+
+/// Runs the validator on `files`; returns (success, combined output).
+fn kubernetes_validate(tool: &Path, files: &[PathBuf]) -> (bool, String) {
+    let out = Command::new(tool)
+        .args(["--strict", "-k", KUBERNETES_VERSION])
+        .args(files)
+        .output()
+        .expect("run kubernetes-validate");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn count_documents(files: &[PathBuf]) -> usize {
+    files
+        .iter()
+        .map(|f| {
+            parse_documents(&std::fs::read_to_string(f).unwrap())
+                .unwrap()
+                .len()
+        })
+        .sum()
+}
+
+fn assert_valid(tool: &Path, files: &[PathBuf]) {
+    let (ok, out) = kubernetes_validate(tool, files);
+    assert!(
+        ok,
+        "kubernetes-validate --strict -k {KUBERNETES_VERSION} failed:\n{out}"
+    );
+    let passed = out.matches("passed for resource").count();
+    let docs = count_documents(files);
+    assert_eq!(
+        passed, docs,
+        "every document must be checked against a schema ({docs} documents):\n{out}"
+    );
+}
+
+#[test]
+fn rendered_manifests_validate_strictly_against_the_pinned_kubernetes_schemas() {
+    let Some(tool) = require_tool("kubernetes-validate", INSTALL) else {
+        return;
+    };
+    for template in ["dev.yaml", "multi-vpc.yaml"] {
+        let env = template_env(template);
+        let dir = tempfile::tempdir().unwrap();
+        // What `provisioner render` writes (secrets redacted) ...
+        let files = render_all(&env, &WorkloadOptions::default(), dir.path()).unwrap();
+        let manifests: Vec<PathBuf> = files
+            .into_iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        assert_eq!(manifests.len(), 7, "{template}: {manifests:?}");
+        assert_valid(&tool, &manifests);
+
+        // ... and what a deploy applies (real generated secrets, other replica counts).
+        let opts = WorkloadOptions {
+            image: Some("registry.example.com/proximity-service:e2e".into()),
+            service_replicas: 3,
+            service_max_replicas: 10,
+            postgres_replicas: 3,
+            postgres_storage: "20Gi".into(),
+        };
+        let workload = Workload::from_env(&env, &opts).unwrap();
+        let secrets = WorkloadSecrets::generate();
+        let actual = dir.path().join("actual");
+        std::fs::create_dir_all(&actual).unwrap();
+        let mut files = Vec::new();
+        for m in render_manifests(&workload, SecretValues::Actual(&secrets)).unwrap() {
+            let p = actual.join(m.file_name);
+            std::fs::write(&p, m.yaml).unwrap();
+            files.push(p);
+        }
+        assert_valid(&tool, &files);
+    }
+}
+
+#[test]
+fn the_validator_really_is_strict() {
+    let Some(tool) = require_tool("kubernetes-validate", INSTALL) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    // `replica` (not `replicas`): only strict mode rejects an unknown field.
+    std::fs::write(
+        &bad,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replica: 2\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec: {containers: [{name: c, image: i}]}\n",
+    )
+    .unwrap();
+    let (ok, out) = kubernetes_validate(&tool, &[bad]);
+    assert!(!ok, "a manifest with an unknown field passed:\n{out}");
+    assert!(out.contains("replica"), "{out}");
+}
+
+#[test]
+fn rendered_output_has_every_kind_the_workload_needs_and_no_secret() {
+    let env = template_env("dev.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let files = render_all(&env, &WorkloadOptions::default(), dir.path()).unwrap();
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    let mut all = String::new();
+    for f in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
+    {
+        let text = std::fs::read_to_string(f).unwrap();
+        for obj in parse_documents(&text).unwrap() {
+            *kinds.entry(obj.types.unwrap().kind).or_default() += 1;
+        }
+        all.push_str(&text);
+    }
+    for (kind, n) in [
+        ("Namespace", 1),
+        ("Secret", 3),
+        ("StatefulSet", 2),
+        ("Deployment", 3),
+        ("HorizontalPodAutoscaler", 1),
+        ("PodDisruptionBudget", 1),
+        ("NetworkPolicy", 5),
+        ("Job", 1),
+    ] {
+        assert_eq!(kinds.get(kind), Some(&n), "{kind}: {kinds:?}");
+    }
+    // The NodePort is the ALB target group's port (30080 in dev.yaml).
+    assert!(all.contains("nodePort: 30080"), "NodePort missing");
+    assert!(all.contains("REDACTED"));
+    assert!(
+        !all.contains("postgres://proximity:"),
+        "a connection URL with a password was rendered"
+    );
+    // User-data and IAM policies are written too.
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.strip_prefix(dir.path()).unwrap().display().to_string())
+        .collect();
+    for pool in &env.node_pools {
+        assert!(
+            names.contains(&format!("userdata/{}.sh", pool.name)),
+            "{names:?}"
+        );
+    }
+    assert!(names.contains(&"iam/k3s-server-policy.json".to_owned()));
+    assert!(names.contains(&"iam/k3s-agent-policy.json".to_owned()));
+}
