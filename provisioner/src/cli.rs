@@ -445,9 +445,11 @@ async fn dispatch(cfg: &Config) -> Result<ExitCode> {
         Mode::Validate => commands::validate::run(cfg, cfg.environment()?).await,
         Mode::Graph => commands::graph::run(cfg, cfg.environment()?).await,
         Mode::Render => commands::render::run(cfg, cfg.environment()?).await,
-        Mode::Plan | Mode::Up | Mode::Down | Mode::Status => {
-            bail!("`{:?}` is not wired into this build yet", cfg.mode)
-        }
+        Mode::Plan => commands::plan::run(cfg, cfg.environment()?).await,
+        Mode::Up => commands::up::run(cfg, cfg.environment()?).await,
+        // By tag: a template is optional (`--env NAME`).
+        Mode::Down => commands::down::run(cfg).await,
+        Mode::Status => commands::status::run(cfg).await,
     }
 }
 
