@@ -45,8 +45,12 @@ pub async fn postgres() -> Result<TestDb> {
     match shared {
         Shared::Local(cluster) => cluster.create_database(&name).await,
         Shared::External { server, replica } => {
-            create_database(&with_db(server, "postgres"), &with_db(replica, "postgres"), &name)
-                .await?;
+            create_database(
+                &with_db(server, "postgres"),
+                &with_db(replica, "postgres"),
+                &name,
+            )
+            .await?;
             Ok(TestDb {
                 primary_url: with_db(server, &name),
                 replica_url: with_db(replica, &name),
@@ -89,16 +93,32 @@ impl PgCluster {
         };
         let primary_dir = cluster.primary_dir();
         let mut initdb = cluster.pg_command("initdb");
-        initdb
-            .arg("-D")
-            .arg(&primary_dir)
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "-N"]);
+        initdb.arg("-D").arg(&primary_dir).args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "-N",
+        ]);
         run(&mut initdb).context("initdb")?;
         cluster.start_primary().await?;
 
         let mut backup = cluster.pg_command("pg_basebackup");
         backup
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-X", "stream", "-c", "fast", "-R"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "-R",
+            ])
             .arg("-p")
             .arg(cluster.primary_port.to_string())
             .arg("-D")
@@ -120,8 +140,13 @@ impl PgCluster {
         let exe = self.bin.join(program);
         if running_as_root() {
             let mut c = Command::new("setpriv");
-            c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
-                .arg(exe);
+            c.args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ])
+            .arg(exe);
             c
         } else {
             Command::new(exe)
@@ -279,11 +304,10 @@ async fn create_database(primary_admin: &str, replica_admin: &str, name: &str) -
         .await
         .context("connecting to the replica")?;
     loop {
-        let found: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
-                .bind(name)
-                .fetch_optional(&mut replica)
-                .await?;
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+            .bind(name)
+            .fetch_optional(&mut replica)
+            .await?;
         if found.is_some() {
             return Ok(());
         }

@@ -28,7 +28,10 @@ async fn a_write_on_the_primary_is_read_back_from_the_replica() -> Result<()> {
         if let Some(body) = row {
             break body;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "never replicated");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never replicated"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(body, "written on the primary");
@@ -46,12 +49,13 @@ async fn each_test_gets_its_own_database() -> Result<()> {
     let b = harness::postgres().await?;
     assert_ne!(a.name, b.name);
     let pa = sqlx::PgPool::connect(&a.primary_url).await?;
-    sqlx::query("CREATE TABLE only_in_a (x int)").execute(&pa).await?;
+    sqlx::query("CREATE TABLE only_in_a (x int)")
+        .execute(&pa)
+        .await?;
     let pb = sqlx::PgPool::connect(&b.primary_url).await?;
-    let seen: Option<String> =
-        sqlx::query_scalar("SELECT to_regclass('only_in_a')::text")
-            .fetch_one(&pb)
-            .await?;
+    let seen: Option<String> = sqlx::query_scalar("SELECT to_regclass('only_in_a')::text")
+        .fetch_one(&pb)
+        .await?;
     assert_eq!(seen, None);
     Ok(())
 }
@@ -63,8 +67,12 @@ async fn a_dedicated_cluster_survives_a_replica_restart() -> Result<()> {
     cluster.stop_replica().await?;
     assert!(sqlx::PgPool::connect(&db.replica_url).await.is_err());
     let primary = sqlx::PgPool::connect(&db.primary_url).await?;
-    sqlx::query("CREATE TABLE t (x int)").execute(&primary).await?;
-    sqlx::query("INSERT INTO t VALUES (7)").execute(&primary).await?;
+    sqlx::query("CREATE TABLE t (x int)")
+        .execute(&primary)
+        .await?;
+    sqlx::query("INSERT INTO t VALUES (7)")
+        .execute(&primary)
+        .await?;
     cluster.start_replica().await?;
     let replica = sqlx::PgPool::connect(&db.replica_url).await?;
     let start = Instant::now();
@@ -76,7 +84,10 @@ async fn a_dedicated_cluster_survives_a_replica_restart() -> Result<()> {
         if x == Some(7) {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "replica did not catch up");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "replica did not catch up"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
@@ -118,7 +129,9 @@ async fn a_dedicated_redis_can_be_stopped_and_restarted() -> Result<()> {
 async fn ec2_client(endpoint: &str) -> aws_sdk_ec2::Client {
     use aws_smithy_http_client::tls;
     let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
         .build_https();
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(http)
