@@ -63,6 +63,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Ids whose entry a write failed to update (`None`: too many, flush all).
     pending: Mutex<Option<HashSet<i64>>>,
+    /// Set while `pending` holds ids: reads skip the cache until they are purged.
+    dirty: AtomicBool,
 }
 
 /// Above this many pending ids, recovery flushes every key of the prefix.
@@ -97,6 +99,7 @@ impl Cache {
             epoch: Instant::now(),
             metrics,
             pending: Mutex::new(Some(HashSet::new())),
+            dirty: AtomicBool::new(false),
         });
         tokio::spawn(supervise(Arc::downgrade(&inner), client));
         Ok(Cache { inner: Some(inner) })
@@ -124,6 +127,9 @@ impl Cache {
 
     fn usable(&self) -> Option<(&Inner, ConnectionManager)> {
         let inner = self.inner.as_deref()?;
+        if !inner.healthy.load(Ordering::Relaxed) || inner.dirty.load(Ordering::Relaxed) {
+            return None;
+        }
         let now_ms = inner.epoch.elapsed().as_millis() as u64;
         if now_ms < inner.open_until_ms.load(Ordering::Relaxed) {
             return None;
@@ -191,6 +197,7 @@ impl Cache {
         };
         if !stored {
             let mut pending = inner.pending.lock().expect("cache lock");
+            inner.dirty.store(true, Ordering::Relaxed);
             if let Some(set) = pending.as_mut() {
                 set.insert(id);
                 if set.len() > MAX_PENDING {
@@ -302,7 +309,12 @@ async fn purge_pending(inner: &Inner, conn: &mut ConnectionManager) -> bool {
         }
         None => flush_prefix(inner, conn).await,
     };
-    if !ok {
+    if ok {
+        let current = inner.pending.lock().expect("cache lock");
+        if current.as_ref().is_some_and(|s| s.is_empty()) {
+            inner.dirty.store(false, Ordering::Relaxed);
+        }
+    } else {
         // Put them back (merged with any added meanwhile) for the next try.
         let mut current = inner.pending.lock().expect("cache lock");
         *current = match (pending, current.take()) {

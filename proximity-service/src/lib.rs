@@ -1,6 +1,7 @@
 //! proximity-service: nearby search over HTTP.
 
 pub mod cache;
+pub mod cli;
 pub mod configuration;
 pub mod consistency;
 pub mod domain;

@@ -266,14 +266,13 @@ pub async fn get(
     };
     let required = state.consistency.required(&clients(key, addr)).max(token);
 
-    // A client waiting for its own write skips the cache: the write updated
-    // the cache, but if Redis was down meanwhile the entry may be older.
-    if required.is_none() {
-        match state.cache.get(id.get()).await {
-            crate::cache::Lookup::Hit(json) => return Ok(json_response(StatusCode::OK, json)),
-            crate::cache::Lookup::Deleted => return Err(not_found()),
-            crate::cache::Lookup::Miss => {}
-        }
+    // The cache never holds an entry older than an acknowledged write: each
+    // write overwrites its entry, and a write that could not reach Redis keeps
+    // the cache switched off until that entry is purged (see `cache`).
+    match state.cache.get(id.get()).await {
+        crate::cache::Lookup::Hit(json) => return Ok(json_response(StatusCode::OK, json)),
+        crate::cache::Lookup::Deleted => return Err(not_found()),
+        crate::cache::Lookup::Miss => {}
     }
     let record = state.store.get(id.get(), required).await?;
     match record {

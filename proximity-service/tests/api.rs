@@ -1,0 +1,18 @@
+//! The API suite: one test binary, so Postgres (primary + replica) and Redis
+//! start once. Submodules live in `tests/api/`.
+//!
+//! - `inprocess`: the router driven with `tower::ServiceExt::oneshot` on the
+//!   embedded SQLite store (validation, auth, limits).
+//! - `crud`: the real server on port 0 against a fresh Postgres database
+//!   (primary + replica) and Redis: round trips, replicas, read-your-writes,
+//!   two instances on one database.
+//! - `faults`: dedicated servers that the tests stop: replica and Redis killed
+//!   under read load, primary stopped under writes.
+
+mod api {
+    pub mod helpers;
+
+    mod crud;
+    mod faults;
+    mod inprocess;
+}

@@ -1,0 +1,304 @@
+//! The real server against Postgres (primary + replica) and Redis.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::helpers::{
+    business, eventually, pg_count, pg_settings, spawn_app, spawn_embedded, spawn_with, API_KEY,
+};
+
+#[tokio::test]
+async fn crud_round_trip_through_postgres_and_the_cache() {
+    let (app, db) = spawn_app().await;
+    let created = app.create(&business("Kahvila", 60.1699, 24.9384)).await;
+    assert_eq!(created.status(), 201);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        created.headers().contains_key("x-consistency-token"),
+        "Postgres writes return their WAL position"
+    );
+    let body: Value = created.json().await.unwrap();
+    let id = body["id"].as_i64().unwrap();
+    assert_eq!(location, format!("/v1/businesses/{id}"));
+    assert_eq!(body["lat"], 60.1699);
+    assert_eq!(body["category"], "cafe");
+
+    // Read twice: the second comes from Redis.
+    for _ in 0..2 {
+        let got = app.get(id).await;
+        assert_eq!(got.status(), 200);
+        let got: Value = got.json().await.unwrap();
+        assert_eq!(got, body);
+    }
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("cache_requests_total{result=\"hit\"} 0"),
+        "expected a cache hit:\n{metrics}"
+    );
+
+    // Replace: the cache entry is overwritten, not served stale.
+    let replaced = app
+        .client
+        .put(app.url(&location))
+        .bearer_auth(API_KEY)
+        .json(&json!({"name": "Kahvila 2", "category": "cafe", "lat": 60.17, "lng": 24.94}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replaced.status(), 200);
+    let got: Value = app.get(id).await.json().await.unwrap();
+    assert_eq!(got["name"], "Kahvila 2");
+    assert_eq!(got["phone"], Value::Null);
+
+    let deleted = app
+        .client
+        .delete(app.url(&location))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(app.get(id).await.status(), 404);
+    assert_eq!(pg_count(&db.primary_url).await, 0);
+
+    // Rejected writes store nothing in Postgres either.
+    let bad = app
+        .create(&json!({"name": "x", "category": "c", "lat": 91, "lng": 0}))
+        .await;
+    assert_eq!(bad.status(), 400);
+    let bad: Value = bad.json().await.unwrap();
+    assert_eq!(bad["error"]["field"], "lat");
+    assert_eq!(pg_count(&db.primary_url).await, 0);
+
+    let ready: Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["cache"], "up");
+    assert_eq!(ready["database"]["replicas"][0]["up"], true);
+}
+
+/// Replica replay paused: the writer still reads its write (routed to the
+/// primary by its WAL position), while a client without that position reads
+/// the lagging replica.
+#[tokio::test]
+async fn read_your_writes_while_the_replica_lags() {
+    let cluster = harness::PgCluster::start().await.expect("cluster");
+    let db = cluster.create_database("ryw").await.expect("db");
+    let replicas = vec![db.replica_url.clone()];
+    let a = spawn_with(pg_settings(&db.primary_url, &replicas, None)).await;
+    let b = spawn_with(pg_settings(&db.primary_url, &replicas, None)).await;
+
+    let created: Value = a
+        .create(&business("v1", 10.0, 10.0))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_i64().unwrap();
+    let replica = sqlx::PgPool::connect(&db.replica_url).await.unwrap();
+    let on_replica = |name: &'static str| {
+        let replica = replica.clone();
+        async move {
+            let n: Option<String> = sqlx::query_scalar("SELECT name FROM businesses WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&replica)
+                .await
+                .unwrap();
+            n.as_deref() == Some(name)
+        }
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || on_replica("v1"))
+            .await
+            .is_some(),
+        "the replica never replayed the insert"
+    );
+
+    sqlx::query("SELECT pg_wal_replay_pause()")
+        .execute(&replica)
+        .await
+        .unwrap();
+    let put = a
+        .client
+        .put(a.url(&format!("/v1/businesses/{id}")))
+        .bearer_auth(API_KEY)
+        .json(&business("v2", 10.0, 10.0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let token = put.headers()["x-consistency-token"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    // The writer reads its write at once.
+    let got: Value = a.get(id).await.json().await.unwrap();
+    assert_eq!(got["name"], "v2");
+    // The replica really lags...
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(on_replica("v1").await, "replay should be paused");
+    // ...and instance B, which knows nothing of the write, reads it from there.
+    let got: Value = b.get(id).await.json().await.unwrap();
+    assert_eq!(got["name"], "v1", "B should read the (lagging) replica");
+    // With the token, B reads the write too.
+    let got: Value = b
+        .client
+        .get(b.url(&format!("/v1/businesses/{id}")))
+        .header("x-consistency-token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["name"], "v2");
+    // A malformed token is a 400 naming the header.
+    let bad = b
+        .client
+        .get(b.url(&format!("/v1/businesses/{id}")))
+        .header("x-consistency-token", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
+    sqlx::query("SELECT pg_wal_replay_resume()")
+        .execute(&replica)
+        .await
+        .unwrap();
+    assert!(eventually(Duration::from_secs(10), || on_replica("v2"))
+        .await
+        .is_some());
+    replica.close().await;
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Two instances on one database: a write through either is in the other's
+/// search results within 1 s.
+#[tokio::test]
+async fn every_instance_sees_every_write_within_a_second() {
+    let db = harness::postgres().await.expect("postgres");
+    let redis = harness::redis().await.expect("redis");
+    let settings = || {
+        pg_settings(
+            &db.primary_url,
+            std::slice::from_ref(&db.replica_url),
+            Some(&redis),
+        )
+    };
+    let a = spawn_with(settings()).await;
+    let b = spawn_with(settings()).await;
+    let ids_near = |app: &super::helpers::TestApp, q: &'static str| {
+        let client = app.client.clone();
+        let url = app.url(&format!("/v1/search/nearby?{q}"));
+        async move {
+            let page: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+            page["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["id"].as_i64().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+
+    let created: Value = a
+        .create(&business("Cross", -12.0, 130.0))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_i64().unwrap();
+    let took = eventually(Duration::from_secs(1), || async {
+        ids_near(&b, "lat=-12&lng=130&radius=100")
+            .await
+            .contains(&id)
+    })
+    .await;
+    assert!(took.is_some(), "B did not see A's insert within 1 s");
+
+    let moved = b
+        .client
+        .put(b.url(&format!("/v1/businesses/{id}")))
+        .bearer_auth(API_KEY)
+        .json(&business("Cross", 12.0, -130.0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 200);
+    let took = eventually(Duration::from_secs(1), || async {
+        ids_near(&a, "lat=12&lng=-130&radius=100")
+            .await
+            .contains(&id)
+            && ids_near(&a, "lat=-12&lng=130&radius=100").await.is_empty()
+    })
+    .await;
+    assert!(took.is_some(), "A did not see B's move within 1 s");
+
+    let deleted = a
+        .client
+        .delete(a.url(&format!("/v1/businesses/{id}")))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let took = eventually(Duration::from_secs(1), || async {
+        ids_near(&b, "lat=12&lng=-130&radius=100").await.is_empty()
+    })
+    .await;
+    assert!(took.is_some(), "B did not see A's delete within 1 s");
+    // B's cached copy was replaced by the delete too.
+    assert_eq!(b.get(id).await.status(), 404);
+    a.stop().await;
+    b.stop().await;
+}
+
+/// The embedded default keeps its data across restarts, and a restarted
+/// instance loads it into its index.
+#[tokio::test]
+async fn the_embedded_store_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_embedded(dir.path()).await;
+    let created: Value = app
+        .create(&business("Durable", 48.85, 2.35))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_i64().unwrap();
+    assert!(
+        !app.create(&business("x", 1.0, 1.0))
+            .await
+            .headers()
+            .contains_key("x-consistency-token"),
+        "SQLite has no WAL positions to hand out"
+    );
+    app.stop().await;
+    assert!(dir.path().join("places.db").exists());
+
+    let app = spawn_embedded(dir.path()).await;
+    let got: Value = app.get(id).await.json().await.unwrap();
+    assert_eq!(got["name"], "Durable");
+    let page = app.search("lat=48.85&lng=2.35&radius=10").await;
+    assert_eq!(page["results"][0]["id"], id);
+    app.stop().await;
+}
