@@ -158,17 +158,17 @@ impl Resource<Cloud> for SecurityGroupRules {
             if !known(&d.group_id) {
                 return Ok(None);
             }
-            let found = by_name(cx.security_groups().await?, &self.name, |g| &g.tags);
-            // A group created earlier in this run is not in the cached describe: it has no
-            // ingress rules yet.
-            let ingress = found.map(|g| g.ingress).unwrap_or_default();
-            Ok(Some(Found {
-                state: RulesState {
-                    group_id: d.group_id.clone(),
-                    ingress,
-                },
-                outputs: out_id(&d.group_id),
-            }))
+            // A group created earlier in this run is not in the cached describe: its rules
+            // are then created (as the plan, which did not know the group, said).
+            Ok(
+                by_name(cx.security_groups().await?, &self.name, |g| &g.tags).map(|g| Found {
+                    state: RulesState {
+                        group_id: d.group_id.clone(),
+                        ingress: g.ingress,
+                    },
+                    outputs: out_id(&d.group_id),
+                }),
+            )
         })
     }
     fn create<'a>(
@@ -176,7 +176,7 @@ impl Resource<Cloud> for SecurityGroupRules {
         cx: &'a Cloud,
         d: &'a RulesState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
-        // Only reached in a plan (the group id is not known yet); kept correct anyway.
+        // The group is new (created earlier in this run): add every rule.
         Box::pin(async move {
             cx.authorize_ingress(&d.group_id, &d.ingress).await?;
             Ok(out_id(&d.group_id))
