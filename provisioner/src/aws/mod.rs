@@ -17,6 +17,7 @@ pub mod errors;
 pub mod iam;
 pub mod route53;
 pub mod ssm;
+pub mod ssm_secrets;
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};

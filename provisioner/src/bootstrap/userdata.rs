@@ -30,9 +30,22 @@ pub struct Endpoints {
     pub api_name: String,
 }
 
+impl Endpoints {
+    /// The endpoints of `env` once its NLB exists: the API name is the template's A record
+    /// aliased to the NLB ([`api_record_name`]), else the NLB's own DNS name.
+    pub fn for_env(env: &Environment, nlb_dns: &str) -> Self {
+        let nlb_dns = nlb_dns.trim_end_matches('.').to_ascii_lowercase();
+        Self {
+            api_name: api_record_name(env).unwrap_or_else(|| nlb_dns.clone()),
+            nlb_dns,
+        }
+    }
+}
+
 /// The EC2 user-data (a `#!/bin/sh` script, not base64) for the instances of `pool`.
 ///
-/// **Engine:** the launch-template resource calls this once per pool and base64-encodes the
+/// **Engine:** the launch-template resource calls this once per pool (with
+/// [`Endpoints::for_env`]`(env, nlb_dns)`) and base64-encodes the
 /// result into `LaunchTemplateData.UserData` (16 KiB limit; the scripts are ~9 KiB). The
 /// script carries no secret: the join token is read at boot from SSM (the instance profile
 /// must carry [`super::instance_role_policy`] for the pool's role). The NLB's DNS name is

@@ -121,12 +121,94 @@ pub async fn run(cfg: &Config, env: &Environment) -> Result<ExitCode> {
     })
     .await?;
     print!("{}", render_summary(&r));
-    if cloud.is_emulator() {
-        eprintln!("{}", crate::emulator::NO_BOOT_NOTICE);
+    if r.errors.is_empty() {
+        deploy_workload(cfg, &cloud, env).await?;
     }
     Ok(if r.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+// ---- Kubernetes: k3s readiness and the workload (see `crate::k8s::deploy`) -------------------
+
+/// After the AWS side converged: on real AWS wait for k3s (kubeconfig published, `/readyz`
+/// through the NLB, nodes Ready), apply the workload and wait until a nearby search answers
+/// through the public name; on the emulator say that instances never boot, then deploy to
+/// `--kubeconfig` if given, else write the rendered manifests to `--manifests-out`.
+async fn deploy_workload(cfg: &Config, cloud: &Cloud, env: &Environment) -> Result<()> {
+    use crate::bootstrap::{public_record_name, Endpoints};
+    use crate::k8s::deploy::{deploy, DeployOptions, DeployOutcome, DeployTarget};
+    use crate::k8s::kubeconfig::WriteMode;
+    use crate::k8s::render::WorkloadOptions;
+    use crate::template::LbKind;
+
+    let opts = DeployOptions {
+        workload: WorkloadOptions {
+            image: cfg.image.clone(),
+            ..WorkloadOptions::default()
+        },
+        manifests_out: cfg.manifests_out.clone(),
+        ..DeployOptions::default()
+    };
+    let target = if cloud.is_emulator() {
+        DeployTarget::Emulator {
+            kubeconfig: cfg.kubeconfig.clone(),
+        }
+    } else {
+        let lbs = cloud.load_balancers().await?;
+        let dns_of = |kind: LbKind| -> Result<String> {
+            let placement = env.load_balancer(kind).with_context(|| {
+                format!("k3s and the service need the template's {kind} (load_balancers.{kind})")
+            })?;
+            lbs.iter()
+                .find(|lb| {
+                    lb.tags.get(crate::aws::TAG_ENV) == Some(&cloud.env)
+                        && lb.tags.get(crate::aws::TAG_NAME).map(String::as_str)
+                            == Some(placement.name.as_str())
+                })
+                .map(|lb| lb.dns_name.clone())
+                .with_context(|| format!("the {kind} `{}` was not found after up", placement.name))
+        };
+        let nlb_dns = dns_of(LbKind::Nlb)?;
+        let public = match public_record_name(env) {
+            Some(name) => name,
+            None => dns_of(LbKind::Alb)?,
+        };
+        DeployTarget::Aws {
+            secrets: cloud,
+            endpoints: Endpoints::for_env(env, &nlb_dns),
+            public_url: format!("http://{public}"),
+            kubeconfig_out: cfg.kubeconfig.clone().map(|p| {
+                let mode = if p.exists() {
+                    WriteMode::Merge
+                } else {
+                    WriteMode::Replace
+                };
+                (p, mode)
+            }),
+        }
+    };
+    let mut progress = |line: &str| eprintln!("{line}");
+    match deploy(env, target, &opts, &mut progress).await? {
+        DeployOutcome::Applied { report, serving_at } => {
+            println!(
+                "workload: {} objects applied, {} pruned",
+                report.applied.len(),
+                report.pruned.len()
+            );
+            if let Some(url) = serving_at {
+                println!("serving: {url}{}", crate::k8s::deploy::SMOKE_QUERY);
+            }
+        }
+        DeployOutcome::Rendered { dir, files } => {
+            println!(
+                "workload: {} manifests rendered to {}",
+                files.len(),
+                dir.display()
+            );
+        }
+    }
+    Ok(())
 }
