@@ -1,1 +1,187 @@
-//! placeholder
+//! Ownership: `down` never touches what is not tagged for its environment (the default VPC,
+//! a VPC created by someone else, another environment's resources), works from `--env NAME`
+//! alone, and lists (and fails on) what it could not delete.
+
+use std::time::Duration;
+
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use clap::Parser;
+use provisioner::commands::{down, up};
+
+use crate::{cloud, load, no_progress, parse, sdk_env};
+
+async fn raw_ec2(guard: &harness::EmulatorGuard) -> aws_sdk_ec2::Client {
+    sdk_env(guard);
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https(),
+        )
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&guard.endpoint)
+        .load()
+        .await;
+    aws_sdk_ec2::Client::new(&conf)
+}
+
+async fn vpc_exists(ec2: &aws_sdk_ec2::Client, id: &str) -> bool {
+    ec2.describe_vpcs()
+        .filters(Filter::builder().name("vpc-id").values(id).build())
+        .send()
+        .await
+        .unwrap()
+        .vpcs()
+        .len()
+        == 1
+}
+
+const SMALL: &str = r#"
+name: owned
+region: us-east-1
+cluster: {k3s_version: v1.32.5+k3s1, service_image: "example/img:1"}
+vpcs:
+  - name: main
+    cidr: 10.50.0.0/16
+    az_count: 2
+    nat: single
+    subnets:
+      - {name: public-a,  kind: public,  az_index: 0, cidr: 10.50.0.0/24}
+      - {name: public-b,  kind: public,  az_index: 1, cidr: 10.50.1.0/24}
+      - {name: private-a, kind: private, az_index: 0, cidr: 10.50.16.0/20}
+security_groups:
+  - name: app
+    vpc: main
+    description: app
+    ingress:
+      - {protocol: tcp, ports: 8080, source: {group: app}}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_spares_everything_not_tagged_for_the_env() {
+    let guard = harness::emulator().await.unwrap();
+    let ec2 = raw_ec2(&guard).await;
+    let default_vpcs: Vec<String> = ec2
+        .describe_vpcs()
+        .filters(Filter::builder().name("is-default").values("true").build())
+        .send()
+        .await
+        .unwrap()
+        .vpcs()
+        .iter()
+        .filter_map(|v| v.vpc_id().map(String::from))
+        .collect();
+    assert!(!default_vpcs.is_empty(), "moto pre-creates a default VPC");
+    // A VPC someone made by hand (untagged), and one of another environment.
+    let stranger = ec2
+        .create_vpc()
+        .cidr_block("10.50.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let neighbour = ec2
+        .create_vpc()
+        .cidr_block("10.60.0.0/16")
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Vpc)
+                .tags(Tag::builder().key("provisioner:env").value("other").build())
+                .tags(Tag::builder().key("provisioner:name").value("main").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_string();
+
+    let env = parse(SMALL);
+    let cloud = cloud(&guard, "owned").await;
+    let r = up::converge(&cloud, &env, &no_progress()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+
+    // The other env's VPC has the same logical name: it must not be adopted.
+    cloud.inventory.clear();
+    let vpcs = cloud.vpcs().await.unwrap();
+    assert_eq!(vpcs.len(), 1);
+    assert_ne!(vpcs[0].id, neighbour);
+
+    let d = down::teardown(&cloud, Duration::from_secs(60), &no_progress())
+        .await
+        .unwrap();
+    assert!(d.left.is_empty(), "{:?}", d.left);
+    for id in default_vpcs.iter().chain([&stranger, &neighbour]) {
+        assert!(vpc_exists(&ec2, id).await, "{id} must survive down");
+    }
+    assert!(crate::e2e::counts::tagged(&guard.endpoint, "owned")
+        .await
+        .is_empty());
+    assert!(!crate::e2e::counts::tagged(&guard.endpoint, "other")
+        .await
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_by_env_name_alone_through_the_cli() {
+    let guard = harness::emulator().await.unwrap();
+    let env = load("dev.yaml");
+    let cloud = cloud(&guard, "dev").await;
+    let r = up::converge(&cloud, &env, &no_progress()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert!(!crate::e2e::counts::tagged(&guard.endpoint, "dev")
+        .await
+        .is_empty());
+
+    let cli = provisioner::cli::Cli::parse_from([
+        "provisioner",
+        "down",
+        "--env",
+        "dev",
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        &guard.endpoint,
+        "--deadline",
+        "60",
+    ]);
+    let cfg = provisioner::cli::Config::resolve(cli).await.unwrap();
+    assert!(cfg.yes, "no prompt on an emulator endpoint");
+    let code = down::run(&cfg).await.unwrap();
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    let left = crate::e2e::counts::tagged(&guard.endpoint, "dev").await;
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_lists_what_it_could_not_delete() {
+    let guard = harness::emulator().await.unwrap();
+    let env = parse(SMALL);
+    let cloud = cloud(&guard, "owned").await;
+    up::converge(&cloud, &env, &no_progress()).await.unwrap();
+    // Someone adds an untagged subnet to our VPC: we must not delete it, so the VPC stays.
+    cloud.inventory.clear();
+    let vpc = cloud.vpcs().await.unwrap()[0].id.clone();
+    let ec2 = raw_ec2(&guard).await;
+    ec2.create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("10.50.200.0/24")
+        .send()
+        .await
+        .unwrap();
+    let d = down::teardown(&cloud, Duration::from_secs(3), &no_progress())
+        .await
+        .unwrap();
+    assert_eq!(d.left.len(), 1, "{:?}", d.left);
+    assert!(d.left[0].starts_with(&format!("vpc/{vpc}")), "{:?}", d.left);
+    assert!(!d.errors.is_empty());
+}
