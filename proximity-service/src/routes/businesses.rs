@@ -246,7 +246,7 @@ pub async fn get(
         Some(v) => Some(
             v.to_str()
                 .ok()
-                .and_then(|s| s.parse::<Lsn>().ok())
+                .and_then(|s| s.trim().parse::<Lsn>().ok())
                 .ok_or_else(|| {
                     ApiError::validation(
                         "X-Consistency-Token",
