@@ -23,6 +23,8 @@ mod mock_api;
 
 #[path = "k8s/apply.rs"]
 mod apply;
+#[path = "k8s/deploy.rs"]
+mod deploy;
 #[path = "k8s/e2e.rs"]
 mod e2e;
 #[path = "k8s/userdata.rs"]

@@ -28,9 +28,12 @@ pub async fn run(cfg: &Config, env: &Environment) -> Result<ExitCode> {
         image: cfg.image.clone(),
         ..WorkloadOptions::default()
     };
-    let files = render_all(env, &opts, &out)?;
+    let Rendered { files, problems } = render_all(env, &opts, &out)?;
     for f in &files {
         println!("{}", f.display());
+    }
+    if !problems.is_empty() {
+        anyhow::bail!("{}", problems.join("\n"));
     }
     eprintln!(
         "wrote {} files to {}; Secret values are REDACTED (a deploy generates them and never writes them to disk); \
@@ -46,23 +49,33 @@ pub fn placeholder_nlb(env: &Environment) -> String {
     format!("nlb.{}.render.invalid", env.name)
 }
 
-/// Writes manifests, user-data and policies under `out`; returns the files written.
-pub fn render_all(env: &Environment, opts: &WorkloadOptions, out: &Path) -> Result<Vec<PathBuf>> {
+/// What [`render_all`] wrote, and the user-data it could not render.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    pub files: Vec<PathBuf>,
+    /// One line per pool whose user-data was refused (e.g. `cluster.k3s_version` off the
+    /// supported line); nothing was written for those pools.
+    pub problems: Vec<String>,
+}
+
+/// Writes manifests, user-data and policies under `out` (`manifests/`, `userdata/`, `iam/`).
+pub fn render_all(env: &Environment, opts: &WorkloadOptions, out: &Path) -> Result<Rendered> {
     let workload = Workload::from_env(env, opts)?;
     let mut files = write_manifests(&workload, &out.join("manifests"))?;
-    let nlb = placeholder_nlb(env);
-    let endpoints = Endpoints {
-        api_name: bootstrap::api_record_name(env).unwrap_or_else(|| nlb.clone()),
-        nlb_dns: nlb,
-    };
+    let mut problems = Vec::new();
+    let endpoints = Endpoints::for_env(env, &placeholder_nlb(env));
     let userdata = out.join("userdata");
     std::fs::create_dir_all(&userdata)
         .with_context(|| format!("creating {}", userdata.display()))?;
     for pool in &env.node_pools {
-        let script = bootstrap::user_data(env, pool, &endpoints)?;
-        let path = userdata.join(format!("{}.sh", pool.name));
-        write_file(&path, &script)?;
-        files.push(path);
+        match bootstrap::user_data(env, pool, &endpoints) {
+            Ok(script) => {
+                let path = userdata.join(format!("{}.sh", pool.name));
+                write_file(&path, &script)?;
+                files.push(path);
+            }
+            Err(e) => problems.push(format!("user-data of pool {}: {e}", pool.name)),
+        }
     }
     let iam = out.join("iam");
     std::fs::create_dir_all(&iam).with_context(|| format!("creating {}", iam.display()))?;
@@ -73,7 +86,7 @@ pub fn render_all(env: &Environment, opts: &WorkloadOptions, out: &Path) -> Resu
         write_file(&path, &serde_json::to_string_pretty(&doc)?)?;
         files.push(path);
     }
-    Ok(files)
+    Ok(Rendered { files, problems })
 }
 
 fn write_file(path: &Path, text: &str) -> Result<()> {

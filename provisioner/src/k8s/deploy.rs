@@ -129,13 +129,20 @@ pub async fn deploy<S: PublishedKubeconfig + Sync>(
                         .manifests_out
                         .clone()
                         .unwrap_or_else(|| Path::new("rendered").join(env.name.as_str()));
-                    let files = write_manifests(&workload, &dir)?;
+                    let rendered = crate::commands::render::render_all(env, &opts.workload, &dir)?;
+                    for p in &rendered.problems {
+                        progress(&format!("warning: {p}"));
+                    }
                     progress(&format!(
-                        "wrote {} rendered manifests to {} (Secret values REDACTED; a deploy to a cluster generates them)",
-                        files.len(),
+                        "no cluster to deploy to (no --kubeconfig): wrote {} rendered files (manifests/, userdata/, iam/) to {} \
+                         — Secret values REDACTED (a deploy to a cluster generates them)",
+                        rendered.files.len(),
                         dir.display()
                     ));
-                    Ok(DeployOutcome::Rendered { dir, files })
+                    Ok(DeployOutcome::Rendered {
+                        dir,
+                        files: rendered.files,
+                    })
                 }
             }
         }

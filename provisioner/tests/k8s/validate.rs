@@ -67,7 +67,9 @@ fn rendered_manifests_validate_strictly_against_the_pinned_kubernetes_schemas() 
         let env = template_env(template);
         let dir = tempfile::tempdir().unwrap();
         // What `provisioner render` writes (secrets redacted) ...
-        let files = render_all(&env, &WorkloadOptions::default(), dir.path()).unwrap();
+        let rendered = render_all(&env, &WorkloadOptions::default(), dir.path()).unwrap();
+        assert!(rendered.problems.is_empty(), "{:?}", rendered.problems);
+        let files = rendered.files;
         let manifests: Vec<PathBuf> = files
             .into_iter()
             .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
@@ -119,7 +121,9 @@ fn the_validator_really_is_strict() {
 fn rendered_output_has_every_kind_the_workload_needs_and_no_secret() {
     let env = template_env("dev.yaml");
     let dir = tempfile::tempdir().unwrap();
-    let files = render_all(&env, &WorkloadOptions::default(), dir.path()).unwrap();
+    let rendered = render_all(&env, &WorkloadOptions::default(), dir.path()).unwrap();
+    assert!(rendered.problems.is_empty(), "{:?}", rendered.problems);
+    let files = rendered.files;
     let mut kinds = std::collections::BTreeMap::<String, usize>::new();
     let mut all = String::new();
     for f in files
