@@ -55,6 +55,23 @@ pub fn parse(yaml: &str) -> Environment {
         .env
 }
 
+/// SDK config for plain clients pointed at the emulator (to act "behind the provisioner's back").
+pub async fn raw_conf(guard: &harness::EmulatorGuard) -> aws_config::SdkConfig {
+    sdk_env(guard);
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https(),
+        )
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&guard.endpoint)
+        .load()
+        .await
+}
+
 pub fn no_progress() -> impl Fn(String) + Sync {
     |_line: String| {}
 }

@@ -1,1 +1,161 @@
-//! placeholder
+//! Drift: a route, a security-group rule and a DNS record deleted behind the provisioner's
+//! back show up in `plan` (each with its reason), `up` repairs them, and `plan` is clean
+//! again. An immutable change (a subnet's AZ) is rejected by the plan, naming the field.
+
+use aws_sdk_ec2::types::{Filter, IpPermission, IpRange};
+use provisioner::commands::{plan, up};
+use provisioner::engine::Action;
+
+use crate::{cloud, load, no_progress, raw_conf};
+
+fn by_name(name: &str) -> Filter {
+    Filter::builder()
+        .name("tag:provisioner:name")
+        .values(name)
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_planned_and_repaired() {
+    let guard = harness::emulator().await.unwrap();
+    let env = load("dev.yaml");
+    let cloud = cloud(&guard, "dev").await;
+    let r = up::converge(&cloud, &env, &no_progress()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+
+    let conf = raw_conf(&guard).await;
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    // 1. the default route of a private subnet
+    let rt = ec2
+        .describe_route_tables()
+        .filters(by_name("main-private-a"))
+        .send()
+        .await
+        .unwrap();
+    let rtb = rt.route_tables()[0].route_table_id().unwrap().to_string();
+    ec2.delete_route()
+        .route_table_id(&rtb)
+        .destination_cidr_block("0.0.0.0/0")
+        .send()
+        .await
+        .unwrap();
+    // 2. the ALB's HTTP rule
+    let sg = ec2
+        .describe_security_groups()
+        .filters(by_name("alb"))
+        .filters(
+            Filter::builder()
+                .name("tag:provisioner:env")
+                .values("dev")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let sg_id = sg.security_groups()[0].group_id().unwrap().to_string();
+    ec2.revoke_security_group_ingress()
+        .group_id(&sg_id)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(80)
+                .to_port(80)
+                .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // 3. one weighted DNS record
+    let r53 = aws_sdk_route53::Client::new(&conf);
+    let zone = r53
+        .list_hosted_zones_by_name()
+        .dns_name("dev.proximity.internal")
+        .send()
+        .await
+        .unwrap()
+        .hosted_zones()[0]
+        .id()
+        .to_string();
+    let sets = r53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .send()
+        .await
+        .unwrap();
+    let blue = sets
+        .resource_record_sets()
+        .iter()
+        .find(|s| s.set_identifier() == Some("blue"))
+        .expect("blue record")
+        .clone();
+    r53.change_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .change_batch(
+            aws_sdk_route53::types::ChangeBatch::builder()
+                .changes(
+                    aws_sdk_route53::types::Change::builder()
+                        .action(aws_sdk_route53::types::ChangeAction::Delete)
+                        .resource_record_set(blue)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let p = plan::plan(&cloud, &env).await.unwrap();
+    let text = plan::render_text(&p);
+    let find = |k: &str| {
+        p.changes
+            .iter()
+            .find(|c| c.key.as_str() == k)
+            .unwrap_or_else(|| panic!("{k} missing from plan:\n{text}"))
+    };
+    let route = find("route-table/main-private-a");
+    assert_eq!(route.action, Action::Update, "{text}");
+    assert!(route.reason.contains("routes"), "{text}");
+    let rules = find("sg-rules/alb");
+    assert_eq!(rules.action, Action::Update, "{text}");
+    assert!(rules.reason.contains("ingress"), "{text}");
+    let rec = find("record/search.dev.proximity.internal-A-blue");
+    assert_eq!(rec.action, Action::Create, "{text}");
+    assert_eq!(
+        p.create + p.update,
+        3,
+        "only the drifted resources:\n{text}"
+    );
+
+    let fix = up::converge(&cloud, &env, &no_progress()).await.unwrap();
+    assert!(fix.errors.is_empty(), "{:?}", fix.errors);
+    assert_eq!((fix.created, fix.updated), (1, 2));
+    let p = plan::plan(&cloud, &env).await.unwrap();
+    assert!(!p.has_changes(), "{}", plan::render_text(&p));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn immutable_change_is_rejected_by_the_plan() {
+    let guard = harness::emulator().await.unwrap();
+    let env = load("dev.yaml");
+    let cloud = cloud(&guard, "dev").await;
+    up::converge(&cloud, &env, &no_progress()).await.unwrap();
+    // Move private-a to the other AZ: a subnet's AZ cannot change in place.
+    let yaml = std::fs::read_to_string(crate::templates_dir().join("dev.yaml"))
+        .unwrap()
+        .replace(
+            "{name: private-a, kind: private, az_index: 0,",
+            "{name: private-a, kind: private, az_index: 1,",
+        );
+    let moved = crate::parse(&yaml);
+    let p = plan::plan(&cloud, &moved).await.unwrap();
+    assert!(
+        p.errors
+            .iter()
+            .any(|e| e.contains("subnet/main-private-a") && e.contains("immutable field `az`")),
+        "{:?}",
+        p.errors
+    );
+}

@@ -8,23 +8,10 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use clap::Parser;
 use provisioner::commands::{down, up};
 
-use crate::{cloud, load, no_progress, parse, sdk_env};
+use crate::{cloud, load, no_progress, parse};
 
 async fn raw_ec2(guard: &harness::EmulatorGuard) -> aws_sdk_ec2::Client {
-    sdk_env(guard);
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https(),
-        )
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&guard.endpoint)
-        .load()
-        .await;
-    aws_sdk_ec2::Client::new(&conf)
+    aws_sdk_ec2::Client::new(&crate::raw_conf(guard).await)
 }
 
 async fn vpc_exists(ec2: &aws_sdk_ec2::Client, id: &str) -> bool {
