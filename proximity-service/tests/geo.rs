@@ -258,6 +258,44 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Thousands of places around the centre, so that whole cells fall inside the circle and
+    /// are counted without distances: totals and pages must still match exactly.
+    #[test]
+    fn dense_places_agree_with_brute_force(
+        (lat, lng) in centre(),
+        radius_m in radius(),
+        n in 1000usize..4000,
+        seed in any::<u64>(),
+        limit in prop_oneof![1u32..8, Just(20u32), Just(200u32)],
+        cat in prop::option::of(0usize..3),
+        removals in 0usize..50,
+    ) {
+        // Uniform over the disk of 1.3 × radius (area-uniform), deterministic from the seed.
+        let mut x = seed | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let raw: Vec<_> = (0..n)
+            .map(|i| (next() * 360.0, next().sqrt() * 0.65, i % 3))
+            .collect();
+        let places = places_around(lat, lng, radius_m, &raw, &[]);
+        let index = PlaceIndex::from_places(places.clone());
+        let mut live = places.clone();
+        for i in 0..removals {
+            let id = places[(i * 7919) % places.len()].id;
+            index.remove(id);
+            live.retain(|p| p.id != id);
+        }
+        check_identical(&index, &live, &query(lat, lng, radius_m, limit, cat));
+    }
+}
+
 #[test]
 fn every_pentagon_and_corner_at_max_radius() {
     let mut centres = pentagon_centres();

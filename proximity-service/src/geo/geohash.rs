@@ -129,16 +129,7 @@ fn grid_bits(bits: u32) -> (u32, u32) {
 /// The bounds of a geohash cell; `None` for an invalid geohash.
 pub fn decode(hash: &str) -> Option<CellBounds> {
     let (prefix, bits) = decode_prefix(hash)?;
-    let (cx, cy) = cell_xy(prefix, bits);
-    let (xb, yb) = grid_bits(bits);
-    let w = 360.0 / 2f64.powi(xb as i32);
-    let h = 180.0 / 2f64.powi(yb as i32);
-    Some(CellBounds {
-        lat_min: -90.0 + f64::from(cy) * h,
-        lat_max: -90.0 + f64::from(cy + 1) * h,
-        lng_min: -180.0 + f64::from(cx) * w,
-        lng_max: -180.0 + f64::from(cx + 1) * w,
-    })
+    Some(cell_bounds(prefix, bits))
 }
 
 /// Column and row of the cell `prefix` at level `bits`.
@@ -311,11 +302,12 @@ fn cell_count(spans: &[(u32, u32)], rows: (u32, u32)) -> u64 {
     cols * (u64::from(rows.1 - rows.0) + 1)
 }
 
-/// The key ranges to scan for a search of `radius` around `center` (see the module docs).
-pub fn cover(center: Coordinates, radius: RadiusM) -> Cover {
+/// The cells of the search cover: level (bits) and cell prefixes, in key order (see the module
+/// docs).
+pub fn cover_cells(center: Coordinates, radius: RadiusM) -> (u32, Vec<u64>) {
     let b = cap_box(center, radius);
     // Finest first; 52 bits ≈ 0.6 m cells is finer than any useful radius.
-    for bits in (0..=52u32).rev() {
+    for bits in (1..=52u32).rev() {
         let (xb, yb) = grid_bits(bits);
         let to_row = |lat: f64| {
             if yb == 0 {
@@ -326,40 +318,62 @@ pub fn cover(center: Coordinates, radius: RadiusM) -> Cover {
         };
         let rows = (to_row(b.lat_min), to_row(b.lat_max));
         let spans = column_spans(center.lng_deg(), b.lng_half_width, xb);
-        if bits > 0 && cell_count(&spans, rows) > MAX_COVER_CELLS {
+        if cell_count(&spans, rows) > MAX_COVER_CELLS {
             continue;
         }
-        let shift = 64 - bits;
-        let mut ranges = Vec::new();
+        let mut cells = Vec::new();
         for cy in rows.0..=rows.1 {
             for &(a, z) in &spans {
-                for cx in a..=z {
-                    let p = cell_prefix(cx, cy, bits);
-                    let (first, last) = if bits == 0 {
-                        (0, u64::MAX)
-                    } else {
-                        (p << shift, (p << shift) | (u64::MAX >> bits))
-                    };
-                    ranges.push((first, last));
-                }
+                cells.extend((a..=z).map(|cx| cell_prefix(cx, cy, bits)));
             }
         }
-        ranges.sort_unstable();
-        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
-        for (a, z) in ranges {
-            match merged.last_mut() {
-                Some(last) if last.1.checked_add(1) == Some(a) || last.1 >= a => {
-                    last.1 = last.1.max(z);
-                }
-                _ => merged.push((a, z)),
-            }
-        }
-        return Cover {
-            bits,
-            ranges: merged,
-        };
+        cells.sort_unstable();
+        cells.dedup();
+        return (bits, cells);
     }
-    unreachable!("level 0 always qualifies")
+    (0, vec![0])
+}
+
+/// The inclusive key range of the cell `prefix` at level `bits`.
+pub fn cell_key_range(prefix: u64, bits: u32) -> (u64, u64) {
+    if bits == 0 {
+        (0, u64::MAX)
+    } else {
+        let first = prefix << (64 - bits);
+        (first, first | u64::MAX.checked_shr(bits).unwrap_or(0))
+    }
+}
+
+/// The bounds of the cell `prefix` at level `bits`, in degrees.
+pub fn cell_bounds(prefix: u64, bits: u32) -> CellBounds {
+    let (cx, cy) = cell_xy(prefix, bits);
+    let (xb, yb) = grid_bits(bits);
+    let w = 360.0 / 2f64.powi(xb as i32);
+    let h = 180.0 / 2f64.powi(yb as i32);
+    CellBounds {
+        lat_min: -90.0 + f64::from(cy) * h,
+        lat_max: -90.0 + f64::from(cy) * h + h,
+        lng_min: -180.0 + f64::from(cx) * w,
+        lng_max: -180.0 + f64::from(cx) * w + w,
+    }
+}
+
+/// The key ranges to scan for a search of `radius` around `center` (see the module docs).
+pub fn cover(center: Coordinates, radius: RadiusM) -> Cover {
+    let (bits, cells) = cover_cells(center, radius);
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(cells.len());
+    for (a, z) in cells.into_iter().map(|p| cell_key_range(p, bits)) {
+        match merged.last_mut() {
+            Some(last) if last.1.checked_add(1) == Some(a) || last.1 >= a => {
+                last.1 = last.1.max(z);
+            }
+            _ => merged.push((a, z)),
+        }
+    }
+    Cover {
+        bits,
+        ranges: merged,
+    }
 }
 
 #[cfg(test)]

