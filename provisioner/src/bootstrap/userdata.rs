@@ -98,7 +98,9 @@ fn render(template: &str, values: &[(&str, String)]) -> String {
             out.push_str(COMMON);
             continue;
         }
-        if line.starts_with("# shellcheck source-path=") {
+        if line.starts_with("# shellcheck source-path=")
+            || line.starts_with("# The renderer inlines k3s-common.sh")
+        {
             continue;
         }
         let mut line = line.to_owned();
@@ -257,8 +259,12 @@ pub fn api_record_name(env: &Environment) -> Option<String> {
     record_aliased_to(env, crate::template::model::LbKind::Nlb)
 }
 
-/// The public name of the service: the first A record aliased to the ALB.
+/// The public name of the service: the first A record aliased to the ALB, when the zone is
+/// public (a private zone's names do not resolve from where `up` runs).
 pub fn public_record_name(env: &Environment) -> Option<String> {
+    if env.dns.as_ref().is_some_and(|d| d.private) {
+        return None;
+    }
     record_aliased_to(env, crate::template::model::LbKind::Alb)
 }
 

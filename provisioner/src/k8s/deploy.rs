@@ -298,7 +298,14 @@ async fn wait_for_cluster<S: PublishedKubeconfig + Sync>(
         },
     )
     .await?;
-    let kc = kubeconfig::normalise(&published, env.name.as_str())?;
+    let mut kc = kubeconfig::normalise(&published, env.name.as_str())?;
+    let nlb_url = format!("https://{}:6443", endpoints.nlb_dns);
+    if env.dns.as_ref().is_some_and(|d| d.private) {
+        // The API name lives in a private zone: from outside the VPC only the NLB resolves.
+        for c in kc.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
+            c.server = Some(nlb_url.clone());
+        }
+    }
     if let Some((path, mode)) = kubeconfig_out {
         kubeconfig::write(&kc, &path, mode)?;
         progress(&format!(
@@ -307,7 +314,6 @@ async fn wait_for_cluster<S: PublishedKubeconfig + Sync>(
             kubeconfig::context_name(env.name.as_str())
         ));
     }
-    let nlb_url = format!("https://{}:6443", endpoints.nlb_dns);
     let client = kubeconfig::client(&kc, Some(&nlb_url)).await?;
     poll(
         "the API /readyz through the NLB",

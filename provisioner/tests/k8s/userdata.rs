@@ -380,12 +380,14 @@ fn assert_common_boot(run: &Run, env: &Environment, exec: &str) {
 fn the_first_server_initialises_the_cluster_and_publishes_the_kubeconfig() {
     let env = dev_env();
     let names = ParameterNames::new(&env.name);
-    let run = run_script(
-        &script_for(&env, NodeRole::K3sServer),
-        "i-first",
-        &[token_param(&env)],
-        false,
+    let script = script_for(&env, NodeRole::K3sServer);
+    assert!(
+        script.len() < 14 * 1024,
+        "EC2 user-data is limited to 16 KiB: {}",
+        script.len()
     );
+    assert!(!script.contains("@@") && !script.contains("shellcheck source"));
+    let run = run_script(&script, "i-first", &[token_param(&env)], false);
     run.assert_ok();
     assert_common_boot(&run, &env, "server");
     let config = run.read("etc/rancher/k3s/config.yaml");
