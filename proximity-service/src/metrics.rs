@@ -40,12 +40,34 @@ impl Histogram {
     }
 }
 
-#[derive(Default)]
 struct RouteMetrics {
     latency: Histogram,
-    /// Counts by status class index 1..=5 (1xx..5xx), plus exact codes below.
-    statuses: RwLock<HashMap<u16, Arc<AtomicU64>>>,
+    /// Request count per status code 100..=599 (index `code - 100`).
+    statuses: Box<[AtomicU64]>,
 }
+
+impl Default for RouteMetrics {
+    fn default() -> Self {
+        RouteMetrics {
+            latency: Histogram::default(),
+            statuses: (100..600).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+/// Methods get their own route table, so a lookup needs no allocation.
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "OTHER",
+];
+
+fn method_index(method: &str) -> usize {
+    METHODS
+        .iter()
+        .position(|m| *m == method)
+        .unwrap_or(METHODS.len() - 1)
+}
+
+type RouteTable = RwLock<HashMap<String, Arc<RouteMetrics>>>;
 
 /// A gauge stored as `f64` bits.
 #[derive(Default)]
@@ -63,7 +85,7 @@ impl Gauge {
 /// All the service's metrics.
 #[derive(Default)]
 pub struct Metrics {
-    routes: RwLock<HashMap<(String, String), Arc<RouteMetrics>>>,
+    routes: [RouteTable; METHODS.len()],
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
     cache_errors: AtomicU64,
@@ -90,18 +112,14 @@ impl Metrics {
     }
 
     fn route(&self, method: &str, route: &str) -> Arc<RouteMetrics> {
-        if let Some(r) = self
-            .routes
-            .read()
-            .expect("metrics lock")
-            .get(&(method.to_owned(), route.to_owned()))
-        {
+        let table = &self.routes[method_index(method)];
+        if let Some(r) = table.read().expect("metrics lock").get(route) {
             return r.clone();
         }
-        self.routes
+        table
             .write()
             .expect("metrics lock")
-            .entry((method.to_owned(), route.to_owned()))
+            .entry(route.to_owned())
             .or_default()
             .clone()
     }
@@ -111,23 +129,12 @@ impl Metrics {
     pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let r = self.route(method, route);
         r.latency.observe(elapsed);
-        let counter = r
-            .statuses
-            .read()
-            .expect("metrics lock")
-            .get(&status)
-            .cloned();
-        let counter = match counter {
-            Some(c) => c,
-            None => r
-                .statuses
-                .write()
-                .expect("metrics lock")
-                .entry(status)
-                .or_default()
-                .clone(),
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = (status as usize)
+            .checked_sub(100)
+            .and_then(|i| r.statuses.get(i))
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn cache(&self, outcome: CacheOutcome) {
@@ -147,15 +154,18 @@ impl Metrics {
     /// Renders the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let routes = self.routes.read().expect("metrics lock");
-        let mut keys: Vec<_> = routes.keys().cloned().collect();
-        keys.sort();
+        let mut routes: Vec<((&str, String), Arc<RouteMetrics>)> = Vec::new();
+        for (i, table) in self.routes.iter().enumerate() {
+            for (route, m) in table.read().expect("metrics lock").iter() {
+                routes.push(((METHODS[i], route.clone()), m.clone()));
+            }
+        }
+        routes.sort_by(|a, b| a.0.cmp(&b.0));
 
         out.push_str("# HELP http_request_duration_seconds Request latency by route.\n");
         out.push_str("# TYPE http_request_duration_seconds histogram\n");
-        for key in &keys {
-            let (method, route) = key;
-            let h = &routes[key].latency;
+        for ((method, route), m) in &routes {
+            let h = &m.latency;
             let labels = format!("method=\"{}\",route=\"{}\"", esc(method), esc(route));
             let mut cumulative = 0;
             for (i, bound) in BUCKETS.iter().enumerate() {
@@ -180,22 +190,20 @@ impl Metrics {
 
         out.push_str("# HELP http_requests_total Requests by route and status.\n");
         out.push_str("# TYPE http_requests_total counter\n");
-        for key in &keys {
-            let (method, route) = key;
-            let statuses = routes[key].statuses.read().expect("metrics lock");
-            let mut codes: Vec<_> = statuses.iter().collect();
-            codes.sort_by_key(|(c, _)| **c);
-            for (code, n) in codes {
-                let _ = writeln!(
-                    out,
-                    "http_requests_total{{method=\"{}\",route=\"{}\",status=\"{code}\"}} {}",
-                    esc(method),
-                    esc(route),
-                    n.load(Ordering::Relaxed)
-                );
+        for ((method, route), m) in &routes {
+            for (i, n) in m.statuses.iter().enumerate() {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "http_requests_total{{method=\"{}\",route=\"{}\",status=\"{}\"}} {n}",
+                        esc(method),
+                        esc(route),
+                        i + 100
+                    );
+                }
             }
         }
-        drop(routes);
 
         let hits = self.cache_hits.load(Ordering::Relaxed);
         let misses = self.cache_misses.load(Ordering::Relaxed);

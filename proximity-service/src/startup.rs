@@ -114,16 +114,13 @@ pub fn router(state: AppState) -> Router {
 /// Records latency and status per matched route.
 async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    // `MatchedPath` is an `Arc<str>` inside: cloning it does not allocate.
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
     let response = next.run(req).await;
     state.metrics.observe_request(
         method.as_str(),
-        &route,
+        route.as_ref().map_or("unmatched", |r| r.as_str()),
         response.status().as_u16(),
         started.elapsed(),
     );
