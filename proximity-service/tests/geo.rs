@@ -403,13 +403,13 @@ fn pagination_is_stable_under_concurrent_writes() {
                     let id = n_stable + 1 + ((i * 7919 + w) % 500) as i64;
                     let bearing = (i as f64 * 97.1) % 360.0;
                     let frac = (i % 37) as f64 / 30.0;
-                    if i % 5 == 0 {
+                    if i.is_multiple_of(5) {
                         index.remove(BusinessId::parse(id).unwrap());
                     } else {
                         let (plat, plng) = destination(lat, lng, bearing, frac * r);
                         index.upsert(place(id, plat, plng, i as usize));
                     }
-                    if i % 400 == 0 {
+                    if i.is_multiple_of(400) {
                         index.compact();
                     }
                 }
