@@ -61,9 +61,11 @@ impl AwsSettings {
 }
 
 /// A per-run cache of batched describes, keyed by a string (`ec2:vpcs`, `r53:records:Z123` …).
+type Cell = Arc<OnceCell<Arc<dyn Any + Send + Sync>>>;
+
 #[derive(Default)]
 pub struct Inventory {
-    cells: Mutex<HashMap<String, Arc<OnceCell<Arc<dyn Any + Send + Sync>>>>>,
+    cells: Mutex<HashMap<String, Cell>>,
 }
 
 impl Inventory {

@@ -2,7 +2,7 @@
 //! `--yes`), then the same run in apply mode, with a progress line per resource and a summary
 //! (created / updated / unchanged, API calls and what was retried).
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -100,7 +100,7 @@ pub async fn run(cfg: &Config, env: &Environment) -> Result<ExitCode> {
         bail!("the plan has errors; nothing was changed");
     }
     if p.has_changes() && !cfg.yes {
-        if !std::io::stdin().lock().fill_buf().is_ok() || !cfg.interactive {
+        if !cfg.interactive {
             bail!("refusing to change real AWS without confirmation: run with --yes");
         }
         eprint!("Apply these changes to environment {}? [y/N] ", env.name);

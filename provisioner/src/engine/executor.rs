@@ -249,7 +249,7 @@ mod tests {
     }
 
     impl T {
-        fn new(name: &str, deps: &[&str]) -> Arc<dyn Task<Cx>> {
+        fn task(name: &str, deps: &[&str]) -> Arc<dyn Task<Cx>> {
             Arc::new(T {
                 key: TaskKey::new("t", name),
                 deps: deps.iter().map(|d| TaskKey::new("t", d)).collect(),
@@ -315,11 +315,11 @@ mod tests {
     async fn runs_ready_tasks_concurrently_in_dependency_order() {
         let cx = Cx::default();
         let tasks = vec![
-            T::new("vpc", &[]),
-            T::new("a", &["vpc"]),
-            T::new("b", &["vpc"]),
-            T::new("c", &["vpc"]),
-            T::new("rt", &["a", "b", "c"]),
+            T::task("vpc", &[]),
+            T::task("a", &["vpc"]),
+            T::task("b", &["vpc"]),
+            T::task("c", &["vpc"]),
+            T::task("rt", &["a", "b", "c"]),
         ];
         let r = execute(&cx, &tasks, &opts(), &|_| {}).await.unwrap();
         assert!(r.failures().is_empty(), "{:?}", r.failures());
@@ -333,7 +333,7 @@ mod tests {
     #[tokio::test]
     async fn concurrency_is_bounded() {
         let cx = Cx::default();
-        let tasks: Vec<_> = (0..10).map(|i| T::new(&format!("n{i}"), &[])).collect();
+        let tasks: Vec<_> = (0..10).map(|i| T::task(&format!("n{i}"), &[])).collect();
         let o = ExecOptions {
             concurrency: 4,
             ..opts()
@@ -360,8 +360,8 @@ mod tests {
         let tasks: Vec<Arc<dyn Task<Cx>>> = vec![
             slow,
             bad,
-            T::new("after-bad", &["bad"]),
-            T::new("x", &["after-bad"]),
+            T::task("after-bad", &["bad"]),
+            T::task("x", &["after-bad"]),
         ];
         let r = execute(&cx, &tasks, &opts(), &|_| {}).await.unwrap();
         let nat = r.tasks.iter().find(|t| t.key.name() == "nat").unwrap();
@@ -374,7 +374,7 @@ mod tests {
     #[tokio::test]
     async fn cycle_is_an_error_before_anything_runs() {
         let cx = Cx::default();
-        let tasks = vec![T::new("a", &["b"]), T::new("b", &["a"])];
+        let tasks = vec![T::task("a", &["b"]), T::task("b", &["a"])];
         assert!(matches!(
             execute(&cx, &tasks, &opts(), &|_| {}).await,
             Err(GraphError::Cycle(_))
