@@ -315,10 +315,25 @@ async fn wait_for_cluster<S: PublishedKubeconfig + Sync>(
         ));
     }
     let client = kubeconfig::client(&kc, Some(&nlb_url)).await?;
+    let expected: u32 = env.node_pools.iter().map(|p| p.desired).sum();
+    wait_until_ready(&client, expected, remaining(), opts.poll_interval, progress).await?;
+    Ok(client)
+}
+
+/// Waits for the API's `/readyz` to say `ok`, then for `expected` Ready nodes, within
+/// `deadline` overall.
+pub async fn wait_until_ready(
+    client: &Client,
+    expected: u32,
+    deadline: Duration,
+    interval: Duration,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> anyhow::Result<()> {
+    let started = Instant::now();
     poll(
         "the API /readyz through the NLB",
-        remaining(),
-        opts.poll_interval,
+        deadline,
+        interval,
         progress,
         || {
             let client = client.clone();
@@ -335,11 +350,10 @@ async fn wait_for_cluster<S: PublishedKubeconfig + Sync>(
         },
     )
     .await?;
-    let expected: u32 = env.node_pools.iter().map(|p| p.desired).sum();
     poll(
         "the nodes to be Ready",
-        remaining(),
-        opts.poll_interval,
+        deadline.saturating_sub(started.elapsed()),
+        interval,
         progress,
         || {
             let nodes: Api<Node> = Api::all(client.clone());
@@ -359,7 +373,7 @@ async fn wait_for_cluster<S: PublishedKubeconfig + Sync>(
     )
     .await?;
     progress(&format!("k3s is up: {expected} nodes Ready"));
-    Ok(client)
+    Ok(())
 }
 
 fn node_ready(n: &Node) -> bool {
@@ -372,7 +386,8 @@ fn node_ready(n: &Node) -> bool {
 /// A nearby search around Paris (GeoNames has it), the proof that the whole path serves.
 pub const SMOKE_QUERY: &str = "/v1/search/nearby?lat=48.8566&lng=2.3522&radius=5000";
 
-async fn wait_for_serving(
+/// Waits until [`SMOKE_QUERY`] answers 2xx at `public_url`, within `opts.serving_timeout`.
+pub async fn wait_for_serving(
     public_url: &str,
     opts: &DeployOptions,
     progress: &mut (dyn FnMut(&str) + Send),
