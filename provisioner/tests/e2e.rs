@@ -5,6 +5,7 @@
 mod e2e {
     pub mod counts;
     pub mod drift;
+    pub mod faults;
     pub mod idempotency;
     pub mod lifecycle;
     pub mod ownership;
