@@ -944,7 +944,7 @@ impl<'s, 'a> Checker<'s, 'a> {
             .filter(|p| p.role == NodeRole::K3sServer)
             .map(|p| p.desired)
             .sum();
-        if servers > 1 && servers % 2 == 0 {
+        if servers > 1 && servers.is_multiple_of(2) {
             let pos = raw
                 .iter()
                 .position(|p| p.role == NodeRole::K3sServer)

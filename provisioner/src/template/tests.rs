@@ -394,7 +394,6 @@ fn unknown_references() {
         .replace("target: web}]", "target: api}]")
         .replace("pool: agents", "pool: workers")
         .replace("source: {group: alb}", "source: {group: lb}")
-        .replace("  - name: main\n    cidr", "  - name: main\n    cidr")
         .replace(
             "  - name: alb\n    vpc: main",
             "  - name: alb\n    vpc: mian",

@@ -1,0 +1,23 @@
+//! Resilience of `up` / `plan` / `down` on the AWS emulator (one test binary,
+//! its own moto server from the harness):
+//! - [`faults`]: through the fault-injecting proxy ([`provisioner::faultproxy`]):
+//!   throttling, 5xx, NotFound right after a create, pending NAT gateways and
+//!   load balancers — `up` and `down` still converge and say what they retried;
+//! - [`crash`]: the provisioner killed (SIGKILL) at random points of `up`
+//!   (20+ trials, seeded) — the next `up` converges without duplicates, and
+//!   `down` leaves nothing;
+//! - [`drift`]: a route, a security-group rule and a DNS record deleted behind
+//!   the provisioner's back show up in `plan` and are repaired by `up`.
+//!
+//! What exists is counted through the emulator's own APIs ([`support::Aws`]),
+//! not through the provisioner's code.
+
+#[path = "resilience/support.rs"]
+mod support;
+
+#[path = "resilience/crash.rs"]
+mod crash;
+#[path = "resilience/drift.rs"]
+mod drift;
+#[path = "resilience/faults.rs"]
+mod faults;

@@ -1,0 +1,90 @@
+use std::time::Duration;
+
+use provisioner::faultproxy::{FaultConfig, FaultProxy};
+
+use crate::support::{assert_nothing_left, provisioner, template, Aws};
+
+#[tokio::test]
+async fn up_and_down_converge_through_injected_faults() -> anyhow::Result<()> {
+    let emu = harness::emulator().await?;
+    let aws = Aws::new(&emu.endpoint).await;
+    let out = tempfile::tempdir()?;
+    let manifests = out.path().join("manifests");
+    let dev = template("dev.yaml");
+    let dev = dev.to_str().unwrap();
+    let proxy = FaultProxy::start(
+        &emu.endpoint,
+        "127.0.0.1:0".parse()?,
+        FaultConfig {
+            seed: 20_261_126,
+            throttle: 0.2,
+            server_error: 0.05,
+            not_found_for: Duration::from_millis(500),
+            pending_for: Duration::from_secs(3),
+            deleting_for: Duration::from_secs(3),
+        },
+    )
+    .await?;
+    let through = proxy.endpoint();
+    let limit = Duration::from_secs(300);
+
+    let up = provisioner(
+        &through,
+        &[
+            "up",
+            "-f",
+            dev,
+            "--yes",
+            "--manifests-out",
+            manifests.to_str().unwrap(),
+        ],
+        limit,
+    )
+    .await?;
+    up.expect_code(0, "up through the fault proxy");
+    let text = up.text();
+    assert!(
+        text.contains("retried: "),
+        "up does not say what it retried:\n{text}"
+    );
+    assert!(
+        text.contains("RequestLimitExceeded") || text.contains("Throttling"),
+        "no throttling retry reported:\n{text}"
+    );
+    assert!(
+        text.contains(".NotFound"),
+        "no NotFound retry reported:\n{text}"
+    );
+    let stats = proxy.stats();
+    assert!(stats.throttled > 0, "{stats:?}");
+    assert!(stats.server_errors > 0, "{stats:?}");
+    assert!(stats.not_found > 0, "{stats:?}");
+    assert!(stats.pending_rewrites > 0, "{stats:?}");
+
+    // Converged exactly once: nothing to do, nothing duplicated.
+    provisioner(&emu.endpoint, &["plan", "-f", dev], limit)
+        .await?
+        .expect_code(0, "plan after up through faults");
+    let inv = aws.inventory("dev").await?;
+    assert!(
+        inv.duplicates().is_empty(),
+        "duplicates: {:?}",
+        inv.duplicates()
+    );
+    assert_eq!(inv.count("vpc"), 1, "{}", inv.describe());
+    assert_eq!(inv.count("subnet"), 4, "{}", inv.describe());
+    assert_eq!(inv.count("nat"), 1, "{}", inv.describe());
+    assert_eq!(inv.count("asg"), 3, "{}", inv.describe());
+    assert_eq!(inv.count("lb"), 2, "{}", inv.describe());
+
+    let before = proxy.stats().injected();
+    let down = provisioner(&through, &["down", "-f", dev, "--yes"], limit).await?;
+    down.expect_code(0, "down through the fault proxy");
+    assert!(
+        down.text().contains("retried: "),
+        "down does not say what it retried:\n{}",
+        down.text()
+    );
+    assert!(proxy.stats().injected() > before, "{:?}", proxy.stats());
+    assert_nothing_left(&aws, "dev").await
+}
