@@ -7,7 +7,10 @@
 //! - The environment's Namespace records the applied set in the annotation
 //!   [`APPLIED_SET_ANNOTATION`] (a JSON list of [`ObjectRef`]). On the next apply, whatever
 //!   that list had and the new set has not is **pruned** — after checking that the live
-//!   object still carries `provisioner.env=<env>`; anything else is left alone.
+//!   object still carries `provisioner.env=<env>` (and with a uid precondition); anything
+//!   else is left alone. While an apply runs the record holds the union of the old and new
+//!   sets, narrowed to the new set only once the prune has finished, so an apply that fails
+//!   half-way still prunes next time.
 //! - Rollouts (Deployment, StatefulSet, Job) are polled until done, each under
 //!   `tokio::time::timeout`; a failure reports the failing pods' events and log tails.
 
@@ -168,6 +171,11 @@ pub fn parse_documents(yaml: &str) -> Result<Vec<DynamicObject>, ApplyError> {
     Ok(out)
 }
 
+/// The annotation value: the sorted refs as a JSON list.
+fn record(set: &BTreeSet<ObjectRef>) -> String {
+    serde_json::to_string(&set.iter().collect::<Vec<_>>()).expect("object refs serialise")
+}
+
 fn object_ref(obj: &DynamicObject) -> ObjectRef {
     let types = obj.types.clone().unwrap_or_default();
     ObjectRef {
@@ -277,20 +285,21 @@ impl Applier {
         }
         // Namespaced objects without a namespace go to the environment's.
         let current: BTreeSet<ObjectRef> = objects.iter().map(object_ref).collect();
-        let record = serde_json::to_string(&current.iter().collect::<Vec<_>>())
-            .expect("object refs serialise");
-        let ns_obj = objects
-            .iter_mut()
-            .find(|o| {
+        // Until the prune has finished, the record covers the old set too: an apply that
+        // fails half-way must not forget what it still has to prune next time.
+        let union: BTreeSet<ObjectRef> = previous.union(&current).cloned().collect();
+        let ns_index = objects
+            .iter()
+            .position(|o| {
                 o.types
                     .as_ref()
                     .is_some_and(|t| t.kind == "Namespace" && t.api_version == "v1")
                     && o.name_any() == self.namespace
             })
             .ok_or_else(|| ApplyError::MissingNamespace(self.namespace.clone()))?;
-        ns_obj
+        objects[ns_index]
             .annotations_mut()
-            .insert(APPLIED_SET_ANNOTATION.to_owned(), record);
+            .insert(APPLIED_SET_ANNOTATION.to_owned(), record(&union));
 
         let mut report = ApplyReport::default();
         let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -345,6 +354,19 @@ impl Applier {
             api.delete(&stale.name, &params).await.map_err(prune_err)?;
             tracing::info!(object = %stale, "pruned");
             report.pruned.push(stale.clone());
+        }
+
+        if union != current {
+            // Pruned (or no longer ours): narrow the record to what this apply has.
+            let mut ns = objects.swap_remove(ns_index);
+            ns.annotations_mut()
+                .insert(APPLIED_SET_ANNOTATION.to_owned(), record(&current));
+            let r = object_ref(&ns);
+            let (ar, caps) = self.resolve(&r).await?;
+            self.api(&ar, &caps, None)
+                .patch(&r.name, &params, &Patch::Apply(&ns))
+                .await
+                .map_err(|source| ApplyError::Apply { object: r, source })?;
         }
         Ok(report)
     }

@@ -155,6 +155,9 @@ async fn first_apply_creates_everything_records_the_set_and_waits_for_the_rollou
 async fn reapply_prunes_only_what_this_environment_applied_before() {
     let previous = r#"[{"apiVersion":"apps/v1","kind":"Deployment","namespace":"proximity","name":"web"},{"apiVersion":"v1","kind":"ConfigMap","namespace":"proximity","name":"foreign"},{"apiVersion":"v1","kind":"ConfigMap","namespace":"proximity","name":"gone"},{"apiVersion":"v1","kind":"ConfigMap","namespace":"proximity","name":"settings"},{"apiVersion":"v1","kind":"Namespace","name":"proximity"}]"#;
     let now = r#"[{"apiVersion":"apps/v1","kind":"Deployment","namespace":"proximity","name":"web"},{"apiVersion":"v1","kind":"Namespace","name":"proximity"}]"#;
+    // While applying, the record keeps the old set (the union), so a failure before the
+    // prune does not lose track of it; it is narrowed at the end.
+    let union = previous;
     let configmap = |name: &str, env: &str| {
         json!({
             "apiVersion": "v1", "kind": "ConfigMap",
@@ -167,7 +170,7 @@ async fn reapply_prunes_only_what_this_environment_applied_before() {
         Expect::get("/api/v1/namespaces/proximity")
             .respond(StatusCode::OK, namespace_body(previous)),
         Expect::get("/api/v1").respond(StatusCode::OK, core_v1()),
-        Expect::apply("/api/v1/namespaces/proximity", namespace_body(now)),
+        Expect::apply("/api/v1/namespaces/proximity", namespace_body(union)),
         Expect::get("/apis/apps/v1").respond(StatusCode::OK, apps_v1()),
         Expect::apply(
             "/apis/apps/v1/namespaces/proximity/deployments/web",
@@ -185,6 +188,7 @@ async fn reapply_prunes_only_what_this_environment_applied_before() {
             "/api/v1/namespaces/proximity/configmaps/settings",
             json!({"propagationPolicy": "Background", "preconditions": {"uid": "uid-settings"}}),
         ),
+        Expect::apply("/api/v1/namespaces/proximity", namespace_body(now)),
     ])
     .await;
     let mut applier = Applier::new(mock.client(), "dev", NS, fast_wait());
@@ -421,5 +425,35 @@ async fn a_failed_job_is_reported_with_its_pods() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("BackoffLimitExceeded"), "{err}");
+    mock.verify();
+}
+
+#[tokio::test]
+async fn an_apply_failing_half_way_prunes_nothing_and_keeps_the_old_set_recorded() {
+    let previous = r#"[{"apiVersion":"v1","kind":"ConfigMap","namespace":"proximity","name":"settings"},{"apiVersion":"v1","kind":"Namespace","name":"proximity"}]"#;
+    let union = r#"[{"apiVersion":"apps/v1","kind":"Deployment","namespace":"proximity","name":"web"},{"apiVersion":"v1","kind":"ConfigMap","namespace":"proximity","name":"settings"},{"apiVersion":"v1","kind":"Namespace","name":"proximity"}]"#;
+    let mock = MockApiServer::start(vec![
+        Expect::get("/api/v1/namespaces/proximity").respond(StatusCode::OK, namespace_body(previous)),
+        Expect::get("/api/v1").respond(StatusCode::OK, core_v1()),
+        Expect::apply("/api/v1/namespaces/proximity", namespace_body(union)),
+        Expect::get("/apis/apps/v1").respond(StatusCode::OK, apps_v1()),
+        Expect::apply("/apis/apps/v1/namespaces/proximity/deployments/web", deployment_body()).respond(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid",
+                   "message": "Deployment.apps \"web\" is invalid: spec.template.spec.containers[0].image: Required value",
+                   "code": 422}),
+        ),
+    ])
+    .await;
+    let err = Applier::new(mock.client(), "dev", NS, fast_wait())
+        .apply(docs(&[NAMESPACE_YAML, DEPLOYMENT_YAML]))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("server-side apply of Deployment proximity/web"),
+        "{msg}"
+    );
+    assert!(matches!(err, ApplyError::Apply { .. }));
     mock.verify();
 }
