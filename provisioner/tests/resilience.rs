@@ -9,12 +9,17 @@
 //! - [`drift`]: a route, a security-group rule and a DNS record deleted behind
 //!   the provisioner's back show up in `plan` and are repaired by `up`.
 //!
+//! - [`cli`]: validation output and exit codes, graph formats, and `--local`
+//!   (the emulator never outlives the provisioner, even after SIGKILL).
+//!
 //! What exists is counted through the emulator's own APIs ([`support::Aws`]),
 //! not through the provisioner's code.
 
 #[path = "resilience/support.rs"]
 mod support;
 
+#[path = "resilience/cli.rs"]
+mod cli;
 #[path = "resilience/crash.rs"]
 mod crash;
 #[path = "resilience/drift.rs"]

@@ -1,0 +1,206 @@
+//! The command line itself: validation output and exit codes, graph formats,
+//! and `--local` (the bundled emulator started, used, and never left behind —
+//! not even when the provisioner is SIGKILLed).
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::support::{bin, template};
+
+fn cmd(args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(bin());
+    c.args(args)
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_PROFILE")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    c
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = cmd(args).output().expect("run provisioner");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn validate_reports_every_error_with_file_and_key_path() {
+    let dev = template("dev.yaml");
+    let (code, out, _) = run(&["validate", "-f", dev.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(out.contains("dev.yaml: valid"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    let src = std::fs::read_to_string(&dev)
+        .unwrap()
+        .replace("cidr: 10.0.32.0/20", "cidr: 10.1.32.0/20")
+        .replace("target_pool: servers", "target_pool: masters");
+    std::fs::write(&bad, src).unwrap();
+    let bad = bad.to_str().unwrap();
+    let (code, _, err) = run(&["validate", "-f", bad]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("2 errors"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{bad}: vpcs[0].subnets[3].cidr: subnet 10.1.32.0/20 is outside"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("load_balancers.nlb.listeners[0].target_pool: unknown node pool `masters`"),
+        "{err}"
+    );
+
+    let (code, out, _) = run(&["validate", "-f", bad, "--output", "json"]);
+    assert_eq!(code, 1);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["valid"], false);
+    assert_eq!(doc["errors"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["errors"][0]["path"], "vpcs[0].subnets[3].cidr");
+
+    // Every other command validates first, before any AWS call.
+    let (code, _, err) = run(&["plan", "-f", bad, "--endpoint-url", "http://127.0.0.1:9"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown node pool `masters`"), "{err}");
+
+    // --region re-checks AZ counts against the region actually used.
+    let multi = template("multi-vpc.yaml");
+    let (code, _, err) = run(&[
+        "validate",
+        "-f",
+        multi.to_str().unwrap(),
+        "--region",
+        "us-west-1",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("region us-west-1 has only 2"), "{err}");
+}
+
+#[test]
+fn graph_in_both_formats() {
+    let dev = template("dev.yaml");
+    let dev = dev.to_str().unwrap();
+    let (code, dot, _) = run(&["graph", "-f", dev]);
+    assert_eq!(code, 0);
+    assert!(dot.contains("digraph provisioner"), "{dot}");
+    assert!(
+        dot.contains("\"subnet/main-public-a\" -> \"vpc/main\""),
+        "{dot}"
+    );
+    let (code, mermaid, _) = run(&["graph", "-f", dev, "--format", "mermaid"]);
+    assert_eq!(code, 0);
+    assert!(mermaid.contains("flowchart LR"), "{mermaid}");
+    assert!(
+        mermaid.contains("subnet_main_public_a --> vpc_main"),
+        "{mermaid}"
+    );
+}
+
+#[test]
+fn down_needs_a_template_or_an_environment_name() {
+    let (code, _, err) = run(&["down", "--yes"]);
+    assert_eq!(code, 2, "clap usage error: {err}");
+    let (code, _, err) = run(&["down", "--env", "Not_A_Name", "--yes"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--env"), "{err}");
+}
+
+fn moto_available() -> bool {
+    provisioner::emulator::Emulator::candidates()
+        .iter()
+        .any(|p| p.exists())
+}
+
+/// The endpoint `--local` announced on stderr.
+fn announced(stderr: &str) -> Option<String> {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("emulator: moto on "))
+        .map(|s| s.trim().to_owned())
+}
+
+fn answers(endpoint: &str) -> bool {
+    let addr = endpoint.trim_start_matches("http://");
+    std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(200)).is_ok()
+}
+
+fn gone_within(endpoint: &str, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if !answers(endpoint) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn local_starts_the_emulator_and_stops_it_on_exit() {
+    if !moto_available() {
+        assert!(std::env::var_os("CI").is_none(), "moto missing under CI");
+        eprintln!("skipped: moto is not installed (scripts/setup)");
+        return;
+    }
+    let dev = template("dev.yaml");
+    let (code, out, err) = run(&["--local", "plan", "-f", dev.to_str().unwrap()]);
+    assert_eq!(
+        code, 2,
+        "a fresh emulator has everything to create:\n{out}\n{err}"
+    );
+    assert!(
+        err.contains("instances are records that never boot"),
+        "{err}"
+    );
+    let endpoint = announced(&err).expect("endpoint announced");
+    assert!(
+        gone_within(&endpoint, Duration::from_secs(5)),
+        "moto still answers on {endpoint}"
+    );
+}
+
+#[test]
+fn local_emulator_dies_with_a_killed_provisioner() {
+    if !moto_available() {
+        assert!(std::env::var_os("CI").is_none(), "moto missing under CI");
+        eprintln!("skipped: moto is not installed (scripts/setup)");
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let dev = template("dev.yaml");
+    let out = tempfile::tempdir().unwrap();
+    let mut child = cmd(&[
+        "--local",
+        "up",
+        "-f",
+        dev.to_str().unwrap(),
+        "--manifests-out",
+        out.path().to_str().unwrap(),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut endpoint = None;
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap_or(0) > 0 {
+        if let Some(e) = announced(&line) {
+            endpoint = Some(e);
+            break;
+        }
+        line.clear();
+    }
+    let endpoint = endpoint.expect("endpoint announced");
+    assert!(answers(&endpoint));
+    child.kill().unwrap(); // SIGKILL: no destructor runs
+    child.wait().unwrap();
+    assert!(
+        gone_within(&endpoint, Duration::from_secs(10)),
+        "moto outlived the killed provisioner on {endpoint}"
+    );
+}
