@@ -176,6 +176,16 @@ fn label(field: &str, key: &str, value: &str) -> Result<String, BootstrapError> 
         None => name_ok(key),
     };
     let value_ok = value.is_empty() || name_ok(value);
+    if key_ok && value_ok && !kubelet_may_set(key) {
+        return Err(BootstrapError::UnsafeValue {
+            field: "node_pools[].labels",
+            value: format!("{key}={value}"),
+            reason: format!(
+                "{field}: the kubelet refuses to set labels under kubernetes.io / k8s.io \
+                 (except kubelet.kubernetes.io/ and node.kubernetes.io/), so the node would never join"
+            ),
+        });
+    }
     if key_ok && value_ok {
         Ok(format!("{key}={value}"))
     } else {
@@ -187,9 +197,52 @@ fn label(field: &str, key: &str, value: &str) -> Result<String, BootstrapError> 
     }
 }
 
+/// The NodeRestriction rule for `--node-labels`: keys in the `kubernetes.io` / `k8s.io`
+/// namespaces only under `kubelet.kubernetes.io/`, `node.kubernetes.io/` or the well-known
+/// topology/OS labels.
+fn kubelet_may_set(key: &str) -> bool {
+    let Some((prefix, _)) = key.split_once('/') else {
+        return true;
+    };
+    let restricted = ["kubernetes.io", "k8s.io"]
+        .iter()
+        .any(|ns| prefix == *ns || prefix.ends_with(&format!(".{ns}")));
+    if !restricted {
+        return true;
+    }
+    const ALLOWED_KEYS: &[&str] = &[
+        "kubernetes.io/hostname",
+        "kubernetes.io/arch",
+        "kubernetes.io/os",
+        "beta.kubernetes.io/instance-type",
+        "beta.kubernetes.io/arch",
+        "beta.kubernetes.io/os",
+        "failure-domain.beta.kubernetes.io/zone",
+        "failure-domain.beta.kubernetes.io/region",
+        "topology.kubernetes.io/zone",
+        "topology.kubernetes.io/region",
+    ];
+    ALLOWED_KEYS.contains(&key)
+        || prefix == "kubelet.kubernetes.io"
+        || prefix.ends_with(".kubelet.kubernetes.io")
+        || prefix == "node.kubernetes.io"
+        || prefix.ends_with(".node.kubernetes.io")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_the_kubelet_would_refuse_are_rejected() {
+        assert!(label("f", "proximity.dev/pool", "servers").is_ok());
+        assert!(label("f", "node.kubernetes.io/pool", "a").is_ok());
+        assert!(label("f", "topology.kubernetes.io/zone", "a").is_ok());
+        let err = label("f", "node-role.kubernetes.io/master", "true").unwrap_err();
+        assert!(err.to_string().contains("never join"), "{err}");
+        assert!(label("f", "k8s.io/x", "y").is_err());
+        assert!(label("f", "kubernetes.io/role", "x").is_err());
+    }
 
     #[test]
     fn k3s_versions_on_the_pinned_line_only() {
