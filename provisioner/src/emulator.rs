@@ -150,7 +150,8 @@ impl Drop for Emulator {
 }
 
 /// `sh` runs moto in the background and waits for EOF on stdin (our pipe);
-/// then it kills moto (TERM, then KILL) and waits for it.
+/// then it kills moto (TERM, KILL after 3 s) and reaps it, so no zombie is
+/// left for init.
 fn spawn_watched(server: &Path, port: u16, log: &Path) -> Result<Child> {
     const WATCHDOG: &str = r#"
 "$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 </dev/null &
@@ -158,8 +159,11 @@ pid=$!
 trap 'kill $pid 2>/dev/null' TERM INT HUP
 cat >/dev/null
 kill $pid 2>/dev/null
-for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 $pid 2>/dev/null || exit 0; sleep 0.2; done
-kill -9 $pid 2>/dev/null
+( sleep 3; kill -9 $pid 2>/dev/null ) &
+killer=$!
+wait $pid
+kill $killer 2>/dev/null
+wait $killer 2>/dev/null
 "#;
     Command::new("sh")
         .arg("-c")
