@@ -25,6 +25,7 @@ pub(crate) fn parse(
         Err(err) => {
             sink.yaml(&err, "");
             more_shape_errors(&mut sink, source);
+            check_the_rest(&mut sink, source, region_override);
             return Err(sink.finish());
         }
     };
@@ -85,6 +86,92 @@ fn more_shape_errors(sink: &mut Sink, source: &str) {
     }
 }
 
+/// Top-level lists whose items are checked one by one.
+const LISTS: [&str; 4] = ["vpcs", "peerings", "security_groups", "node_pools"];
+
+/// After shape errors confined to list items (the usual typo), drop those
+/// items and run the semantic checks on the rest, so that one misspelt key
+/// does not hide the other problems. References to a dropped item are not
+/// reported again; key paths keep the original indexes.
+fn check_the_rest(sink: &mut Sink, source: &str, region_override: Option<&str>) {
+    use serde_norway::Value;
+    let Ok(Value::Mapping(mut top)) = serde_norway::from_str::<Value>(source) else {
+        return;
+    };
+    let mut broken = Broken::default();
+    let mut index_maps: HashMap<&'static str, Vec<usize>> = HashMap::new();
+    for key in LISTS {
+        let Some(Value::Sequence(items)) = top.get_mut(key) else {
+            continue;
+        };
+        let mut kept = Vec::new();
+        let mut map = Vec::new();
+        for (i, item) in items.drain(..).enumerate() {
+            let ok = match key {
+                "vpcs" => serde_norway::from_value::<RawVpc>(item.clone()).is_ok(),
+                "peerings" => serde_norway::from_value::<RawPeering>(item.clone()).is_ok(),
+                "security_groups" => {
+                    serde_norway::from_value::<RawSecurityGroup>(item.clone()).is_ok()
+                }
+                _ => serde_norway::from_value::<RawNodePool>(item.clone()).is_ok(),
+            };
+            if ok {
+                kept.push(item);
+                map.push(i);
+            } else {
+                let name = item
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                match key {
+                    "vpcs" => broken.vpcs.insert(name),
+                    "security_groups" => broken.groups.insert(name),
+                    "node_pools" => broken.pools.insert(name),
+                    _ => false,
+                };
+            }
+        }
+        *items = kept;
+        index_maps.insert(key, map);
+    }
+    let Ok(mut raw) = serde_norway::from_value::<RawEnvironment>(Value::Mapping(top)) else {
+        // The shape problem is outside the lists: nothing sound to check.
+        return;
+    };
+    if let Some(region) = region_override {
+        raw.region = region.to_owned();
+    }
+    let (e0, w0) = (sink.errors.len(), sink.warnings.len());
+    let mut checker = Checker::new(sink, &raw);
+    checker.decl.broken = broken;
+    let _ = checker.run(&raw);
+    let remap = |d: &mut Diagnostic| {
+        for (key, map) in &index_maps {
+            let prefix = format!("{key}[");
+            let Some(rest) = d.path.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some((num, tail)) = rest.split_once(']') else {
+                continue;
+            };
+            if let Some(orig) = num.parse::<usize>().ok().and_then(|i| map.get(i)) {
+                d.path = format!("{key}[{orig}]{tail}");
+            }
+        }
+    };
+    sink.errors[e0..].iter_mut().for_each(remap);
+    sink.warnings[w0..].iter_mut().for_each(remap);
+}
+
+/// Names of items dropped for shape errors (see [`check_the_rest`]).
+#[derive(Default)]
+struct Broken {
+    vpcs: HashSet<String>,
+    groups: HashSet<String>,
+    pools: HashSet<String>,
+}
+
 fn at(base: &str, key: &str) -> String {
     format!("{base}.{key}")
 }
@@ -101,6 +188,9 @@ struct Declared<'a> {
     pools: HashMap<&'a str, &'a RawNodePool>,
     /// Unordered VPC pairs joined by a peering.
     peered: HashSet<(&'a str, &'a str)>,
+    /// Items already reported as malformed: references to them are not
+    /// errors of their own.
+    broken: Broken,
 }
 
 impl<'a> Declared<'a> {
@@ -123,6 +213,7 @@ impl<'a> Declared<'a> {
                 .map(|p| (p.name.as_str(), p))
                 .collect(),
             peered,
+            broken: Broken::default(),
         }
     }
 
@@ -702,6 +793,8 @@ impl<'s, 'a> Checker<'s, 'a> {
     fn vpc_ref(&mut self, path: &str, s: &str) -> Option<Name> {
         if self.decl.vpcs.contains_key(s) {
             Name::parse(s).ok()
+        } else if self.decl.broken.vpcs.contains(s) {
+            None
         } else {
             let list = list_names(self.decl.vpcs.keys().copied());
             self.err(path, format!("unknown VPC `{s}` ({list})"));
@@ -711,6 +804,7 @@ impl<'s, 'a> Checker<'s, 'a> {
 
     fn group_ref(&mut self, path: &str, s: &str, vpc: &str) -> Option<Name> {
         match self.decl.groups.get(s) {
+            None if self.decl.broken.groups.contains(s) => None,
             None => {
                 let list = list_names(self.decl.groups.keys().copied());
                 self.err(path, format!("unknown security group `{s}` ({list})"));
@@ -732,6 +826,7 @@ impl<'s, 'a> Checker<'s, 'a> {
 
     fn pool_ref(&mut self, path: &str, s: &str, vpc: &str) -> Option<Name> {
         match self.decl.pools.get(s) {
+            None if self.decl.broken.pools.contains(s) => None,
             None => {
                 let list = list_names(self.decl.pools.keys().copied());
                 self.err(path, format!("unknown node pool `{s}` ({list})"));
@@ -830,6 +925,7 @@ impl<'s, 'a> Checker<'s, 'a> {
             (None, Some(g), None) => {
                 let gpath = at(&spath, "group");
                 match self.decl.groups.get(g.as_str()) {
+                    None if self.decl.broken.groups.contains(g.as_str()) => None,
                     None => {
                         let list = list_names(self.decl.groups.keys().copied());
                         self.err(gpath, format!("unknown security group `{g}` ({list})"));
@@ -933,7 +1029,10 @@ impl<'s, 'a> Checker<'s, 'a> {
                 out.push(pool);
             }
         }
-        if !raw.is_empty() && !raw.iter().any(|p| p.role == NodeRole::K3sServer) {
+        if !raw.is_empty()
+            && self.decl.broken.pools.is_empty()
+            && !raw.iter().any(|p| p.role == NodeRole::K3sServer)
+        {
             self.err(
                 "node_pools",
                 "no pool has role k3s-server; the cluster needs a control plane",

@@ -867,3 +867,32 @@ fn region_override_revalidates_az_counts() {
     let e = parse_str_with(&src, file(), &opts).unwrap_err();
     assert_err(&e, "vpcs[0].az_count", "region us-west-1 has only 2");
 }
+
+#[test]
+fn a_misspelt_key_does_not_hide_the_other_errors() {
+    // vpcs[0] is malformed; the later subnet/pool errors are still found,
+    // with their original indexes, and references to the broken VPC are not
+    // reported twice.
+    let src = with_second_vpc("10.1.0.0/16", false)
+        .replace(
+            "    az_count: 2\n    nat: single\n",
+            "    az_count: 2\n    nat: single\n    natt: 1\n",
+        )
+        .replace("min: 1, desired: 2, max: 4", "min: 3, desired: 2, max: 4")
+        .replace("    subnet_bits: 4\n", "    subnet_bits: 20\n");
+    let e = errs(&src);
+    assert!(
+        e.errors
+            .iter()
+            .any(|d| d.path == "vpcs[0]" && d.message.contains("unknown field `natt`")),
+        "{e}"
+    );
+    assert_err(&e, "node_pools[1].desired", "outside min..=max");
+    assert_err(&e, "vpcs[1].subnet_bits", "outside 1..=12");
+    assert!(
+        !e.errors
+            .iter()
+            .any(|d| d.message.contains("unknown VPC `main`")),
+        "references to the malformed VPC are not errors again:\n{e}"
+    );
+}
