@@ -5,17 +5,19 @@
 //! - `recs`: 24-byte records `(id, lat_e7, lng_e7, category, name offset)` sorted by geohash
 //!   key — coordinates are stored losslessly as `i32` 1e-7 degrees (the domain quantises to that
 //!   grid), categories are interned, names live in one string arena;
-//! - `gh_keys`: the 64-bit geohash key of each record (same order), binary-searched per cover
-//!   range;
+//! - `gh_sparse`: the 64-bit geohash key of every 16th record; a cover range is found by a
+//!   binary search over it and a few keys recomputed from the records' coordinates (half a
+//!   byte per place instead of eight);
 //! - `h3_keys` + `h3_slots`: resolution-15 H3 keys sorted, with the record each belongs to;
 //! - `ids`: id → record, a dense table when ids are dense (database sequences), else a sorted
 //!   array.
 //!
-//! That is 24 + 8 + 12 + 4 bytes + the name per place (≈ 60 bytes for typical names).
+//! That is 24 + 0.5 + 12 + 4 bytes + the name per place (≈ 55 bytes with 15-byte names).
 //!
-//! Writes go to a small *delta*: upserted places in a hash map, and a "dead" bit per base record
-//! that was removed or replaced. A search scans the cover ranges of the base (skipping dead
-//! records) and the whole delta. When the delta grows past `max(4096, len / 16)` a background
+//! Writes go to a small *delta*: upserted places in a hash map (plus a `BTreeSet` of their
+//! geohash keys, so the delta is searched by the same cover ranges), and a "dead" bit per base
+//! record that was removed or replaced. A search scans the cover of the base (skipping dead
+//! records) and of the delta. When the delta grows past `max(4096, len / 32)` a background
 //! thread merges base and delta into a new base (reusing the stored keys, so only new places are
 //! re-keyed) and swaps it in; writes that arrive meanwhile are replayed onto the new base.
 //!
@@ -42,7 +44,7 @@ use crate::domain::{
 };
 use serde::Serialize;
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// A searchable place: what the index needs of a business.
@@ -170,6 +172,11 @@ fn deg(e7: i32) -> f64 {
     f64::from(e7) / DEGREE_SCALE
 }
 
+/// The geohash key of a place.
+fn place_key(p: &Place) -> u64 {
+    geohash::key(p.coordinates.lat_deg(), p.coordinates.lng_deg())
+}
+
 /// id → record slot.
 #[derive(Debug)]
 enum IdMap {
@@ -221,6 +228,9 @@ impl IdMap {
     }
 }
 
+/// One sparse geohash key per this many records.
+const GH_STRIDE: usize = 16;
+
 /// A place on its way into a base, with whatever keys are already known.
 struct Item {
     id: i64,
@@ -250,7 +260,7 @@ impl Item {
 #[derive(Debug, Default)]
 struct Base {
     recs: Vec<Rec>,
-    gh_keys: Vec<u64>,
+    gh_sparse: Vec<u64>,
     h3_keys: Vec<u64>,
     h3_slots: Vec<u32>,
     names: String,
@@ -281,7 +291,7 @@ impl Base {
         let n = items.len();
         let mut base = Base {
             recs: Vec::with_capacity(n),
-            gh_keys: Vec::with_capacity(n),
+            gh_sparse: Vec::with_capacity(n / GH_STRIDE + 1),
             names: String::with_capacity(items.iter().map(|i| i.name.len()).sum()),
             ..Base::default()
         };
@@ -307,7 +317,9 @@ impl Base {
                 cat,
                 name,
             });
-            base.gh_keys.push(it.gh);
+            if slot as usize % GH_STRIDE == 0 {
+                base.gh_sparse.push(it.gh);
+            }
             h3_pairs.push((it.h3.expect("computed above"), slot));
             id_pairs.push((it.id, slot));
         }
@@ -320,6 +332,44 @@ impl Base {
 
     fn len(&self) -> usize {
         self.recs.len()
+    }
+
+    /// The geohash key of a record, recomputed from its coordinates (exactly as at build time).
+    #[inline]
+    fn gh_key(&self, slot: usize) -> u64 {
+        let r = &self.recs[slot];
+        geohash::key(deg(r.lat_e7), deg(r.lng_e7))
+    }
+
+    /// The first slot in `lo..hi` whose key is `>= key` (`hi` if none); keys are sorted.
+    fn gh_partition(&self, mut lo: usize, mut hi: usize, key: u64) -> usize {
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.gh_key(mid) < key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// The first slot whose key is `>= key` (`len()` if none).
+    fn gh_lower_bound(&self, key: u64) -> usize {
+        let j = self.gh_sparse.partition_point(|&k| k < key);
+        let lo = if j == 0 { 0 } else { (j - 1) * GH_STRIDE + 1 };
+        let hi = (j * GH_STRIDE).min(self.recs.len());
+        self.gh_partition(lo.min(hi), hi, key)
+    }
+
+    /// The slots whose keys lie in the inclusive range `a..=z`.
+    fn gh_range(&self, a: u64, z: u64) -> (usize, usize) {
+        let lo = self.gh_lower_bound(a);
+        let hi = match z.checked_add(1) {
+            Some(z1) => self.gh_lower_bound(z1),
+            None => self.recs.len(),
+        };
+        (lo, hi.max(lo))
     }
 
     fn slot(&self, id: BusinessId) -> Option<u32> {
@@ -356,7 +406,7 @@ impl Base {
 
     fn bytes(&self) -> usize {
         self.recs.capacity() * std::mem::size_of::<Rec>()
-            + self.gh_keys.capacity() * 8
+            + self.gh_sparse.capacity() * 8
             + self.h3_keys.capacity() * 8
             + self.h3_slots.capacity() * 4
             + self.names.capacity()
@@ -394,6 +444,8 @@ struct Inner {
     dead: Vec<u64>,
     dead_count: usize,
     delta: HashMap<BusinessId, Place>,
+    /// `(geohash key, id)` of every delta entry, to search the delta by cover ranges.
+    delta_keys: BTreeSet<(u64, BusinessId)>,
     /// `Some` while a merge runs: ids written since it started.
     touched: Option<Vec<BusinessId>>,
 }
@@ -415,13 +467,31 @@ impl Inner {
         }
     }
 
+    fn delta_insert(&mut self, p: Place) {
+        let (key, id) = (place_key(&p), p.id);
+        if let Some(old) = self.delta.insert(id, p) {
+            self.delta_keys.remove(&(place_key(&old), id));
+        }
+        self.delta_keys.insert((key, id));
+    }
+
+    fn delta_remove(&mut self, id: BusinessId) -> bool {
+        match self.delta.remove(&id) {
+            Some(old) => {
+                self.delta_keys.remove(&(place_key(&old), id));
+                true
+            }
+            None => false,
+        }
+    }
+
     fn live_base_slot(&self, id: BusinessId) -> Option<u32> {
         self.base.slot(id).filter(|&s| !self.is_dead(s))
     }
 
     fn needs_merge(&self) -> bool {
         self.touched.is_none()
-            && self.delta.len() + self.dead_count > (self.base.len() / 16).max(MERGE_MIN)
+            && self.delta.len() + self.dead_count > (self.base.len() / 32).max(MERGE_MIN)
     }
 }
 
@@ -429,6 +499,8 @@ impl Inner {
 const MERGE_MIN: usize = 4096;
 
 /// The in-memory nearby-search index. See the module docs.
+///
+/// Cloning is cheap and gives another handle to the *same* index (like an `Arc`).
 #[derive(Debug, Clone, Default)]
 pub struct PlaceIndex {
     inner: Arc<RwLock<Inner>>,
@@ -468,7 +540,7 @@ impl PlaceIndex {
             if let Some(slot) = g.base.slot(id) {
                 g.kill(slot);
             }
-            g.delta.insert(id, place);
+            g.delta_insert(place);
             if let Some(t) = g.touched.as_mut() {
                 t.push(id);
             }
@@ -488,7 +560,7 @@ impl PlaceIndex {
             if let Some(slot) = in_base {
                 g.kill(slot);
             }
-            let in_delta = g.delta.remove(&id).is_some();
+            let in_delta = g.delta_remove(id);
             if let Some(t) = g.touched.as_mut() {
                 t.push(id);
             }
@@ -589,7 +661,7 @@ impl PlaceIndex {
                 }
             }
         }
-        col.offer_delta(&g.delta, query.category.as_ref());
+        col.offer_delta_cover(&g, query);
         Ok(col.finish(query, |src| match src {
             Src::Base(slot) => base.place(slot),
             Src::Delta(id) => g.delta[&id].clone(),
@@ -653,7 +725,7 @@ fn merge(inner: &RwLock<Inner>) {
             lng_e7: r.lng_e7,
             category: base.categories[r.cat as usize].clone(),
             name: base.name(slot as u32).to_owned(),
-            gh: base.gh_keys[slot],
+            gh: geohash::key(deg(r.lat_e7), deg(r.lng_e7)),
             h3: Some(h3_of[slot]),
         });
     }
@@ -672,7 +744,7 @@ fn merge(inner: &RwLock<Inner>) {
             next.kill(slot);
         }
         if let Some(p) = g.delta.get(&id) {
-            next.delta.insert(id, p.clone());
+            next.delta_insert(p.clone());
         }
     }
     *g = next;
@@ -738,7 +810,7 @@ impl GeohashSearch<'_> {
         let lat0_rad = lat0.to_radians();
         let cos_lat0 = lat0_rad.cos();
         let r = q.radius.metres();
-        let keys = &self.base.gh_keys;
+        let base = self.base;
         let o = self.col.origin;
         let bounds = |prefix: u64, bits: u32| -> (f64, f64) {
             let b = geohash::cell_bounds(prefix, bits);
@@ -801,8 +873,7 @@ impl GeohashSearch<'_> {
         let (bits, cells) = geohash::cover_cells(q.center, q.radius);
         for prefix in cells {
             let (a, z) = geohash::cell_key_range(prefix, bits);
-            let lo = keys.partition_point(|&k| k < a);
-            let hi = lo + keys[lo..].partition_point(|&k| k <= z);
+            let (lo, hi) = base.gh_range(a, z);
             push(&mut queue, prefix, bits, lo as u32, hi as u32);
         }
         while let Some(t) = queue.pop() {
@@ -814,8 +885,7 @@ impl GeohashSearch<'_> {
                 let bits = t.bits + 1;
                 let (left, right) = (t.prefix << 1, (t.prefix << 1) | 1);
                 let split_key = geohash::cell_key_range(right, bits).0;
-                let m = t.lo
-                    + keys[t.lo as usize..t.hi as usize].partition_point(|&k| k < split_key) as u32;
+                let m = base.gh_partition(t.lo as usize, t.hi as usize, split_key) as u32;
                 push(&mut queue, left, bits, t.lo, m);
                 push(&mut queue, right, bits, m, t.hi);
             }
@@ -955,6 +1025,29 @@ impl Collector {
         }
     }
 
+    /// The delta entries within the geohash cover of the query (all of them when few).
+    fn offer_delta_cover(&mut self, inner: &Inner, q: &NearbyQuery) {
+        let cat = q.category.as_ref();
+        if inner.delta.len() <= 64 {
+            return self.offer_delta(&inner.delta, cat);
+        }
+        let (first, last) = (
+            BusinessId::parse(1).expect("valid"),
+            BusinessId::parse(i64::MAX).expect("valid"),
+        );
+        for (a, z) in geohash::cover(q.center, q.radius).ranges {
+            for (_, id) in inner.delta_keys.range((a, first)..=(z, last)) {
+                let p = &inner.delta[id];
+                if cat.is_some_and(|c| c != &p.category) {
+                    continue;
+                }
+                let c = p.coordinates;
+                self.offer(c.lat_deg(), c.lng_deg(), p.id.get(), Src::Delta(p.id));
+            }
+        }
+    }
+
+    /// Every delta entry.
     fn offer_delta(&mut self, delta: &HashMap<BusinessId, Place>, cat: Option<&Category>) {
         for p in delta.values() {
             if cat.is_some_and(|c| c != &p.category) {
