@@ -95,19 +95,29 @@ fn apply_one(index: &PlaceIndex, id: i64, row: Option<PlaceRow>) {
     }
 }
 
-/// Loads every place from `store` into a fresh index.
+/// Loads every place from `store` into a fresh index. Rows are converted on
+/// a blocking thread while the store is still streaming the next ones.
 pub async fn load(store: &dyn Repository) -> anyhow::Result<SharedIndex> {
     let started = Instant::now();
-    let (seq, rows) = store.snapshot().await?;
-    let fetched = started.elapsed();
-    let mut places = Vec::with_capacity(rows.len());
-    let mut invalid = 0usize;
-    for row in rows {
-        match place_from_row(row) {
-            Ok(p) => places.push(p),
-            Err(_) => invalid += 1,
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<PlaceRow>>(4);
+    let convert = tokio::task::spawn_blocking(move || {
+        let mut places = Vec::new();
+        let mut invalid = 0usize;
+        while let Some(chunk) = rx.blocking_recv() {
+            places.reserve(chunk.len());
+            for row in chunk {
+                match place_from_row(row) {
+                    Ok(p) => places.push(p),
+                    Err(_) => invalid += 1,
+                }
+            }
         }
-    }
+        (places, invalid)
+    });
+    let seq = store.snapshot(tx).await;
+    let (places, invalid) = convert.await?;
+    let seq = seq?;
+    let fetched = started.elapsed();
     let index = tokio::task::spawn_blocking(move || PlaceIndex::from_places(places)).await?;
     tracing::info!(
         places = index.len(),

@@ -8,6 +8,8 @@
 //!   two instances on one database.
 //! - `faults`: dedicated servers that the tests stop: replica and Redis killed
 //!   under read load, primary stopped under writes.
+//! - `load`: bulk import and the full index load from Postgres (size from
+//!   `PROXIMITY_LOAD_TEST_PLACES`).
 
 mod api {
     pub mod helpers;
@@ -15,4 +17,5 @@ mod api {
     mod crud;
     mod faults;
     mod inprocess;
+    mod load;
 }

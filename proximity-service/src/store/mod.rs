@@ -137,6 +137,36 @@ pub struct PlaceRow {
     pub lng: f64,
 }
 
+/// Rows per chunk sent by [`Repository::snapshot`].
+pub const SNAPSHOT_CHUNK: usize = 16_384;
+
+/// Where [`Repository::snapshot`] sends its rows.
+pub type RowSink = tokio::sync::mpsc::Sender<Vec<PlaceRow>>;
+
+/// Streams `rows` into `sink` in chunks.
+pub(crate) async fn forward_rows<S>(mut rows: S, sink: &RowSink, what: &str) -> StoreResult<()>
+where
+    S: futures::Stream<Item = Result<PlaceRow, sqlx::Error>> + Unpin,
+{
+    use futures::TryStreamExt;
+    let mut chunk = Vec::with_capacity(SNAPSHOT_CHUNK);
+    while let Some(row) = rows.try_next().await.map_err(|e| map_err(what, e))? {
+        chunk.push(row);
+        if chunk.len() == SNAPSHOT_CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(SNAPSHOT_CHUNK));
+            sink.send(full)
+                .await
+                .map_err(|_| anyhow::anyhow!("{what}: the receiver went away"))?;
+        }
+    }
+    if !chunk.is_empty() {
+        sink.send(chunk)
+            .await
+            .map_err(|_| anyhow::anyhow!("{what}: the receiver went away"))?;
+    }
+    Ok(())
+}
+
 /// One entry of the change feed: the business's current row, or `None` when
 /// it no longer exists.
 #[derive(Debug, Clone, PartialEq)]
@@ -189,8 +219,10 @@ pub trait Repository: Send + Sync + 'static {
     /// Inserts (or, for rows with an existing id, replaces) many rows in one
     /// transaction; returns how many were written.
     fn bulk_upsert(&self, rows: Vec<NewRecord>) -> StoreFuture<'_, u64>;
-    /// Every place plus the change-feed position the snapshot is consistent with.
-    fn snapshot(&self) -> StoreFuture<'_, (i64, Vec<PlaceRow>)>;
+    /// Streams every place to `sink` in chunks of [`SNAPSHOT_CHUNK`] rows (from
+    /// one consistent snapshot) and returns the change-feed position that
+    /// snapshot corresponds to. Stops early, with an error, if `sink` closes.
+    fn snapshot(&self, sink: RowSink) -> StoreFuture<'_, i64>;
     /// Changes after `seq`, oldest first, at most `limit`.
     fn changes_since(&self, seq: i64, limit: i64) -> StoreFuture<'_, Vec<Change>>;
     /// Current health of every database behind the store.

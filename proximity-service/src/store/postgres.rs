@@ -18,13 +18,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::{FutureExt, TryStreamExt};
+use futures::FutureExt;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::ConnectOptions;
 
 use super::{
-    map_err, BusinessRecord, Change, DbStatus, Lsn, NewRecord, PlaceRow, Repository, StoreError,
-    StoreFuture, StoreHealth, StoreResult, Written,
+    forward_rows, map_err, BusinessRecord, Change, DbStatus, Lsn, NewRecord, PlaceRow, Repository,
+    RowSink, StoreError, StoreFuture, StoreHealth, StoreResult, Written,
 };
 use crate::configuration::DatabaseSettings;
 
@@ -459,7 +459,7 @@ impl Repository for PgStore {
         .boxed()
     }
 
-    fn snapshot(&self) -> StoreFuture<'_, (i64, Vec<PlaceRow>)> {
+    fn snapshot(&self, sink: RowSink) -> StoreFuture<'_, i64> {
         async move {
             let what = "loading every place";
             let mut tx = self.primary.pool.begin().await.map_err(unexpected(what))?;
@@ -471,22 +471,15 @@ impl Repository for PgStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(unexpected(what))?;
-            let count: i64 = sqlx::query_scalar("SELECT count(*) FROM businesses")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(unexpected(what))?;
-            let mut rows = Vec::with_capacity(count.max(0) as usize);
             {
-                let mut stream = sqlx::query_as::<_, PlaceRow>(
+                let rows = sqlx::query_as::<_, PlaceRow>(
                     "SELECT id, name, category, lat, lng FROM businesses",
                 )
                 .fetch(&mut *tx);
-                while let Some(row) = stream.try_next().await.map_err(unexpected(what))? {
-                    rows.push(row);
-                }
+                forward_rows(rows, &sink, what).await?;
             }
             tx.commit().await.map_err(unexpected(what))?;
-            Ok((seq, rows))
+            Ok(seq)
         }
         .boxed()
     }

@@ -7,15 +7,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::{FutureExt, TryStreamExt};
+use futures::FutureExt;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::{
-    map_err, BusinessRecord, Change, DbStatus, Lsn, NewRecord, PlaceRow, Repository, StoreFuture,
-    StoreHealth, Written,
+    forward_rows, map_err, BusinessRecord, Change, DbStatus, Lsn, NewRecord, PlaceRow, Repository,
+    RowSink, StoreFuture, StoreHealth, Written,
 };
 
 /// Rows per INSERT statement (8 bound values each; SQLite allows 32766).
@@ -242,7 +242,7 @@ impl Repository for SqliteStore {
         .boxed()
     }
 
-    fn snapshot(&self) -> StoreFuture<'_, (i64, Vec<PlaceRow>)> {
+    fn snapshot(&self, sink: RowSink) -> StoreFuture<'_, i64> {
         async move {
             let what = "loading every place";
             // One read transaction = one WAL snapshot for both queries.
@@ -251,18 +251,15 @@ impl Repository for SqliteStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| map_err(what, e))?;
-            let mut rows = Vec::new();
             {
-                let mut stream = sqlx::query_as::<_, PlaceRow>(
+                let rows = sqlx::query_as::<_, PlaceRow>(
                     "SELECT id, name, category, lat, lng FROM businesses",
                 )
                 .fetch(&mut *tx);
-                while let Some(row) = stream.try_next().await.map_err(|e| map_err(what, e))? {
-                    rows.push(row);
-                }
+                forward_rows(rows, &sink, what).await?;
             }
             tx.commit().await.map_err(|e| map_err(what, e))?;
-            Ok((seq, rows))
+            Ok(seq)
         }
         .boxed()
     }
