@@ -317,7 +317,7 @@ impl Base {
                 cat,
                 name,
             });
-            if slot as usize % GH_STRIDE == 0 {
+            if (slot as usize).is_multiple_of(GH_STRIDE) {
                 base.gh_sparse.push(it.gh);
             }
             h3_pairs.push((it.h3.expect("computed above"), slot));
