@@ -231,9 +231,15 @@ fn validate_quantity(key: &str, q: &str) -> Result<(), RenderError> {
 
 /// The arguments of the seed Job's `proximity-service` command.
 pub fn seed_args() -> Vec<String> {
-    ["import", "--format", "geonames", "--skip-invalid", SEED_DATA_FILE]
-        .map(String::from)
-        .to_vec()
+    [
+        "import",
+        "--format",
+        "geonames",
+        "--skip-invalid",
+        SEED_DATA_FILE,
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// A generated credential. `Debug`/`Display` print `REDACTED`.
