@@ -78,6 +78,7 @@ pub enum CliCommand {
     Down {
         #[command(flatten)]
         target: TargetArg,
+        /// Do not ask for confirmation (always implied on an emulator).
         #[arg(long)]
         yes: bool,
         /// Give up retrying dependency violations after this many seconds.
