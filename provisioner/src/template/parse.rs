@@ -1981,6 +1981,41 @@ impl<'s, 'a> Checker<'s, 'a> {
     // ---- checks across sections ------------------------------------------
 
     fn cross_checks(&mut self, env: &Environment) {
+        // Operators must be able to reach the k3s API on some server.
+        let server_groups: Vec<&SecurityGroup> = env
+            .security_groups
+            .iter()
+            .filter(|g| {
+                env.server_pools()
+                    .any(|p| p.security_groups.contains(&g.name))
+            })
+            .collect();
+        if env.server_pools().next().is_some() {
+            for (i, cidr) in env.cluster.operator_cidrs.iter().enumerate() {
+                let allowed = server_groups.iter().any(|g| {
+                    g.ingress.iter().any(|r| {
+                        let port_ok = match r.protocol {
+                            Protocol::Tcp(range) => (range.from()..=range.to()).contains(&6443),
+                            Protocol::All => true,
+                            _ => false,
+                        };
+                        let src_ok = match &r.source {
+                            Source::Cidr(c) => c.contains(cidr),
+                            _ => false,
+                        };
+                        port_ok && src_ok
+                    })
+                });
+                if !allowed {
+                    self.warn(
+                        idx("cluster.operator_cidrs", i),
+                        format!(
+                            "{cidr} is not allowed to reach tcp/6443 by any security group of a k3s-server pool"
+                        ),
+                    );
+                }
+            }
+        }
         for (i, g) in env.security_groups.iter().enumerate() {
             for (j, r) in g.ingress.iter().enumerate() {
                 if let (Source::Cidr(IpNet::V4(c)), Protocol::All) = (&r.source, &r.protocol) {

@@ -31,6 +31,7 @@ security_groups:
     vpc: main
     ingress:
       - {protocol: tcp, ports: 6443, source: {load_balancer: nlb}}
+      - {protocol: tcp, ports: 6443, source: {cidr: 203.0.113.0/24}}
   - name: agent
     vpc: main
     ingress:
@@ -895,4 +896,27 @@ fn a_misspelt_key_does_not_hide_the_other_errors() {
             .any(|d| d.message.contains("unknown VPC `main`")),
         "references to the malformed VPC are not errors again:\n{e}"
     );
+}
+
+#[test]
+fn operators_without_a_path_to_the_k3s_api_warn() {
+    let t = ok(&edit(
+        "      - {protocol: tcp, ports: 6443, source: {cidr: 203.0.113.0/24}}\n",
+        "",
+    ));
+    assert!(
+        has_warning(
+            &t.warnings,
+            "cluster.operator_cidrs[0]",
+            "not allowed to reach tcp/6443"
+        ),
+        "{:?}",
+        t.warnings
+    );
+    // A wider CIDR covers the operators too.
+    let t = ok(&edit(
+        "source: {cidr: 203.0.113.0/24}",
+        "source: {cidr: 203.0.0.0/16}",
+    ));
+    assert!(t.warnings.is_empty(), "{:?}", t.warnings);
 }
