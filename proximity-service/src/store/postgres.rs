@@ -110,11 +110,23 @@ impl PgStore {
             .as_ref()
             .context("no primary database URL configured")?;
         let (name, primary_pool) = pool(url.expose(), settings, settings.acquire_timeout())?;
-        sqlx::query("SELECT 1")
-            .execute(&primary_pool)
-            .await
-            .with_context(|| format!("connecting to the primary database {name}"))?;
+        let reachable = match sqlx::query("SELECT 1").execute(&primary_pool).await {
+            Ok(_) => true,
+            Err(e) if !settings.replica_urls.is_empty() && super::is_unavailable(&e) => {
+                tracing::warn!(
+                    primary = %name,
+                    "the primary is unreachable at start: serving reads from the replicas; \
+                     writes answer 503 until it is back"
+                );
+                false
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("connecting to the primary database {name}")))
+            }
+        };
         let primary = Db::new(name, primary_pool);
+        primary.up.store(reachable, Ordering::Relaxed);
         let mut replicas = Vec::new();
         for url in &settings.replica_urls {
             // A dead replica must be skipped quickly, so its pool gives up sooner.
@@ -178,6 +190,28 @@ async fn fetch_business(pool: &PgPool, id: i64) -> Result<Option<BusinessRecord>
         .bind(id)
         .fetch_optional(pool)
         .await
+}
+
+/// One consistent snapshot of every place from `pool`, streamed to `sink`.
+async fn snapshot_from(pool: &PgPool, sink: &RowSink) -> StoreResult<i64> {
+    let what = "loading every place";
+    let mut tx = pool.begin().await.map_err(unexpected(what))?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(unexpected(what))?;
+    let seq: i64 = sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM changes")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(unexpected(what))?;
+    {
+        let rows =
+            sqlx::query_as::<_, PlaceRow>("SELECT id, name, category, lat, lng FROM businesses")
+                .fetch(&mut *tx);
+        forward_rows(rows, sink, what).await?;
+    }
+    tx.commit().await.map_err(unexpected(what))?;
+    Ok(seq)
 }
 
 /// Probes every database every 250 ms.
@@ -245,6 +279,12 @@ fn unexpected(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
 impl Repository for PgStore {
     fn migrate(&self) -> StoreFuture<'_, ()> {
         async move {
+            if !self.primary.up.load(Ordering::Relaxed) {
+                // Started with the primary down (see `connect`): the schema
+                // is whatever the primary last had; migrate on the next start.
+                tracing::warn!("skipping migrations: the primary is unreachable");
+                return Ok(());
+            }
             sqlx::migrate!("./migrations/postgres")
                 .run(&self.primary.pool)
                 .await
@@ -461,25 +501,21 @@ impl Repository for PgStore {
 
     fn snapshot(&self, sink: RowSink) -> StoreFuture<'_, i64> {
         async move {
-            let what = "loading every place";
-            let mut tx = self.primary.pool.begin().await.map_err(unexpected(what))?;
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                .execute(&mut *tx)
-                .await
-                .map_err(unexpected(what))?;
-            let seq: i64 = sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM changes")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(unexpected(what))?;
-            {
-                let rows = sqlx::query_as::<_, PlaceRow>(
-                    "SELECT id, name, category, lat, lng FROM businesses",
-                )
-                .fetch(&mut *tx);
-                forward_rows(rows, &sink, what).await?;
+            match snapshot_from(&self.primary.pool, &sink).await {
+                Err(StoreError::Unavailable(msg)) => {
+                    // Primary down: load from a replica instead. Rows already
+                    // sent are sent again; the index keeps the last copy of an id.
+                    for r in self.read_candidates(None) {
+                        tracing::warn!(replica = %r.name, "loading the index from a replica");
+                        match snapshot_from(&r.pool, &sink).await {
+                            Err(StoreError::Unavailable(_)) => continue,
+                            other => return other,
+                        }
+                    }
+                    Err(StoreError::Unavailable(msg))
+                }
+                other => other,
             }
-            tx.commit().await.map_err(unexpected(what))?;
-            Ok(seq)
         }
         .boxed()
     }

@@ -184,6 +184,19 @@ async fn writes_503_while_the_primary_is_down_and_nothing_acknowledged_is_lost()
     assert_eq!(ready["status"], "degraded", "{ready}");
     assert_eq!(ready["database"]["primary"]["up"], false, "{ready}");
 
+    // An instance started while the primary is down loads its index from
+    // the replica and serves reads; its writes are 503 too.
+    let late = spawn_with(pg_settings(
+        &db.primary_url,
+        std::slice::from_ref(&db.replica_url),
+        None,
+    ))
+    .await;
+    assert_eq!(late.search("lat=1&lng=1&radius=5000").await["total"], 10);
+    assert_eq!(late.get(acked[3]).await.status(), 200);
+    assert_eq!(late.create(&business("late", 1.0, 1.0)).await.status(), 503);
+    late.stop().await;
+
     cluster.start_primary().await.expect("restart primary");
     let took = eventually(Duration::from_secs(15), || async {
         app.create(&business("back", 1.0, 1.0)).await.status() == 201
