@@ -8,12 +8,14 @@
 //!   two instances on one database.
 //! - `faults`: dedicated servers that the tests stop: replica and Redis killed
 //!   under read load, primary stopped under writes.
+//! - `cli`: `import` and `serve --seed-geonames` on both stores.
 //! - `load`: bulk import and the full index load from Postgres (size from
 //!   `PROXIMITY_LOAD_TEST_PLACES`).
 
 mod api {
     pub mod helpers;
 
+    mod cli;
     mod crud;
     mod faults;
     mod inprocess;
