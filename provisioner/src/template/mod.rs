@@ -19,6 +19,7 @@
 //! The field-by-field reference is `vpc-templates/README.md`.
 
 mod diag;
+mod locate;
 pub mod model;
 mod parse;
 pub mod raw;

@@ -26,6 +26,8 @@ pub(crate) fn parse(
             sink.yaml(&err, "");
             more_shape_errors(&mut sink, source);
             check_the_rest(&mut sink, source, region_override);
+            super::locate::fill(source, &mut sink.errors);
+            super::locate::fill(source, &mut sink.warnings);
             return Err(sink.finish());
         }
     };
@@ -33,6 +35,8 @@ pub(crate) fn parse(
         raw.region = region.to_owned();
     }
     let env = Checker::new(&mut sink, &raw).run(&raw);
+    super::locate::fill(source, &mut sink.errors);
+    super::locate::fill(source, &mut sink.warnings);
     match env {
         Some(env) if sink.errors.is_empty() => Ok((env, sink.warnings)),
         _ => Err(sink.finish()),

@@ -821,7 +821,7 @@ fn diagnostics_display_file_and_path() {
     let text = e.to_string();
     assert!(
         text.contains(
-            "error: inline.yaml: vpcs[0].subnets[3].cidr: subnet 10.1.11.0/24 is outside"
+            "error: inline.yaml:18:58: vpcs[0].subnets[3].cidr: subnet 10.1.11.0/24 is outside"
         ),
         "{text}"
     );

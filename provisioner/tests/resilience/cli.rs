@@ -44,11 +44,15 @@ fn validate_reports_every_error_with_file_and_key_path() {
     let (code, _, err) = run(&["validate", "-f", bad]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("2 errors"), "{err}");
+    // file:line:column: key path: reason
+    let line = err
+        .lines()
+        .find(|l| l.contains("vpcs[0].subnets[3].cidr"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains(&format!("{bad}:29:")), "{line}");
     assert!(
-        err.contains(&format!(
-            "{bad}: vpcs[0].subnets[3].cidr: subnet 10.1.32.0/20 is outside"
-        )),
-        "{err}"
+        line.contains(": vpcs[0].subnets[3].cidr: subnet 10.1.32.0/20 is outside"),
+        "{line}"
     );
     assert!(
         err.contains("load_balancers.nlb.listeners[0].target_pool: unknown node pool `masters`"),
