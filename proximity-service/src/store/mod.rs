@@ -251,15 +251,15 @@ pub(crate) fn is_unavailable(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => {
             let code = db.code();
             let code = code.as_deref().unwrap_or("");
-            // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now,
-            // 08xxx connection exceptions, 25006 read-only transaction (a replica),
-            // 53300 too_many_connections; SQLITE_BUSY (5) / SQLITE_LOCKED (6).
-            code.starts_with("57P")
-                || code.starts_with("08")
-                || code == "25006"
-                || code == "53300"
-                || code == "5"
-                || code == "6"
+            // Postgres SQLSTATEs (five characters): 57P01 admin_shutdown,
+            // 57P02 crash_shutdown, 57P03 cannot_connect_now, 08xxx connection
+            // exceptions, 25006 read-only transaction (a replica), 53300
+            // too_many_connections. SQLite result codes (shorter, numeric):
+            // SQLITE_BUSY (5) and SQLITE_LOCKED (6) with their extended codes.
+            if code.len() < 5 {
+                return code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+            }
+            code.starts_with("57P") || code.starts_with("08") || code == "25006" || code == "53300"
         }
         sqlx::Error::Protocol(msg) => msg.contains("closed") || msg.contains("terminat"),
         _ => false,
