@@ -394,24 +394,33 @@ impl Rng {
 
 /// GeoNames entries with a name and coordinates, sorted by geonameid (the JSON object's order
 /// is not meaningful).
-fn read_cities(cities: &Path) -> Result<Vec<(i64, String, f64, f64, f64)>> {
+/// One GeoNames place.
+struct Town {
+    geonameid: i64,
+    name: String,
+    lat: f64,
+    lng: f64,
+    population: f64,
+}
+
+fn read_cities(cities: &Path) -> Result<Vec<Town>> {
     let text =
         std::fs::read_to_string(cities).with_context(|| format!("reading {}", cities.display()))?;
     let all: HashMap<String, Value> =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", cities.display()))?;
-    let mut towns: Vec<(i64, String, f64, f64, f64)> = all
+    let mut towns: Vec<Town> = all
         .values()
         .filter_map(|c| {
-            Some((
-                c.get("geonameid")?.as_i64()?,
-                c.get("name")?.as_str()?.trim().to_owned(),
-                c.get("latitude")?.as_f64()?,
-                c.get("longitude")?.as_f64()?,
-                c.get("population").and_then(Value::as_f64).unwrap_or(0.0),
-            ))
+            Some(Town {
+                geonameid: c.get("geonameid")?.as_i64()?,
+                name: c.get("name")?.as_str()?.trim().to_owned(),
+                lat: c.get("latitude")?.as_f64()?,
+                lng: c.get("longitude")?.as_f64()?,
+                population: c.get("population").and_then(Value::as_f64).unwrap_or(0.0),
+            })
         })
         .collect();
-    towns.sort_by_key(|t| t.0);
+    towns.sort_by_key(|t| t.geonameid);
     if towns.is_empty() {
         bail!("{}: no places", cities.display());
     }
@@ -429,7 +438,8 @@ fn write_dataset(cities: &Path, synth: &Path, total: usize, out: &Path) -> Resul
     w.write_record(["id", "lat", "lng", "name", "category"])?;
     let mut id: i64 = 0;
     for k in 0..real_n {
-        let (_, name, lat, lng, _) = &towns[((k as f64 * stride) as usize).min(towns.len() - 1)];
+        let Town { name, lat, lng, .. } =
+            &towns[((k as f64 * stride) as usize).min(towns.len() - 1)];
         id += 1;
         let name = if name.is_empty() {
             "unnamed"
@@ -483,7 +493,7 @@ fn write_queries(cities: &Path, count: usize, seed: u64, out: &Path) -> Result<(
     let mut cumulative = Vec::with_capacity(towns.len());
     let mut sum = 0.0;
     for t in &towns {
-        sum += t.4.max(1.0);
+        sum += t.population.max(1.0);
         cumulative.push(sum);
     }
     let radii = [500.0, 1000.0, 2000.0, 5000.0, 20000.0];
@@ -493,7 +503,7 @@ fn write_queries(cities: &Path, count: usize, seed: u64, out: &Path) -> Result<(
     for _ in 0..count {
         let x = rng.unit() * sum;
         let i = cumulative.partition_point(|&c| c <= x).min(towns.len() - 1);
-        let (_, _, lat, lng, _) = towns[i];
+        let (lat, lng) = (towns[i].lat, towns[i].lng);
         let d = 2000.0 * rng.unit().sqrt();
         let bearing = rng.unit() * std::f64::consts::TAU;
         let (qlat, qlng) = destination(lat, lng, d, bearing);
@@ -1370,6 +1380,13 @@ fn report(results: &Path) -> Result<String> {
     };
     let mut s = String::new();
     use std::fmt::Write as _;
+    if let Some(d) = rows.iter().find(|r| r["kind"] == "dataset") {
+        writeln!(
+            s,
+            "Data set: {} places ({} GeoNames + {} synthetic).\n",
+            d["places"], d["geonames"], d["synthetic"]
+        )?;
+    }
     writeln!(
         s,
         "| system | conns | generator | req/s | p50 ms | p99 ms | errors | generator CPU | server CPU | service ÷ this | precision | recall | ordered | exact | max distance error (abs / rel ≥ 100 m) | memory for data set | load time |"
@@ -1440,6 +1457,39 @@ fn report(results: &Path) -> Result<String> {
                 d(err),
                 d(mem),
                 d(load_s),
+            )?;
+        }
+    }
+    writeln!(s)?;
+    for system in ["service", "redis", "postgis"] {
+        if let Some(l) = find("load", system) {
+            let extra = match l.get("skipped_beyond_85deg").and_then(Value::as_u64) {
+                Some(n) => format!("; {n} places beyond ±85.05° not loadable"),
+                None => String::new(),
+            };
+            writeln!(
+                s,
+                "- {system}: {} rows loaded; memory: {}{extra}",
+                l["rows"],
+                l["memory_note"].as_str().unwrap_or("")
+            )?;
+        }
+    }
+    for r in rows.iter().filter(|r| r["kind"] == "run") {
+        if let Some(e) = r["first_error"].as_str() {
+            writeln!(
+                s,
+                "- {} at {} connections, first error: {e}",
+                r["system"].as_str().unwrap_or("?"),
+                r["connections"]
+            )?;
+        }
+        if r["covered_query_set"] == false {
+            writeln!(
+                s,
+                "- {} at {} connections hit the time cap before covering the query set",
+                r["system"].as_str().unwrap_or("?"),
+                r["connections"]
             )?;
         }
     }
