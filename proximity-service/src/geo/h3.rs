@@ -22,7 +22,9 @@
 //!   check excludes. This holds next to pentagons (`grid_disk` falls back to its exact
 //!   traversal there) and across the antimeridian and poles (H3 cells are spherical).
 //!
-//! The exact haversine filter then keeps precisely the matches.
+//! The exact haversine filter then keeps precisely the matches. The same bound lets the index
+//! skip cells whose centre is farther than `radius + desc_radius(r)` and count, without
+//! computing distances, cells whose centre is nearer than `radius - desc_radius(r)`.
 
 use super::haversine::Origin;
 use crate::domain::{Coordinates, RadiusM};
@@ -107,44 +109,52 @@ pub struct H3Cover {
     pub ranges: Vec<(u64, u64)>,
 }
 
-/// The H3 cover of the circle of `radius` around `center` (see the module docs).
-pub fn cover(center: Coordinates, radius: RadiusM) -> H3Cover {
+/// The cells of the H3 cover with their centre's distance from the search centre.
+#[derive(Debug, Clone, PartialEq)]
+pub struct H3CoverCells {
+    /// Resolution of the cover's cells.
+    pub resolution: Resolution,
+    /// `grid_disk` radius.
+    pub k: u32,
+    /// Bound on the distance from a cell's centre to any place filed under the cell.
+    pub desc_radius_m: f64,
+    /// The cells of `grid_disk(c0, k)` and the haversine distance of each centre, in metres.
+    pub cells: Vec<(CellIndex, f64)>,
+}
+
+/// The H3 cover of the circle of `radius` around `center`, cell by cell (see the module docs).
+pub fn cover_cells(center: Coordinates, radius: RadiusM) -> H3CoverCells {
     let origin = Origin::new(center);
+    let centre_distance = |cell: CellIndex| {
+        let c = LatLng::from(cell);
+        origin.distance_m(c.lat(), c.lng())
+    };
     let key15 = CellIndex::try_from(key(center.lat_deg(), center.lng_deg()))
         .expect("to_cell returns a valid cell");
     let mut res = resolution_for_radius(radius);
     loop {
         let c0 = key15.parent(res).expect("coarser resolution");
-        let reach = radius.metres() + desc_radius_m(res);
+        let desc = desc_radius_m(res);
+        let reach = radius.metres() + desc;
         // Planar estimate: ring j centres are at least ~1.5 edges × j away.
         let k0 = ((reach / (1.5 * res.edge_length_m())).floor() as u32).max(1);
         let mut k = k0;
         while k <= MAX_K {
             let disk: Vec<(CellIndex, u32)> = c0.grid_disk_distances(k + 1);
-            let ring_clear = disk.iter().filter(|(_, d)| *d == k + 1).all(|(cell, _)| {
-                let c = LatLng::from(*cell);
-                origin.distance_m(c.lat(), c.lng()) > reach
-            });
+            let ring_clear = disk
+                .iter()
+                .filter(|(_, d)| *d == k + 1)
+                .all(|(cell, _)| centre_distance(*cell) > reach);
             if ring_clear {
-                let mut ranges: Vec<(u64, u64)> = disk
-                    .iter()
-                    .filter(|(_, d)| *d <= k)
-                    .map(|(cell, _)| descendant_range(*cell))
-                    .collect();
-                ranges.sort_unstable();
-                let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
-                for (a, z) in ranges {
-                    match merged.last_mut() {
-                        Some(last) if last.1.checked_add(1) == Some(a) || last.1 >= a => {
-                            last.1 = last.1.max(z);
-                        }
-                        _ => merged.push((a, z)),
-                    }
-                }
-                return H3Cover {
+                return H3CoverCells {
                     resolution: res,
                     k,
-                    ranges: merged,
+                    desc_radius_m: desc,
+                    cells: disk
+                        .iter()
+                        .filter(|(_, d)| *d <= k)
+                        .map(|(cell, _)| (*cell, centre_distance(*cell)))
+                        .collect(),
                 };
             }
             k += 1;
@@ -152,14 +162,43 @@ pub fn cover(center: Coordinates, radius: RadiusM) -> H3Cover {
         match res.pred() {
             Some(coarser) => res = coarser,
             None => {
-                // Resolution 0 with k = MAX_K spans the globe many times over; unreachable.
-                return H3Cover {
+                // Resolution 0 with k = MAX_K spans the globe many times over, so this is not
+                // reached; all base cells would be a valid cover anyway.
+                return H3CoverCells {
                     resolution: res,
-                    k: 0,
-                    ranges: vec![(0, u64::MAX)],
+                    k: MAX_K,
+                    desc_radius_m: desc_radius_m(res),
+                    cells: CellIndex::base_cells()
+                        .map(|c| (c, centre_distance(c)))
+                        .collect(),
                 };
             }
         }
+    }
+}
+
+/// The H3 cover of the circle of `radius` around `center` as merged key ranges.
+pub fn cover(center: Coordinates, radius: RadiusM) -> H3Cover {
+    let cc = cover_cells(center, radius);
+    let mut ranges: Vec<(u64, u64)> = cc
+        .cells
+        .iter()
+        .map(|(cell, _)| descendant_range(*cell))
+        .collect();
+    ranges.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (a, z) in ranges {
+        match merged.last_mut() {
+            Some(last) if last.1.checked_add(1) == Some(a) || last.1 >= a => {
+                last.1 = last.1.max(z);
+            }
+            _ => merged.push((a, z)),
+        }
+    }
+    H3Cover {
+        resolution: cc.resolution,
+        k: cc.k,
+        ranges: merged,
     }
 }
 

@@ -634,30 +634,22 @@ impl PlaceIndex {
         if let Some(cat) = cat {
             match query.index {
                 IndexKind::Geohash => {
-                    let mut gs = GeohashSearch {
+                    let mut cs = CellSearch {
                         base,
                         inner: &g,
                         cat,
                         col: &mut col,
                     };
-                    gs.run(query);
+                    cs.run_geohash(query);
                 }
                 IndexKind::H3 => {
-                    let mut visit = |slot: u32| {
-                        if g.is_dead(slot) {
-                            return;
-                        }
-                        let r = &base.recs[slot as usize];
-                        if cat.is_some_and(|c| c != r.cat) {
-                            return;
-                        }
-                        col.offer(deg(r.lat_e7), deg(r.lng_e7), r.id, Src::Base(slot));
+                    let mut cs = CellSearch {
+                        base,
+                        inner: &g,
+                        cat,
+                        col: &mut col,
                     };
-                    for (a, z) in h3::cover(query.center, query.radius).ranges {
-                        let lo = base.h3_keys.partition_point(|&k| k < a);
-                        let hi = lo + base.h3_keys[lo..].partition_point(|&k| k <= z);
-                        base.h3_slots[lo..hi].iter().copied().for_each(&mut visit);
-                    }
+                    cs.run_h3(query);
                 }
             }
         }
@@ -797,15 +789,67 @@ impl Ord for CellTask {
 /// outside the circle is dropped; a cell entirely inside is *counted* (no distances) unless it
 /// can still contribute to the page; a boundary cell is split in two along the Z-order until it
 /// is small, then its places are filtered exactly.
-struct GeohashSearch<'a> {
+struct CellSearch<'a> {
     base: &'a Base,
     inner: &'a Inner,
     cat: Option<u32>,
     col: &'a mut Collector,
 }
 
-impl GeohashSearch<'_> {
-    fn run(&mut self, q: &NearbyQuery) {
+/// Records of a cell: a slot range (geohash order) or a range of `h3_slots`.
+#[derive(Debug, Clone, Copy)]
+enum Slots {
+    Direct(u32, u32),
+    Indirect(u32, u32),
+}
+
+impl Slots {
+    fn len(self) -> usize {
+        match self {
+            Self::Direct(lo, hi) | Self::Indirect(lo, hi) => (hi - lo) as usize,
+        }
+    }
+
+    fn iter(self, base: &Base) -> impl Iterator<Item = u32> + '_ {
+        let (direct, indirect) = match self {
+            Self::Direct(lo, hi) => (lo..hi, &base.h3_slots[..0]),
+            Self::Indirect(lo, hi) => (0..0, &base.h3_slots[lo as usize..hi as usize]),
+        };
+        direct.chain(indirect.iter().copied())
+    }
+}
+
+impl CellSearch<'_> {
+    /// The H3 search: the cover's cells nearest first; a cell is skipped, counted or filtered
+    /// by the bound on its places' distance from its centre (see [`h3`]).
+    fn run_h3(&mut self, q: &NearbyQuery) {
+        let cc = h3::cover_cells(q.center, q.radius);
+        let r = q.radius.metres();
+        let keys = &self.base.h3_keys;
+        let mut tasks: Vec<(f64, f64, u32, u32)> = Vec::with_capacity(cc.cells.len());
+        for (cell, d) in cc.cells {
+            let lb = (d - cc.desc_radius_m).max(0.0);
+            if lb > r + CELL_MARGIN_M {
+                continue;
+            }
+            let (a, z) = h3::descendant_range(cell);
+            let lo = keys.partition_point(|&k| k < a);
+            let hi = lo + keys[lo..].partition_point(|&k| k <= z);
+            if lo < hi {
+                tasks.push((lb, d + cc.desc_radius_m, lo as u32, hi as u32));
+            }
+        }
+        tasks.sort_by(|x, y| x.0.total_cmp(&y.0));
+        for (lb, ub, lo, hi) in tasks {
+            if ub <= r - CELL_MARGIN_M {
+                self.inside(lb, ub, Slots::Indirect(lo, hi));
+            } else {
+                self.scan(Slots::Indirect(lo, hi));
+            }
+        }
+    }
+
+    fn run_geohash(&mut self, q: &NearbyQuery) {
         let (lat0, lng0) = (q.center.lat_deg(), q.center.lng_deg());
         let lat0_rad = lat0.to_radians();
         let cos_lat0 = lat0_rad.cos();
@@ -878,9 +922,9 @@ impl GeohashSearch<'_> {
         }
         while let Some(t) = queue.pop() {
             if t.ub <= r - CELL_MARGIN_M {
-                self.inside(t);
+                self.inside(t.lb, t.ub, Slots::Direct(t.lo, t.hi));
             } else if t.hi - t.lo <= SPLIT_MIN || t.bits >= 64 {
-                self.scan(t.lo, t.hi);
+                self.scan(Slots::Direct(t.lo, t.hi));
             } else {
                 let bits = t.bits + 1;
                 let (left, right) = (t.prefix << 1, (t.prefix << 1) | 1);
@@ -893,35 +937,36 @@ impl GeohashSearch<'_> {
     }
 
     /// A cell entirely within the radius.
-    fn inside(&mut self, t: CellTask) {
+    fn inside(&mut self, lb: f64, ub: f64, slots: Slots) {
         let col = &*self.col;
-        if col.pos.is_some_and(|(pd, _)| t.ub < pd - CELL_MARGIN_M) {
+        if col.pos.is_some_and(|(pd, _)| ub < pd - CELL_MARGIN_M) {
             // Entirely before the cursor: it only counts.
-            let n = self.count(t.lo, t.hi);
+            let n = self.count(slots);
             self.col.total += n;
             return;
         }
-        let after_all = col.pos.is_none_or(|(pd, _)| t.lb > pd + CELL_MARGIN_M);
+        let after_all = col.pos.is_none_or(|(pd, _)| lb > pd + CELL_MARGIN_M);
         let page_full_and_nearer = col.heap.len() == col.k
             && col
                 .heap
                 .peek()
-                .is_some_and(|top| top.d < t.lb - CELL_MARGIN_M);
+                .is_some_and(|top| top.d < lb - CELL_MARGIN_M);
         if after_all && page_full_and_nearer {
-            let n = self.count(t.lo, t.hi);
+            let n = self.count(slots);
             self.col.total += n;
             self.col.after += n;
             return;
         }
-        self.scan(t.lo, t.hi);
+        self.scan(slots);
     }
 
-    /// Live records of the category in `lo..hi`.
-    fn count(&self, lo: u32, hi: u32) -> usize {
+    /// Live records of the category among `slots`.
+    fn count(&self, slots: Slots) -> usize {
         if self.cat.is_none() && self.inner.dead_count == 0 {
-            return (hi - lo) as usize;
+            return slots.len();
         }
-        (lo..hi)
+        slots
+            .iter(self.base)
             .filter(|&s| {
                 !self.inner.is_dead(s)
                     && self.cat.is_none_or(|c| c == self.base.recs[s as usize].cat)
@@ -929,9 +974,9 @@ impl GeohashSearch<'_> {
             .count()
     }
 
-    /// Exact filter of every record in `lo..hi`.
-    fn scan(&mut self, lo: u32, hi: u32) {
-        for slot in lo..hi {
+    /// Exact filter of every record among `slots`.
+    fn scan(&mut self, slots: Slots) {
+        for slot in slots.iter(self.base) {
             if self.inner.is_dead(slot) {
                 continue;
             }
