@@ -45,9 +45,27 @@ pub fn templates_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vpc-templates")
 }
 
+/// A template of vpc-templates/, with `cluster.k3s_version` pinned to the release the
+/// bootstrap supports (`provisioner::bootstrap::K3S_VERSION`).
 pub fn load(name: &str) -> Environment {
-    let t = template::load(&templates_dir().join(name)).unwrap_or_else(|e| panic!("{e}"));
-    t.env
+    parse(&load_source(name))
+}
+
+pub fn load_source(name: &str) -> String {
+    let src = std::fs::read_to_string(templates_dir().join(name)).unwrap();
+    src.lines()
+        .map(|l| {
+            if l.trim_start().starts_with("k3s_version:") {
+                let indent = &l[..l.len() - l.trim_start().len()];
+                format!(
+                    "{indent}k3s_version: {}\n",
+                    provisioner::bootstrap::K3S_VERSION
+                )
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
 }
 
 pub fn parse(yaml: &str) -> Environment {

@@ -149,10 +149,14 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
         });
     }
     let roles = cloud.iam_roles().await.unwrap_or_default();
-    for g in cloud.auto_scaling_groups().await.unwrap_or_default() {
+    let groups = cloud.auto_scaling_groups().await.unwrap_or_default();
+    for g in &groups {
         let mut uses: Vec<TaskKey> = g.spec.subnets.iter().map(|s| key("subnet", s)).collect();
         uses.extend(g.spec.target_groups.iter().map(|t| key("tg", t)));
         uses.push(key("lt", &g.spec.launch_template_id));
+        // A group replaces terminated instances: it goes first ("uses" its instances), then
+        // whatever instance is left.
+        uses.extend(g.instances.iter().map(|i| key("instance", &i.id)));
         uses.extend(roles.iter().map(|r| key("role", &r.name)));
         items.push(Item {
             key: key("asg", &g.name),

@@ -46,8 +46,11 @@ pub fn services(env: &Environment) -> Vec<Service> {
 
 /// The tasks for `env` (AMIs resolved through SSM).
 pub async fn tasks(cloud: &Cloud, env: &Environment) -> Result<Vec<Arc<dyn Task<Cloud>>>> {
-    let amis = crate::resources::resolve_amis(cloud, env).await?;
-    Ok(crate::resources::build(env, &amis))
+    let target = crate::resources::Target {
+        amis: crate::resources::resolve_amis(cloud, env).await?,
+        emulator: cloud.is_emulator(),
+    };
+    Ok(crate::resources::build_for(env, &target))
 }
 
 /// Options of a converge run.

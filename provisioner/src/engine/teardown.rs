@@ -192,11 +192,16 @@ mod tests {
             d("sg/sg-db", &["vpc/vpc-1", "sg/sg-app"]),
             d("sg/sg-alb", &["vpc/vpc-1"]),
             d("lt/lt-1", &["sg/sg-app"]),
-            d("asg/app", &["lt/lt-1", "subnet/subnet-priv", "tg/tg-1"]),
+            // An ASG replaces terminated instances: the group goes first, then its instances.
+            d(
+                "asg/app",
+                &["lt/lt-1", "subnet/subnet-priv", "tg/tg-1", "instance/i-1"],
+            ),
             d("tg/tg-1", &["vpc/vpc-1"]),
             d("lb/alb", &["subnet/subnet-pub", "sg/sg-alb"]),
             d("listener/l-1", &["lb/alb", "tg/tg-1"]),
             d("eni/eni-stray", &["subnet/subnet-priv", "sg/sg-app"]),
+            d("instance/i-1", &["subnet/subnet-priv"]),
         ]
     }
 
@@ -221,7 +226,8 @@ mod tests {
     #[test]
     fn occupied_subnet_is_emptied_first() {
         let r = plan_rounds(&discovered());
-        for user in ["asg/app", "eni/eni-stray", "rtb/rtb-priv"] {
+        assert!(round_of(&r, "asg/app") < round_of(&r, "instance/i-1"));
+        for user in ["asg/app", "instance/i-1", "eni/eni-stray", "rtb/rtb-priv"] {
             assert!(
                 round_of(&r, user) < round_of(&r, "subnet/subnet-priv"),
                 "{user}"

@@ -12,10 +12,13 @@ use serde::Serialize;
 use super::{by_name, known, out_id};
 use crate::aws::ec2::LaunchTemplateData;
 use crate::aws::Cloud;
-use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
+use crate::engine::{
+    FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey, UNKNOWN,
+};
 
-/// How the user-data is produced once the inputs (e.g. the NLB's DNS name) are known.
-pub type UserDataFn = Box<dyn Fn(&Outputs) -> Result<String, TaskError> + Send + Sync>;
+/// How the user-data is produced from the inputs; `None` while an input (the NLB's DNS
+/// name) is not known yet, in a plan.
+pub type UserDataFn = Box<dyn Fn(&Outputs) -> Result<Option<String>, TaskError> + Send + Sync>;
 
 pub struct LaunchTemplate {
     pub name: String,
@@ -85,8 +88,10 @@ impl Resource<Cloud> for LaunchTemplate {
             sgs.push(i.id(g)?);
         }
         sgs.sort();
-        let ud = (self.user_data)(i)?;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(ud.as_bytes());
+        let b64 = match (self.user_data)(i)? {
+            Some(ud) => base64::engine::general_purpose::STANDARD.encode(ud.as_bytes()),
+            None => UNKNOWN.to_string(),
+        };
         let mut instance_tags = self.instance_tags.clone();
         instance_tags.sort();
         Ok(LtState {
@@ -99,7 +104,11 @@ impl Resource<Cloud> for LaunchTemplate {
             },
             http_tokens_required: true,
             hop_limit: 2,
-            user_data_hash: hash(&b64),
+            user_data_hash: if known(&b64) {
+                hash(&b64)
+            } else {
+                UNKNOWN.to_string()
+            },
             user_data_b64: b64,
             instance_tags,
         })
@@ -139,7 +148,7 @@ impl Resource<Cloud> for LaunchTemplate {
         d: &'a LtState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
-            if d.security_groups.iter().any(|s| !known(s)) {
+            if d.security_groups.iter().any(|s| !known(s)) || !known(&d.user_data_b64) {
                 return Err(TaskError::NotReady("security groups not known".into()));
             }
             let id = cx

@@ -17,6 +17,7 @@ pub mod nat_gateway;
 pub mod route53;
 pub mod route_table;
 pub mod security_group;
+pub mod ssm_parameter;
 pub mod subnet;
 pub mod target_group;
 pub mod vpc;
@@ -30,7 +31,7 @@ use crate::aws::route53::RecordSet;
 use crate::aws::{Cloud, TAG_NAME};
 use crate::engine::{is_known, OutputMap, ResourceTask, Task, TaskError, TaskKey};
 use crate::template::{
-    Ami, Environment, LbKind, NodeRole, Protocol, RecordTarget, Routing, Source, SubnetKind,
+    Ami, Environment, LbKind, Protocol, RecordTarget, Routing, Source, SubnetKind,
 };
 
 pub(crate) fn out_id(id: &str) -> OutputMap {
@@ -109,15 +110,69 @@ fn task<R: crate::engine::Resource<Cloud>>(r: R) -> Arc<dyn Task<Cloud>> {
     Arc::new(ResourceTask(r))
 }
 
-/// Minimal user-data until the bootstrap scripts are wired in: it only records who it is.
-fn placeholder_user_data(env: &str, pool: &str, role: NodeRole, nlb_dns: &str) -> String {
-    format!(
-        "#!/bin/sh\n# provisioner env={env} pool={pool} role={role}\necho 'k3s API: {nlb_dns}:6443' > /etc/provisioner-node\n"
+/// Placeholder NLB name used to render user-data in a plan before the NLB exists (the
+/// user-data then reads as "(known after up)").
+const PLAN_DNS_PLACEHOLDER: &str = "nlb.known-after-up.invalid";
+
+/// The node user-data from `crate::bootstrap` (k3s server/agent scripts).
+///
+/// On an emulator (instances never boot there) a template the bootstrap rejects still
+/// converges, with a stub script and a warning; on real AWS the rejection is an error.
+fn node_user_data(
+    env: &Environment,
+    pool: &crate::template::NodePool,
+    nlb_dns: &str,
+    emulator: bool,
+) -> Result<String, TaskError> {
+    let dns = if nlb_dns.is_empty() || !is_known(nlb_dns) {
+        PLAN_DNS_PLACEHOLDER.to_string()
+    } else {
+        nlb_dns.to_ascii_lowercase()
+    };
+    let endpoints = crate::bootstrap::Endpoints {
+        api_name: crate::bootstrap::api_record_name(env).unwrap_or_else(|| dns.clone()),
+        nlb_dns: dns,
+    };
+    match crate::bootstrap::user_data(env, pool, &endpoints) {
+        Ok(ud) => Ok(ud),
+        Err(e) if emulator => {
+            tracing::warn!(
+                "node_pools.{}: {e}; the emulator never boots instances, using a stub user-data",
+                pool.name
+            );
+            Ok(format!(
+                "#!/bin/sh\n# provisioner env={} pool={} (stub: {e})\nexit 1\n",
+                env.name, pool.name
+            ))
+        }
+        Err(e) => Err(TaskError::Failed(format!("node_pools.{}: {e}", pool.name))),
+    }
+}
+
+/// Build-time facts about the target.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// Pool name → AMI id (see [`resolve_amis`]).
+    pub amis: HashMap<String, String>,
+    /// An emulator endpoint (instances never boot there).
+    pub emulator: bool,
+}
+
+/// The tasks that converge `env` on real AWS. `amis`: pool name → AMI id.
+pub fn build(env: &Environment, amis: &HashMap<String, String>) -> Vec<Arc<dyn Task<Cloud>>> {
+    build_for(
+        env,
+        &Target {
+            amis: amis.clone(),
+            emulator: false,
+        },
     )
 }
 
-/// The tasks that converge `env`. `amis`: pool name → AMI id (see [`resolve_amis`]).
-pub fn build(env: &Environment, amis: &HashMap<String, String>) -> Vec<Arc<dyn Task<Cloud>>> {
+/// The tasks that converge `env` on `target`.
+pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>> {
+    let amis = &target.amis;
+    let emulator = target.emulator;
     let mut tasks: Vec<Arc<dyn Task<Cloud>>> = Vec::new();
     let envname = env.name.as_str();
     let sub_key = |vpc: &str, s: &str| k("subnet", &format!("{vpc}-{s}"));
@@ -373,7 +428,15 @@ pub fn build(env: &Environment, amis: &HashMap<String, String>) -> Vec<Arc<dyn T
         }
     }
 
-    // Node pools.
+    // Node pools: the join token, then per pool a role + instance profile, a launch template
+    // and an Auto Scaling group.
+    let token = k("ssm-parameter", "k3s-token");
+    if !env.node_pools.is_empty() {
+        tasks.push(task(ssm_parameter::SecureParameter {
+            name: "k3s-token".into(),
+            path: crate::bootstrap::ParameterNames::new(&env.name).token(),
+        }));
+    }
     let nlb_key = env
         .load_balancers
         .nlb
@@ -387,35 +450,14 @@ pub fn build(env: &Environment, amis: &HashMap<String, String>) -> Vec<Arc<dyn T
         tasks.push(task(iam::InstanceProfile {
             name: p.name.to_string(),
             role_name: role_name.clone(),
-            assume_policy: serde_json::json!({
-                "Version": "2012-10-17",
-                "Statement": [{
-                    "Effect": "Allow",
-                    "Principal": {"Service": "ec2.amazonaws.com"},
-                    "Action": "sts:AssumeRole"
-                }]
-            })
-            .to_string(),
+            assume_policy: crate::bootstrap::instance_assume_role_policy().to_string(),
             policy: Box::new(move |account: &str| {
-                let arn = format!(
-                    "arn:aws:ssm:{}:{account}:parameter/provisioner/{}/*",
-                    env_c.region, env_c.name
-                );
-                let _ = role;
-                serde_json::json!({
-                    "Version": "2012-10-17",
-                    "Statement": [{
-                        "Sid": "ReadK3sJoinToken",
-                        "Effect": "Allow",
-                        "Action": ["ssm:GetParameter"],
-                        "Resource": [arn]
-                    }]
-                })
-                .to_string()
+                let scope = crate::bootstrap::PolicyScope::new(env_c.region.as_str(), account);
+                crate::bootstrap::instance_role_policy(&env_c, role, &scope).to_string()
             }),
         }));
         let lt = k("launch-template", p.name.as_str());
-        let (envn, pooln, nlb) = (envname.to_string(), p.name.to_string(), nlb_key.clone());
+        let (env_u, pool_u, nlb) = (env.clone(), p.clone(), nlb_key.clone());
         let mut instance_tags = vec![
             (crate::aws::TAG_ENV.to_string(), envname.to_string()),
             (TAG_NAME.to_string(), p.name.to_string()),
@@ -432,13 +474,17 @@ pub fn build(env: &Environment, amis: &HashMap<String, String>) -> Vec<Arc<dyn T
                 .map(|g| k("sg", g.as_str()))
                 .collect(),
             instance_profile: Some(profile),
-            extra_deps: nlb_key.iter().cloned().collect(),
+            extra_deps: nlb_key.iter().cloned().chain([token.clone()]).collect(),
             user_data: Box::new(move |i| {
                 let dns = match &nlb {
                     Some(n) => i.get(n, "dns_name")?,
                     None => String::new(),
                 };
-                Ok::<_, TaskError>(placeholder_user_data(&envn, &pooln, role, &dns))
+                if !is_known(&dns) {
+                    // Rendered for real once the NLB exists.
+                    return Ok(None);
+                }
+                node_user_data(&env_u, &pool_u, &dns, emulator).map(Some)
             }),
             instance_tags,
         }));

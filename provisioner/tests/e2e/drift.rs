@@ -143,12 +143,10 @@ async fn immutable_change_is_rejected_by_the_plan() {
     let cloud = cloud(&guard, "dev").await;
     up::converge(&cloud, &env, &no_progress()).await.unwrap();
     // Move private-a to the other AZ: a subnet's AZ cannot change in place.
-    let yaml = std::fs::read_to_string(crate::templates_dir().join("dev.yaml"))
-        .unwrap()
-        .replace(
-            "{name: private-a, kind: private, az_index: 0,",
-            "{name: private-a, kind: private, az_index: 1,",
-        );
+    let yaml = crate::load_source("dev.yaml").replace(
+        "{name: private-a, kind: private, az_index: 0,",
+        "{name: private-a, kind: private, az_index: 1,",
+    );
     let moved = crate::parse(&yaml);
     let p = plan::plan(&cloud, &moved).await.unwrap();
     assert!(

@@ -43,12 +43,20 @@ async fn up_and_down_converge_through_faults() {
     cloud.policy.max_attempts = 30;
     let r = up::converge(&cloud, &env, &no_progress()).await.unwrap();
     assert!(r.errors.is_empty(), "{}", up::render_summary(&r));
-    assert!(r.retries > 0 && !r.retried.is_empty(), "{}", up::render_summary(&r));
+    assert!(
+        r.retries > 0 && !r.retried.is_empty(),
+        "{}",
+        up::render_summary(&r)
+    );
     let summary = up::render_summary(&r);
     assert!(summary.contains("retried: "), "{summary}");
 
     let p = plan::plan(&cloud, &env).await.unwrap();
-    assert!(!p.has_changes() && p.errors.is_empty(), "{}", plan::render_text(&p));
+    assert!(
+        !p.has_changes() && p.errors.is_empty(),
+        "{}",
+        plan::render_text(&p)
+    );
 
     let d = down::teardown(&cloud, Duration::from_secs(120), &no_progress())
         .await

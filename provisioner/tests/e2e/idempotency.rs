@@ -8,7 +8,7 @@ use crate::{cloud, no_progress, parse};
 const HEAD: &str = r#"
 name: idem
 region: us-east-1
-cluster: {k3s_version: v1.32.5+k3s1, service_image: "example/img:1"}
+cluster: {k3s_version: v1.34.1+k3s1, service_image: "example/img:1"}
 "#;
 
 const NETWORK: &str = r#"

@@ -39,6 +39,10 @@ async fn lifecycle(template: &str) {
         again.api_calls
     );
 
+    if !env.node_pools.is_empty() {
+        launch_templates_are_hardened(&guard, &cloud).await;
+    }
+
     let before = crate::e2e::counts::tagged(&guard.endpoint, env.name.as_str()).await;
     assert!(!before.is_empty());
 
@@ -62,4 +66,57 @@ async fn dev_template_up_plan_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_vpc_template_up_plan_down() {
     lifecycle("multi-vpc.yaml").await;
+}
+
+/// Every launch template: IMDSv2 required with hop limit 2, an instance profile, and the
+/// bootstrap user-data pointing at the NLB.
+async fn launch_templates_are_hardened(
+    guard: &harness::EmulatorGuard,
+    cloud: &provisioner::aws::Cloud,
+) {
+    use base64::Engine;
+    cloud.inventory.clear();
+    let nlb_dns = cloud
+        .load_balancers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|l| l.lb_type == "network")
+        .map(|l| l.dns_name.to_ascii_lowercase());
+    let ec2 = aws_sdk_ec2::Client::new(&crate::raw_conf(guard).await);
+    let lts = cloud.launch_templates().await.unwrap();
+    assert!(!lts.is_empty());
+    for lt in lts {
+        let v = ec2
+            .describe_launch_template_versions()
+            .launch_template_id(&lt.id)
+            .versions("$Latest")
+            .send()
+            .await
+            .unwrap();
+        let d = v.launch_template_versions()[0]
+            .launch_template_data()
+            .unwrap();
+        let md = d.metadata_options().unwrap();
+        assert_eq!(
+            md.http_tokens().unwrap().as_str(),
+            "required",
+            "{}",
+            lt.name
+        );
+        assert_eq!(md.http_put_response_hop_limit(), Some(2), "{}", lt.name);
+        assert!(d.iam_instance_profile().is_some(), "{}", lt.name);
+        let ud = base64::engine::general_purpose::STANDARD
+            .decode(d.user_data().unwrap())
+            .unwrap();
+        let ud = String::from_utf8(ud).unwrap();
+        assert!(ud.starts_with("#!"), "{}", lt.name);
+        if let Some(dns) = &nlb_dns {
+            assert!(
+                ud.contains(dns.as_str()),
+                "{}: user-data must name the NLB",
+                lt.name
+            );
+        }
+    }
 }

@@ -28,7 +28,7 @@ async fn vpc_exists(ec2: &aws_sdk_ec2::Client, id: &str) -> bool {
 const SMALL: &str = r#"
 name: owned
 region: us-east-1
-cluster: {k3s_version: v1.32.5+k3s1, service_image: "example/img:1"}
+cluster: {k3s_version: v1.34.1+k3s1, service_image: "example/img:1"}
 vpcs:
   - name: main
     cidr: 10.50.0.0/16
