@@ -229,6 +229,35 @@ fn kubelet_may_set(key: &str) -> bool {
         || prefix.ends_with(".node.kubernetes.io")
 }
 
+/// The Route 53 name of the k3s API: the first A record of the template aliased to the NLB.
+/// `None` when the template has no such record (use the NLB's DNS name then).
+pub fn api_record_name(env: &Environment) -> Option<String> {
+    record_aliased_to(env, crate::template::model::LbKind::Nlb)
+}
+
+/// The public name of the service: the first A record aliased to the ALB, when the zone is
+/// public (a private zone's names do not resolve from where `up` runs).
+pub fn public_record_name(env: &Environment) -> Option<String> {
+    if env.dns.as_ref().is_some_and(|d| d.private) {
+        return None;
+    }
+    record_aliased_to(env, crate::template::model::LbKind::Alb)
+}
+
+fn record_aliased_to(env: &Environment, kind: crate::template::model::LbKind) -> Option<String> {
+    use crate::template::model::{RecordTarget, RecordType};
+    env.dns
+        .as_ref()?
+        .records
+        .iter()
+        .find_map(|r| match &r.target {
+            RecordTarget::Alias { lb, .. } if *lb == kind && r.rtype == RecordType::A => {
+                Some(r.name.to_string())
+            }
+            _ => None,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,33 +333,4 @@ mod tests {
         assert!(out.ends_with("main\n"));
         assert!(!out.contains("@@"));
     }
-}
-
-/// The Route 53 name of the k3s API: the first A record of the template aliased to the NLB.
-/// `None` when the template has no such record (use the NLB's DNS name then).
-pub fn api_record_name(env: &Environment) -> Option<String> {
-    record_aliased_to(env, crate::template::model::LbKind::Nlb)
-}
-
-/// The public name of the service: the first A record aliased to the ALB, when the zone is
-/// public (a private zone's names do not resolve from where `up` runs).
-pub fn public_record_name(env: &Environment) -> Option<String> {
-    if env.dns.as_ref().is_some_and(|d| d.private) {
-        return None;
-    }
-    record_aliased_to(env, crate::template::model::LbKind::Alb)
-}
-
-fn record_aliased_to(env: &Environment, kind: crate::template::model::LbKind) -> Option<String> {
-    use crate::template::model::{RecordTarget, RecordType};
-    env.dns
-        .as_ref()?
-        .records
-        .iter()
-        .find_map(|r| match &r.target {
-            RecordTarget::Alias { lb, .. } if *lb == kind && r.rtype == RecordType::A => {
-                Some(r.name.to_string())
-            }
-            _ => None,
-        })
 }

@@ -224,7 +224,7 @@ fn matches(
     headers: &HeaderMap,
     body: &Option<Value>,
 ) -> Result<(), String> {
-    if &e.method != method || e.path != uri.path() {
+    if e.method != *method || e.path != uri.path() {
         return Err(format!("expected {} {}", e.method, e.path));
     }
     let mut want = e.query.clone();
