@@ -161,6 +161,17 @@ pub struct Application {
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let metrics = Metrics::new();
     let store = store::open(&settings.database).await?;
+    tracing::info!(
+        backend = if settings.database.url.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        },
+        replicas = settings.database.replica_urls.len(),
+        cache = settings.redis.url.is_some(),
+        api_keys = settings.api_keys.len(),
+        "store opened"
+    );
     let index = Arc::new(sync::load(store.as_ref()).await?);
     let follower = sync::spawn_follower(
         store.clone(),
