@@ -83,6 +83,12 @@ fn max_circumradius_m() -> &'static [f64; 16] {
     })
 }
 
+/// Computes the per-resolution cell-size table now (it is built on first use, which takes tens
+/// of milliseconds in release builds); [`crate::geo::PlaceIndex::from_places`] calls this.
+pub fn warm_up() {
+    max_circumradius_m();
+}
+
 /// Bound on the distance from a resolution-`r` cell's centre to its resolution-15 descendants.
 fn desc_radius_m(res: Resolution) -> f64 {
     1.5 * max_circumradius_m()[usize::from(u8::from(res))]

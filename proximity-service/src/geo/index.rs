@@ -516,6 +516,7 @@ impl PlaceIndex {
     pub fn from_places(places: impl IntoIterator<Item = Place>) -> Self {
         let items: Vec<Item> = places.into_iter().map(Item::from_place).collect();
         let base = Base::build(items);
+        h3::warm_up();
         Self {
             inner: Arc::new(RwLock::new(Inner {
                 base: Arc::new(base),
