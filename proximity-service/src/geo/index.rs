@@ -1,7 +1,7 @@
 //! The in-memory place index: compact sorted arrays plus a small delta of recent writes.
 //!
 //! # Layout
-//! An immutable [`Base`] holds every place at the time it was built, in struct-of-arrays form:
+//! An immutable `Base` holds every place at the time it was built, in struct-of-arrays form:
 //! - `recs`: 24-byte records `(id, lat_e7, lng_e7, category, name offset)` sorted by geohash
 //!   key — coordinates are stored losslessly as `i32` 1e-7 degrees (the domain quantises to that
 //!   grid), categories are interned, names live in one string arena;
@@ -20,6 +20,21 @@
 //! records) and of the delta. When the delta grows past `max(4096, len / 32)` a background
 //! thread merges base and delta into a new base (reusing the stored keys, so only new places are
 //! re-keyed) and swaps it in; writes that arrive meanwhile are replayed onto the new base.
+//!
+//! # Search
+//! Both covers over-approximate the circle; exactness comes from the haversine filter, and
+//! speed from not running it on every candidate:
+//! - **geohash**: the cover cells go into a best-first queue ordered by a lower bound of their
+//!   distance from the centre. A cell whose lower bound exceeds the radius is dropped; a cell
+//!   whose upper bound (farthest corner) is within the radius is *counted* — its records form
+//!   one slot range — and only scanned if it can still contribute to the requested page; a cell
+//!   across the circle is split in two along the Z-order until it holds ≤ 24 records, which are
+//!   then filtered one by one. The work is proportional to the circle's *perimeter* plus the
+//!   page, not to the number of matches, yet `total` stays exact.
+//! - **H3**: the same with the `grid_disk` cells and the bound on a cell's descendants (see
+//!   [`h3`]): cells are visited nearest first, skipped, counted or filtered.
+//!
+//! Every decision near a bound falls back to the exact per-place distance (1 mm margin).
 //!
 //! # Concurrency
 //! `PlaceIndex` is `Send + Sync` and cheap to share behind an `Arc`. State sits behind one
