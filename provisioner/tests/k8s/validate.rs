@@ -169,3 +169,152 @@ fn rendered_output_has_every_kind_the_workload_needs_and_no_secret() {
     assert!(names.contains(&"iam/k3s-server-policy.json".to_owned()));
     assert!(names.contains(&"iam/k3s-agent-policy.json".to_owned()));
 }
+
+/// Cross-object consistency the schemas cannot see: order, namespaces, selectors, every
+/// `secretKeyRef` resolvable, every NetworkPolicy selecting real pods, probes on a declared
+/// port, the NodePort matching the ALB.
+#[test]
+fn rendered_objects_are_consistent_with_each_other() {
+    use provisioner::k8s::render::NAMESPACE;
+    use serde_json::Value;
+
+    let env = template_env("dev.yaml");
+    let workload = Workload::from_env(&env, &WorkloadOptions::default()).unwrap();
+    let secrets = WorkloadSecrets::generate();
+    let mut objects: Vec<Value> = Vec::new();
+    for m in render_manifests(&workload, SecretValues::Actual(&secrets)).unwrap() {
+        for o in parse_documents(&m.yaml).unwrap() {
+            objects.push(serde_json::to_value(&o).unwrap());
+        }
+    }
+    assert_eq!(
+        objects[0]["kind"], "Namespace",
+        "the Namespace is applied first"
+    );
+    assert_eq!(objects[0]["metadata"]["name"], NAMESPACE);
+    for o in &objects[1..] {
+        assert_eq!(
+            o["metadata"]["namespace"], NAMESPACE,
+            "{}",
+            o["metadata"]["name"]
+        );
+    }
+
+    // Secret keys that exist.
+    let mut secret_keys = std::collections::BTreeSet::new();
+    for o in objects.iter().filter(|o| o["kind"] == "Secret") {
+        for k in o["stringData"].as_object().unwrap().keys() {
+            secret_keys.insert(format!("{}/{k}", o["metadata"]["name"].as_str().unwrap()));
+        }
+    }
+    let mut pod_label_sets: Vec<serde_json::Map<String, Value>> = Vec::new();
+    for o in &objects {
+        let kind = o["kind"].as_str().unwrap();
+        let template = match kind {
+            "Deployment" | "StatefulSet" | "Job" => &o["spec"]["template"],
+            _ => continue,
+        };
+        let labels = template["metadata"]["labels"].as_object().unwrap().clone();
+        if kind != "Job" {
+            for (k, v) in o["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+                assert_eq!(
+                    labels.get(k),
+                    Some(v),
+                    "{kind} {}: selector {k}",
+                    o["metadata"]["name"]
+                );
+            }
+        }
+        pod_label_sets.push(labels);
+        let spec = &template["spec"];
+        let containers = spec["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(spec["initContainers"].as_array().into_iter().flatten());
+        for c in containers {
+            for e in c["env"].as_array().into_iter().flatten() {
+                let r = &e["valueFrom"]["secretKeyRef"];
+                if r.is_object() {
+                    let key = format!(
+                        "{}/{}",
+                        r["name"].as_str().unwrap(),
+                        r["key"].as_str().unwrap()
+                    );
+                    assert!(
+                        secret_keys.contains(&key),
+                        "{} reads missing {key}",
+                        c["name"]
+                    );
+                }
+            }
+            let ports: Vec<&str> = c["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            for probe in ["readinessProbe", "livenessProbe", "startupProbe"] {
+                if let Some(port) = c[probe]["httpGet"]["port"].as_str() {
+                    assert!(
+                        ports.contains(&port),
+                        "{} {probe} on undeclared port {port}",
+                        c["name"]
+                    );
+                }
+            }
+        }
+    }
+    for np in objects.iter().filter(|o| o["kind"] == "NetworkPolicy") {
+        let selects = |sel: &Value| -> bool {
+            let Some(want) = sel["matchLabels"].as_object() else {
+                return true; // {} selects every pod
+            };
+            pod_label_sets
+                .iter()
+                .any(|labels| want.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        };
+        assert!(
+            selects(&np["spec"]["podSelector"]),
+            "{} selects no pod",
+            np["metadata"]["name"]
+        );
+        for rule in np["spec"]["ingress"].as_array().into_iter().flatten() {
+            for from in rule["from"].as_array().into_iter().flatten() {
+                assert!(
+                    selects(&from["podSelector"]),
+                    "{}: a source selects no pod",
+                    np["metadata"]["name"]
+                );
+            }
+        }
+    }
+    let svc = objects
+        .iter()
+        .find(|o| o["kind"] == "Service" && o["spec"]["type"] == "NodePort")
+        .expect("a NodePort Service");
+    let alb_port = env.load_balancers.alb.as_ref().unwrap().target_groups[0]
+        .port
+        .get();
+    assert_eq!(svc["spec"]["ports"][0]["nodePort"], alb_port);
+    // The service gets every variable it reads from Secrets.
+    let deployment = objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "proximity-service")
+        .unwrap();
+    let env_names: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    for v in [
+        "DATABASE_URL",
+        "DATABASE_REPLICA_URLS",
+        "REDIS_URL",
+        "PROXIMITY_API_KEYS",
+    ] {
+        assert!(env_names.contains(&v), "{v} missing");
+    }
+    assert!(deployment["spec"]["replicas"].as_u64().unwrap() >= 2);
+}
