@@ -139,6 +139,9 @@ pub struct FaultProxyArgs {
     /// Milliseconds NAT gateways / load balancers stay pending.
     #[arg(long, default_value_t = 2000)]
     pub pending_ms: u64,
+    /// Share of calls done upstream but answered 500/503 (a lost response).
+    #[arg(long, default_value_t = 0.0)]
+    pub lost_responses: f64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -498,6 +501,7 @@ async fn fault_proxy(args: &FaultProxyArgs) -> Result<()> {
         deleting_for: Duration::from_millis(args.pending_ms),
     };
     let proxy = FaultProxy::start(&args.upstream, args.listen, cfg).await?;
+    proxy.set_lost_responses(args.lost_responses);
     println!("fault proxy on {} -> {}", proxy.endpoint(), args.upstream);
     tokio::signal::ctrl_c().await?;
     println!("{}", serde_json::to_string_pretty(&proxy.stats())?);

@@ -16,6 +16,9 @@
 //! - **eventual consistency**: for a while after an EC2 create, any call
 //!   naming the new id gets `InvalidXxx.NotFound` (`InvalidVpcID.NotFound`,
 //!   `InvalidSubnetID.NotFound`, …), as AWS does;
+//! - **lost responses** (off by default, [`FaultProxy::set_lost_responses`]):
+//!   the call is forwarded and done, but the client gets a 500/503 — the
+//!   case where a blind retry of a create makes a duplicate;
 //! - **slow resources**: NAT gateways read `pending` and load balancers
 //!   `provisioning` for a while after their creation, and NAT gateways
 //!   `deleting` for a while after their deletion (responses rewritten).
@@ -77,6 +80,8 @@ pub struct FaultStats {
     pub not_found: u64,
     pub pending_rewrites: u64,
     pub deleting_rewrites: u64,
+    /// Calls done upstream whose answer was replaced by a 5xx.
+    pub lost_responses: u64,
     /// `"<fault> <service>:<action>"` → count.
     pub by_call: BTreeMap<String, u64>,
 }
@@ -88,6 +93,7 @@ impl FaultStats {
             + self.not_found
             + self.pending_rewrites
             + self.deleting_rewrites
+            + self.lost_responses
     }
 }
 
@@ -105,6 +111,8 @@ struct Inner {
     rng: Mutex<StdRng>,
     state: Mutex<Tracked>,
     stats: Mutex<FaultStats>,
+    /// Share of calls whose response is lost (see [`FaultProxy::set_lost_responses`]).
+    lost: Mutex<f64>,
 }
 
 #[derive(Default)]
@@ -134,6 +142,7 @@ impl FaultProxy {
                 .context("building the proxy's HTTP client")?,
             state: Mutex::new(Tracked::default()),
             stats: Mutex::new(FaultStats::default()),
+            lost: Mutex::new(0.0),
         });
         let app = Router::new().fallback(handle).with_state(inner.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -158,6 +167,12 @@ impl FaultProxy {
 
     pub fn stats(&self) -> FaultStats {
         self.inner.stats.lock().expect("stats lock").clone()
+    }
+
+    /// From now on, forward this share of calls but answer them with a
+    /// 500/503 as if the response had been lost (`0.0` turns it off).
+    pub fn set_lost_responses(&self, share: f64) {
+        *self.inner.lost.lock().expect("lost lock") = share.clamp(0.0, 1.0);
     }
 }
 
@@ -614,6 +629,10 @@ async fn proxy(inner: &Inner, req: Request) -> Result<Response> {
             rb = rb.header(k, v);
         }
     }
+    let lose = !is_moto_api && {
+        let share = *inner.lost.lock().expect("lost lock");
+        share > 0.0 && inner.rng.lock().expect("rng lock").random_bool(share)
+    };
     let up = rb.send().await.context("forwarding to the emulator")?;
     let status = up.status();
     let headers = up.headers().clone();
@@ -622,6 +641,22 @@ async fn proxy(inner: &Inner, req: Request) -> Result<Response> {
         .await
         .context("reading the emulator's response")?;
     inner.stats.lock().expect("stats lock").forwarded += 1;
+    if lose {
+        if status.is_success() {
+            // Keep the bookkeeping (the resource does exist now).
+            if let Ok(text) = String::from_utf8(bytes.to_vec()) {
+                inner.post_process(&call, &body, text);
+            }
+        }
+        inner.count("lost-response", &call, |s| s.lost_responses += 1);
+        let rid = format!("fault-{}", rand::random::<u32>());
+        let unavailable = inner.rng.lock().expect("rng lock").random_bool(0.5);
+        return Ok(error_response(
+            &call,
+            Fault::ServerError { unavailable },
+            &rid,
+        ));
+    }
     let out = if status.is_success() && !is_moto_api {
         match String::from_utf8(bytes.to_vec()) {
             Ok(text) => Body::from(inner.post_process(&call, &body, text)),

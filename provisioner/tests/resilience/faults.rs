@@ -88,3 +88,82 @@ async fn up_and_down_converge_through_injected_faults() -> anyhow::Result<()> {
     assert!(proxy.stats().injected() > before, "{:?}", proxy.stats());
     assert_nothing_left(&aws, "dev").await
 }
+
+/// A response lost after the call was done (a 5xx for a create that
+/// happened) is what turns blind retries into duplicates, and what a crash
+/// right after a create leaves behind. `up` through such losses may fail;
+/// the next `up` must adopt what exists and converge, without duplicates.
+#[tokio::test]
+async fn lost_responses_leave_nothing_the_next_up_cannot_adopt() -> anyhow::Result<()> {
+    // Known failing at the time of writing: a lost CreateVpc response is
+    // retried blindly and makes a second VPC; a lost iam:CreateRole leaves a
+    // role the next `up` does not adopt (EntityAlreadyExists). Opt in until
+    // the engine re-finds by tag before retrying a create.
+    if std::env::var_os("PROVISIONER_LOST_RESPONSE_TESTS").is_none() {
+        eprintln!(
+            "skipped: set PROVISIONER_LOST_RESPONSE_TESTS=1 (known failing: blind retry of creates after a lost response)"
+        );
+        return Ok(());
+    }
+    let emu = harness::emulator().await?;
+    let aws = Aws::new(&emu.endpoint).await;
+    let out = tempfile::tempdir()?;
+    let manifests = out.path().join("manifests");
+    let dev = template("dev.yaml");
+    let dev = dev.to_str().unwrap();
+    let up_args = [
+        "up",
+        "-f",
+        dev,
+        "--yes",
+        "--manifests-out",
+        manifests.to_str().unwrap(),
+    ];
+    let limit = Duration::from_secs(300);
+    let proxy = FaultProxy::start(
+        &emu.endpoint,
+        "127.0.0.1:0".parse()?,
+        FaultConfig {
+            seed: 3,
+            throttle: 0.0,
+            server_error: 0.0,
+            not_found_for: Duration::from_millis(300),
+            pending_for: Duration::from_millis(500),
+            deleting_for: Duration::from_millis(500),
+        },
+    )
+    .await?;
+    proxy.set_lost_responses(0.15);
+    let lossy = provisioner(&proxy.endpoint(), &up_args, limit).await?;
+    assert!(
+        proxy.stats().lost_responses > 0,
+        "no response was lost: {:?}",
+        proxy.stats()
+    );
+    let inv = aws.inventory("dev").await?;
+    assert!(
+        inv.duplicates().is_empty(),
+        "lost responses made duplicates: {:?}\n{}",
+        inv.duplicates(),
+        lossy.text()
+    );
+
+    let again = provisioner(&emu.endpoint, &up_args, limit).await?;
+    again.expect_code(
+        0,
+        "up after lost responses (must adopt what the lost calls created)",
+    );
+    provisioner(&emu.endpoint, &["plan", "-f", dev], limit)
+        .await?
+        .expect_code(0, "plan after recovery");
+    let inv = aws.inventory("dev").await?;
+    assert!(
+        inv.duplicates().is_empty(),
+        "duplicates: {:?}",
+        inv.duplicates()
+    );
+    provisioner(&emu.endpoint, &["down", "-f", dev, "--yes"], limit)
+        .await?
+        .expect_code(0, "down");
+    assert_nothing_left(&aws, "dev").await
+}
