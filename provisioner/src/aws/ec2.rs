@@ -236,19 +236,24 @@ impl Cloud {
             .and_then(|v| v.vpc_id())
             .ok_or_else(|| missing("ec2:CreateVpc", "VpcId"))?
             .to_string();
-        for hostnames in [false, true] {
-            let attr = AttributeBooleanValue::builder().value(true).build();
-            self.call("ec2:ModifyVpcAttribute", AfterCreate, || {
-                let b = self.ec2.modify_vpc_attribute().vpc_id(&id);
-                let b = if hostnames {
-                    b.enable_dns_hostnames(attr.clone())
-                } else {
-                    b.enable_dns_support(attr.clone())
-                };
-                b.send()
-            })
-            .await?;
-        }
+        let attr = AttributeBooleanValue::builder().value(true).build();
+        let support = self.call("ec2:ModifyVpcAttribute", AfterCreate, || {
+            self.ec2
+                .modify_vpc_attribute()
+                .vpc_id(&id)
+                .enable_dns_support(attr.clone())
+                .send()
+        });
+        let hostnames = self.call("ec2:ModifyVpcAttribute", AfterCreate, || {
+            self.ec2
+                .modify_vpc_attribute()
+                .vpc_id(&id)
+                .enable_dns_hostnames(attr.clone())
+                .send()
+        });
+        let (a, b) = futures::join!(support, hostnames);
+        a?;
+        b?;
         Ok(id)
     }
 

@@ -179,6 +179,45 @@ impl Cloud {
         })
     }
 
+    /// Run every batched describe at once (one per resource type), so that no task waits for
+    /// its type's describe on the critical path. Errors are left for the tasks to report.
+    pub async fn prefetch(&self, services: &[Service]) {
+        use futures::future::BoxFuture;
+        fn go<'a, T: Send + 'a>(
+            f: impl Future<Output = Result<T, CloudError>> + Send + 'a,
+        ) -> BoxFuture<'a, ()> {
+            Box::pin(async move {
+                let _ = f.await;
+            })
+        }
+        let has = |s: Service| services.contains(&s);
+        let mut all: Vec<BoxFuture<'_, ()>> = vec![
+            go(self.vpcs()),
+            go(self.subnets()),
+            go(self.internet_gateways()),
+            go(self.elastic_ips()),
+            go(self.nat_gateways()),
+            go(self.route_tables()),
+            go(self.security_groups()),
+            go(self.peerings()),
+        ];
+        if has(Service::AutoScaling) {
+            all.extend([
+                go(self.launch_templates()),
+                go(self.auto_scaling_groups()),
+                go(self.iam_instance_profiles()),
+                go(self.account_id()),
+            ]);
+        }
+        if has(Service::ElasticLoadBalancingV2) {
+            all.extend([go(self.load_balancers()), go(self.target_groups())]);
+        }
+        if has(Service::Route53) {
+            all.push(go(self.hosted_zones()));
+        }
+        futures::future::join_all(all).await;
+    }
+
     /// Is this an emulator / custom endpoint rather than real AWS?
     pub fn is_emulator(&self) -> bool {
         self.endpoint.is_some()

@@ -46,8 +46,13 @@ pub fn services(env: &Environment) -> Vec<Service> {
 
 /// The tasks for `env` (AMIs resolved through SSM).
 pub async fn tasks(cloud: &Cloud, env: &Environment) -> Result<Vec<Arc<dyn Task<Cloud>>>> {
+    let needed = services(env);
+    let (amis, ()) = futures::join!(
+        crate::resources::resolve_amis(cloud, env),
+        cloud.prefetch(&needed)
+    );
     let target = crate::resources::Target {
-        amis: crate::resources::resolve_amis(cloud, env).await?,
+        amis: amis?,
         emulator: cloud.is_emulator(),
     };
     Ok(crate::resources::build_for(env, &target))

@@ -29,6 +29,10 @@ pub struct UpReport {
     pub wall_secs: f64,
     /// Layers of the dependency graph.
     pub depth: usize,
+    /// Median duration of one API call attempt.
+    pub median_call_ms: f64,
+    /// Wall time / (depth × median call latency): how close to the critical path `up` ran.
+    pub critical_path_ratio: f64,
 }
 
 /// Converge `env` (no prompt). `progress` gets one line per event.
@@ -64,6 +68,13 @@ pub async fn converge(
         .await
         .context("building the dependency graph")?;
     let p = summarise(cloud, env, &report, calls0, retries0);
+    let wall = start.elapsed().as_secs_f64();
+    let median = cloud
+        .stats
+        .median_latency()
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default();
+    let critical = report.depth as f64 * median;
     Ok(UpReport {
         created: p.create,
         updated: p.update,
@@ -72,15 +83,25 @@ pub async fn converge(
         api_calls: p.api_calls,
         retries: p.retries,
         retried: cloud.stats.retried(),
-        wall_secs: start.elapsed().as_secs_f64(),
+        wall_secs: wall,
         depth: report.depth,
+        median_call_ms: median * 1000.0,
+        critical_path_ratio: if critical > 0.0 { wall / critical } else { 0.0 },
     })
 }
 
 pub fn render_summary(r: &UpReport) -> String {
     let mut s = format!(
-        "up: {} created, {} updated, {} unchanged in {:.1}s ({} API calls, {} retried; graph depth {})\n",
-        r.created, r.updated, r.unchanged, r.wall_secs, r.api_calls, r.retries, r.depth
+        "up: {} created, {} updated, {} unchanged in {:.1}s ({} API calls, {} retried; graph depth {}, median call {:.1}ms, wall/critical-path {:.1})\n",
+        r.created,
+        r.updated,
+        r.unchanged,
+        r.wall_secs,
+        r.api_calls,
+        r.retries,
+        r.depth,
+        r.median_call_ms,
+        r.critical_path_ratio
     );
     for line in &r.retried {
         s.push_str(&format!("  retried: {line}\n"));

@@ -79,6 +79,8 @@ pub struct CallStats {
     calls: AtomicU64,
     retries: AtomicU64,
     retried: Mutex<Vec<String>>,
+    /// Duration of every attempt, in microseconds (for the critical-path ratio).
+    latencies_us: Mutex<Vec<u64>>,
 }
 
 impl CallStats {
@@ -94,6 +96,20 @@ impl CallStats {
     }
     pub fn record_call(&self) {
         self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn record_latency(&self, d: Duration) {
+        if let Ok(mut v) = self.latencies_us.lock() {
+            v.push(d.as_micros() as u64);
+        }
+    }
+    /// Median duration of one call attempt so far.
+    pub fn median_latency(&self) -> Option<Duration> {
+        let mut v = self.latencies_us.lock().ok()?.clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        Some(Duration::from_micros(v[v.len() / 2]))
     }
     fn record_retry(&self, line: String) {
         self.retries.fetch_add(1, Ordering::Relaxed);
@@ -120,7 +136,10 @@ where
     loop {
         stats.record_call();
         attempt += 1;
-        match f().await {
+        let t0 = Instant::now();
+        let res = f().await;
+        stats.record_latency(t0.elapsed());
+        match res {
             Ok(v) => return Ok(v),
             Err(e) => {
                 let retryable = RetryPolicy::is_retryable(e.kind, consistency);
@@ -211,6 +230,7 @@ mod tests {
         .await;
         assert_eq!(r.unwrap(), 7);
         assert_eq!(stats.calls(), 3);
+        assert!(stats.median_latency().is_some());
         assert_eq!(stats.retries(), 2);
         assert!(stats.retried()[0].contains("RequestLimitExceeded"));
     }

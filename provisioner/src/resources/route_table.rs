@@ -104,12 +104,13 @@ impl Resource<Cloud> for RouteTable {
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
             let id = cx.create_route_table(&self.name, &d.vpc_id).await?;
-            for r in &d.routes {
-                cx.create_route(&id, r).await?;
-            }
-            for s in &d.subnets {
-                cx.associate_route_table(&id, s).await?;
-            }
+            // Routes and associations are independent: all at once.
+            let routes =
+                futures::future::try_join_all(d.routes.iter().map(|r| cx.create_route(&id, r)));
+            let assocs = futures::future::try_join_all(
+                d.subnets.iter().map(|s| cx.associate_route_table(&id, s)),
+            );
+            futures::try_join!(routes, assocs)?;
             Ok(out_id(&id))
         })
     }

@@ -33,6 +33,10 @@ async fn lifecycle(template: &str) {
         plan::render_text(&again)
     );
     let total = again.unchanged;
+    eprintln!(
+        "{template}: no-change plan: {} API calls for {total} resources",
+        again.api_calls
+    );
     assert!(
         (again.api_calls as usize) < total,
         "a no-change plan needs fewer calls ({}) than one per resource ({total})",
