@@ -302,3 +302,60 @@ async fn the_embedded_store_is_durable() {
     assert_eq!(page["results"][0]["id"], id);
     app.stop().await;
 }
+
+/// Over real TCP: with the defaults, loopback clients are never limited (a
+/// local benchmark is not throttled); with the exemption off, the client's
+/// address gets a bucket and an empty one answers 429 + Retry-After.
+#[tokio::test]
+async fn rate_limit_by_client_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = super::helpers::base_settings();
+    settings.database.data_dir = Some(dir.path().to_path_buf());
+    settings.rate_limit.burst = 5.0;
+    settings.rate_limit.requests_per_second = 1.0;
+    let exempt = spawn_with(settings.clone()).await;
+    for _ in 0..50 {
+        let r = exempt
+            .client
+            .get(exempt.url("/v1/search/nearby?lat=0&lng=0"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    exempt.stop().await;
+
+    settings.rate_limit.exempt_loopback = false;
+    let limited = spawn_with(settings).await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let r = limited
+            .client
+            .get(limited.url("/v1/search/nearby?lat=0&lng=0"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            let retry: u64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(retry >= 1);
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "rate_limited");
+        }
+    }
+    assert_eq!(&statuses[..5], &[200; 5]);
+    assert!(statuses[5..].contains(&429), "{statuses:?}");
+    // Health checks are never limited.
+    let r = limited
+        .client
+        .get(limited.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    limited.stop().await;
+}
