@@ -326,6 +326,16 @@ impl Applier {
                         .push((stale.clone(), "its kind is no longer served".into()));
                     continue;
                 }
+                Err(ApplyError::Discovery {
+                    source: kube::Error::Api(status),
+                    ..
+                }) if status.code == 404 => {
+                    report.skipped.push((
+                        stale.clone(),
+                        format!("its API {} is no longer served", stale.api_version),
+                    ));
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             let api = self.api(&ar, &caps, stale.namespace.as_deref());

@@ -457,3 +457,32 @@ async fn an_apply_failing_half_way_prunes_nothing_and_keeps_the_old_set_recorded
     assert!(matches!(err, ApplyError::Apply { .. }));
     mock.verify();
 }
+
+#[tokio::test]
+async fn a_recorded_kind_whose_api_is_gone_is_skipped_not_fatal() {
+    let previous = r#"[{"apiVersion":"example.com/v1","kind":"Widget","namespace":"proximity","name":"w"},{"apiVersion":"v1","kind":"Namespace","name":"proximity"}]"#;
+    let now = r#"[{"apiVersion":"v1","kind":"Namespace","name":"proximity"}]"#;
+    let mock = MockApiServer::start(vec![
+        Expect::get("/api/v1/namespaces/proximity")
+            .respond(StatusCode::OK, namespace_body(previous)),
+        Expect::get("/api/v1").respond(StatusCode::OK, core_v1()),
+        Expect::apply("/api/v1/namespaces/proximity", namespace_body(previous)),
+        Expect::get("/apis/example.com/v1").not_found("", "example.com/v1"),
+        Expect::apply("/api/v1/namespaces/proximity", namespace_body(now)),
+    ])
+    .await;
+    let report = Applier::new(mock.client(), "dev", NS, fast_wait())
+        .apply(docs(&[NAMESPACE_YAML]))
+        .await
+        .expect("apply");
+    assert!(report.pruned.is_empty());
+    assert_eq!(report.skipped.len(), 1);
+    assert!(
+        report.skipped[0]
+            .1
+            .contains("example.com/v1 is no longer served"),
+        "{:?}",
+        report.skipped
+    );
+    mock.verify();
+}
