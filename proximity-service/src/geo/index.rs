@@ -717,6 +717,17 @@ fn merge(inner: &RwLock<Inner>) {
         let delta: Vec<Place> = g.delta.values().cloned().collect();
         (Arc::clone(&g.base), g.dead.clone(), delta)
     };
+    // Should the build panic, forget the merge (the state was not touched) so later writes can
+    // start another one instead of recording `touched` ids forever.
+    struct Abandon<'a>(&'a RwLock<Inner>, bool);
+    impl Drop for Abandon<'_> {
+        fn drop(&mut self) {
+            if self.1 {
+                self.0.write().unwrap_or_else(|e| e.into_inner()).touched = None;
+            }
+        }
+    }
+    let mut abandon = Abandon(inner, true);
     let is_dead = |slot: usize| !dead.is_empty() && (dead[slot / 64] >> (slot % 64)) & 1 == 1;
     let mut items: Vec<Item> = Vec::with_capacity(base.len() + delta.len());
     let mut h3_of = vec![0u64; base.len()];
@@ -741,6 +752,7 @@ fn merge(inner: &RwLock<Inner>) {
     items.extend(delta.into_iter().map(Item::from_place));
     let new_base = Arc::new(Base::build(items));
 
+    abandon.1 = false;
     let mut g = lock_w();
     let touched = g.touched.take().unwrap_or_default();
     let mut next = Inner {
@@ -1171,4 +1183,95 @@ pub fn brute_force_search(
         Src::Slice(i) => places[i as usize].clone(),
         _ => unreachable!("only slice entries"),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn place(id: i64, lat: f64, lng: f64) -> Place {
+        Place {
+            id: BusinessId::parse(id).unwrap(),
+            name: format!("n{id}"),
+            category: Category::parse(if id % 2 == 0 { "even" } else { "odd" }).unwrap(),
+            coordinates: Coordinates::parse(lat, lng).unwrap(),
+        }
+    }
+
+    #[test]
+    fn background_merge_folds_the_delta_and_keeps_later_writes() {
+        let index = PlaceIndex::new();
+        let n = MERGE_MIN as i64 + 1000;
+        for i in 1..=n {
+            let f = i as f64 * 1e-5;
+            index.upsert(place(i, 48.0 + f, 2.0 - f));
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            {
+                let g = index.read();
+                if g.touched.is_none() && g.base.len() > 0 {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "merge did not finish");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        {
+            let g = index.read();
+            assert!(g.base.len() > MERGE_MIN, "{}", g.base.len());
+            assert!(g.delta.len() < 1001, "{}", g.delta.len());
+        }
+        assert!(index.remove(BusinessId::parse(1).unwrap()));
+        assert!(!index.remove(BusinessId::parse(1).unwrap()));
+        index.upsert(place(2, 48.5, 2.5));
+        assert_eq!(index.len(), n as usize - 1);
+        assert_eq!(
+            index
+                .get(BusinessId::parse(2).unwrap())
+                .unwrap()
+                .coordinates
+                .lat_deg(),
+            48.5
+        );
+        for kind in [IndexKind::Geohash, IndexKind::H3] {
+            for cat in [None, Some(Category::parse("even").unwrap())] {
+                let q = NearbyQuery {
+                    index: kind,
+                    category: cat,
+                    limit: Limit::parse(50).unwrap(),
+                    ..NearbyQuery::new(
+                        Coordinates::parse(48.02, 1.98).unwrap(),
+                        RadiusM::parse(5_000.0).unwrap(),
+                    )
+                };
+                let got = index.search(&q).unwrap();
+                assert_eq!(got, index.brute_force_search(&q).unwrap());
+                assert!(got.total > 100, "{}", got.total);
+            }
+        }
+    }
+
+    #[test]
+    fn ids_map_dense_and_sparse() {
+        let dense = IdMap::build(vec![(5, 0), (6, 1), (8, 2)]);
+        assert!(matches!(dense, IdMap::Dense { .. }));
+        assert_eq!(dense.get(8), Some(2));
+        assert_eq!(dense.get(7), None);
+        assert_eq!(dense.get(4), None);
+        assert_eq!(dense.get(i64::MIN), None);
+        let sparse = IdMap::build(vec![(1, 0), (1_000_000_000, 1)]);
+        assert!(matches!(sparse, IdMap::Sorted { .. }));
+        assert_eq!(sparse.get(1_000_000_000), Some(1));
+        assert_eq!(sparse.get(2), None);
+    }
+
+    #[test]
+    fn duplicate_ids_in_a_bulk_build_keep_the_last() {
+        let index = PlaceIndex::from_places([place(1, 1.0, 1.0), place(1, 2.0, 2.0)]);
+        assert_eq!(index.len(), 1);
+        let p = index.get(BusinessId::parse(1).unwrap()).unwrap();
+        assert_eq!(p.coordinates.lat_deg(), 2.0);
+    }
 }
