@@ -525,3 +525,76 @@ async fn health_metrics_and_openapi() {
     let radius = &reply.body["paths"]["/v1/search/nearby"]["get"]["parameters"][2]["schema"];
     assert_eq!(radius["maximum"], 50000.0);
 }
+
+/// Writes between pages do not break pagination: every place that stays put
+/// is listed exactly once, and no id is listed twice.
+#[tokio::test]
+async fn pagination_survives_concurrent_writes() {
+    let (state, _dir) = inprocess_state(base_settings()).await;
+    let mut stable = Vec::new();
+    for i in 0..40 {
+        let lat = -10.0 + f64::from(i) * 0.0005;
+        let reply = send(
+            &state,
+            write(
+                Method::POST,
+                "/v1/businesses",
+                business(&format!("S{i}"), lat, 100.0).to_string(),
+            ),
+        )
+        .await;
+        stable.push(reply.body["id"].as_i64().unwrap());
+    }
+    let base = "/v1/search/nearby?lat=-10&lng=100&radius=10000&limit=6";
+    let mut uri = base.to_owned();
+    let mut seen = Vec::new();
+    let mut page = 0;
+    loop {
+        let reply = send(&state, get(&uri)).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        seen.extend(
+            reply.body["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["id"].as_i64().unwrap()),
+        );
+        // Between pages: new places nearer and farther than the cursor,
+        // and a short-lived one that is created and deleted.
+        page += 1;
+        for (j, lat) in [-10.0001, -10.015, -10.0002].into_iter().enumerate() {
+            let reply = send(
+                &state,
+                write(
+                    Method::POST,
+                    "/v1/businesses",
+                    business(&format!("N{page}-{j}"), lat, 100.0).to_string(),
+                ),
+            )
+            .await;
+            assert_eq!(reply.status, 201);
+            if j == 2 {
+                let id = reply.body["id"].as_i64().unwrap();
+                let reply = send(
+                    &state,
+                    write(Method::DELETE, &format!("/v1/businesses/{id}"), ""),
+                )
+                .await;
+                assert_eq!(reply.status, 204);
+            }
+        }
+        match reply.body["next_cursor"].as_str() {
+            Some(c) => uri = format!("{base}&cursor={c}"),
+            None => break,
+        }
+    }
+    let unique: HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "an id was listed twice");
+    for id in &stable {
+        assert_eq!(
+            seen.iter().filter(|s| *s == id).count(),
+            1,
+            "stable place {id} not listed exactly once"
+        );
+    }
+}
