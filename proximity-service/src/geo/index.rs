@@ -510,6 +510,12 @@ impl Inner {
     }
 }
 
+// The HTTP layer shares one index between all request tasks.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<PlaceIndex>();
+};
+
 /// Smallest delta (writes) that triggers a background merge.
 const MERGE_MIN: usize = 4096;
 
