@@ -142,6 +142,9 @@ enum Command {
         /// Label for the report (e.g. "anchor-bench" or a note).
         #[arg(long, default_value = "anchor-bench")]
         generator: String,
+        /// Round number, for the report's median over rounds.
+        #[arg(long, default_value_t = 1)]
+        round: u64,
     },
     /// Writes a wrk Lua script that cycles through the query set.
     WrkScript {
@@ -236,6 +239,7 @@ async fn dispatch(command: Command) -> Result<Option<Value>> {
             server_pid,
             key,
             generator,
+            round,
         } => {
             let plan = RunPlan {
                 system,
@@ -251,6 +255,7 @@ async fn dispatch(command: Command) -> Result<Option<Value>> {
             let mut v = run(&plan, Arc::new(queries)).await?;
             v["generator"] = json!(generator);
             v["threads"] = json!(threads);
+            v["round"] = json!(round);
             v
         }
         Command::WrkScript { queries, out } => {
@@ -1200,6 +1205,9 @@ async fn run(plan: &RunPlan, queries: Arc<Vec<Query>>) -> Result<Value> {
         clients = c;
     }
 
+    let loadavg_1m: Option<f64> = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok());
     let cpu0 = cpu_seconds("self").unwrap_or(0.0);
     let srv0 = plan.server_pid.map(tree_cpu_seconds);
     let start = Instant::now();
@@ -1239,6 +1247,7 @@ async fn run(plan: &RunPlan, queries: Arc<Vec<Query>>) -> Result<Value> {
         "mean_ms": if done == 0 { 0.0 } else { hist.sum_ns as f64 / done as f64 / 1e6 },
         "gen_cpu_pct": 100.0 * cpu / wall,
         "server_cpu_pct": srv.map(|s| 100.0 * s / wall),
+        "loadavg_1m": loadavg_1m,
     }))
 }
 
@@ -1368,15 +1377,18 @@ fn report(results: &Path) -> Result<String> {
             .find(|r| r["kind"] == kind && r["system"] == system)
     };
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
-    let rps_of = |system: &str, conns: u64| -> Option<f64> {
-        rows.iter()
-            .find(|r| {
+    let runs_of = |system: &str, conns: u64, generator: &str| -> Vec<&Value> {
+        let mut v: Vec<&Value> = rows
+            .iter()
+            .filter(|r| {
                 r["kind"] == "run"
                     && r["system"] == system
                     && r["connections"].as_u64() == Some(conns)
-                    && r["generator"] == "anchor-bench"
+                    && r["generator"] == generator
             })
-            .map(|r| f(&r["rps"]))
+            .collect();
+        v.sort_by(|a, b| f(&a["rps"]).total_cmp(&f(&b["rps"])));
+        v
     };
     let mut s = String::new();
     use std::fmt::Write as _;
@@ -1387,77 +1399,128 @@ fn report(results: &Path) -> Result<String> {
             d["places"], d["geonames"], d["synthetic"]
         )?;
     }
+    let rounds = rows
+        .iter()
+        .filter_map(|r| r["round"].as_u64())
+        .max()
+        .unwrap_or(1);
+    if rounds > 1 {
+        writeln!(
+            s,
+            "Each row is the median of {rounds} rounds (the run with the median throughput; \
+             its range in brackets); ratios are the median of the per-round ratios.\n"
+        )?;
+    }
     writeln!(
         s,
-        "| system | conns | generator | req/s | p50 ms | p99 ms | errors | generator CPU | server CPU | service ÷ this | precision | recall | ordered | exact | max distance error (abs / rel ≥ 100 m) | memory for data set | load time |"
+        "| system | conns | generator | req/s | p50 ms | p99 ms | errors | generator CPU | server CPU | load avg (1 min) | service ÷ this | precision | recall | ordered | exact | max distance error (abs / rel ≥ 100 m) | memory for data set | load time |"
     )?;
     writeln!(
         s,
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     )?;
+    let mut conn_counts: Vec<u64> = rows
+        .iter()
+        .filter(|r| r["kind"] == "run")
+        .filter_map(|r| r["connections"].as_u64())
+        .collect();
+    conn_counts.sort_unstable();
+    conn_counts.dedup();
+    let median = |mut v: Vec<f64>| -> Option<(f64, f64, f64)> {
+        v.retain(|x| x.is_finite());
+        v.sort_by(f64::total_cmp);
+        Some((*v.first()?, v[v.len() / 2], *v.last()?))
+    };
     for system in ["service", "redis", "postgis"] {
         let check = find("check", system);
         let load = find("load", system);
-        let mut runs: Vec<&Value> = rows
-            .iter()
-            .filter(|r| r["kind"] == "run" && r["system"] == system)
-            .collect();
-        runs.sort_by_key(|r| (r["connections"].as_u64(), r["generator"] != "anchor-bench"));
-        for (n, r) in runs.iter().enumerate() {
-            let conns = r["connections"].as_u64().unwrap_or(0);
-            let ratio = match (rps_of("service", conns), system) {
-                (_, "service") => "—".to_owned(),
-                (Some(svc), _) => format!("{:.2}×", svc / f(&r["rps"])),
-                (None, _) => "n/a".to_owned(),
-            };
-            let pct = |v: &Value| {
-                if v.is_null() {
+        let mut first = true;
+        for &conns in &conn_counts {
+            for generator in ["anchor-bench", "wrk"] {
+                let group = runs_of(system, conns, generator);
+                if group.is_empty() {
+                    continue;
+                }
+                let r = group[group.len() / 2];
+                let range = if group.len() > 1 {
+                    format!(
+                        " ({:.0}–{:.0})",
+                        f(&group[0]["rps"]),
+                        f(&group[group.len() - 1]["rps"])
+                    )
+                } else {
+                    String::new()
+                };
+                // Service ÷ anchor, paired by round (the runs of one round are minutes apart).
+                let ratio = if system == "service" {
                     "—".to_owned()
                 } else {
-                    format!("{:.0} %", f(v))
-                }
-            };
-            let (prec, rec, ord, exact, err, mem, load_s) = if n == 0 {
-                (
-                    check.map(|c| format!("{:.4}", f(&c["precision"]))),
-                    check.map(|c| format!("{:.4}", f(&c["recall"]))),
-                    check.map(|c| format!("{:.3}", f(&c["ordered"]))),
-                    check.map(|c| format!("{:.3}", f(&c["exact"]))),
-                    check.map(|c| {
-                        format!(
-                            "{:.2} m / {:.3} %",
-                            f(&c["max_dist_abs_err_m"]),
-                            100.0 * f(&c["max_dist_rel_err"])
-                        )
-                    }),
-                    load.map(|l| format!("{:.1} MiB", f(&l["memory_bytes"]) / 1048576.0)),
-                    load.map(|l| match l.get("load_detail").and_then(Value::as_str) {
-                        Some(d) => format!("{:.1} s ({d})", f(&l["load_s"])),
-                        None => format!("{:.1} s", f(&l["load_s"])),
-                    }),
-                )
-            } else {
-                Default::default()
-            };
-            let d = |o: Option<String>| o.unwrap_or_default();
-            writeln!(
-                s,
-                "| {system} | {conns} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {} | {} |",
-                r["generator"].as_str().unwrap_or("?"),
-                f(&r["rps"]),
-                f(&r["p50_ms"]),
-                f(&r["p99_ms"]),
-                r["errors"].as_u64().unwrap_or(0),
-                pct(&r["gen_cpu_pct"]),
-                pct(&r["server_cpu_pct"]),
-                d(prec),
-                d(rec),
-                d(ord),
-                d(exact),
-                d(err),
-                d(mem),
-                d(load_s),
-            )?;
+                    let svc = runs_of("service", conns, "anchor-bench");
+                    let per_round: Vec<f64> = group
+                        .iter()
+                        .filter_map(|a| {
+                            let s = svc.iter().find(|s| s["round"] == a["round"])?;
+                            Some(f(&s["rps"]) / f(&a["rps"]))
+                        })
+                        .collect();
+                    match median(per_round) {
+                        Some((lo, mid, hi)) if group.len() > 1 => {
+                            format!("{mid:.2}× ({lo:.2}–{hi:.2})")
+                        }
+                        Some((_, mid, _)) => format!("{mid:.2}×"),
+                        None => "n/a".to_owned(),
+                    }
+                };
+                let pct = |v: &Value| {
+                    if v.is_null() {
+                        "—".to_owned()
+                    } else {
+                        format!("{:.0} %", f(v))
+                    }
+                };
+                let (prec, rec, ord, exact, err, mem, load_s) = if first {
+                    (
+                        check.map(|c| format!("{:.4}", f(&c["precision"]))),
+                        check.map(|c| format!("{:.4}", f(&c["recall"]))),
+                        check.map(|c| format!("{:.3}", f(&c["ordered"]))),
+                        check.map(|c| format!("{:.3}", f(&c["exact"]))),
+                        check.map(|c| {
+                            format!(
+                                "{:.2} m / {:.3} %",
+                                f(&c["max_dist_abs_err_m"]),
+                                100.0 * f(&c["max_dist_rel_err"])
+                            )
+                        }),
+                        load.map(|l| format!("{:.1} MiB", f(&l["memory_bytes"]) / 1048576.0)),
+                        load.map(|l| match l.get("load_detail").and_then(Value::as_str) {
+                            Some(d) => format!("{:.1} s ({d})", f(&l["load_s"])),
+                            None => format!("{:.1} s", f(&l["load_s"])),
+                        }),
+                    )
+                } else {
+                    Default::default()
+                };
+                first = false;
+                let d = |o: Option<String>| o.unwrap_or_default();
+                let errors: u64 = group.iter().filter_map(|g| g["errors"].as_u64()).sum();
+                writeln!(
+                    s,
+                    "| {system} | {conns} | {generator} | {:.0}{range} | {:.2} | {:.2} | {errors} | {} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {} | {} |",
+                    f(&r["rps"]),
+                    f(&r["p50_ms"]),
+                    f(&r["p99_ms"]),
+                    pct(&r["gen_cpu_pct"]),
+                    pct(&r["server_cpu_pct"]),
+                    r["loadavg_1m"].as_f64().map(|l| format!("{l:.2}")).unwrap_or_default(),
+                    d(prec),
+                    d(rec),
+                    d(ord),
+                    d(exact),
+                    d(err),
+                    d(mem),
+                    d(load_s),
+                )?;
+            }
         }
     }
     writeln!(s)?;
