@@ -213,9 +213,18 @@ fn read_records(path: &Path, format: Format, skip_invalid: bool) -> anyhow::Resu
             .map(|c| c.to_record())
             .collect(),
     };
+    // The same id twice in one file: the last one wins (as a second import would).
+    let mut last = std::collections::HashMap::new();
+    for (i, r) in records.iter().enumerate() {
+        if let Some(id) = r.id {
+            last.insert(id, i);
+        }
+    }
     Ok(records
         .iter()
-        .map(|r| NewRecord::from_domain(&r.business, r.id))
+        .enumerate()
+        .filter(|(i, r)| r.id.is_none_or(|id| last[&id] == *i))
+        .map(|(_, r)| NewRecord::from_domain(&r.business, r.id))
         .collect())
 }
 

@@ -17,6 +17,7 @@ const CITIES: &str = r#"{
 const CSV: &str = "name,lng,lat,category,id\n\
 Kiosk,24.94,60.17,Shop,\n\
 Bad,24.94,95,shop,\n\
+Replaced below,13.4,52.5,cafe,777\n\
 Kept id,13.4,52.5,cafe,777\n";
 
 #[tokio::test]
@@ -88,6 +89,14 @@ async fn an_import_into_postgres_reaches_running_instances() {
     })
     .await;
     assert!(seen.is_some(), "the running instance never saw the import");
+    // An id given twice in one file: the last row wins, as in the embedded store.
+    let csv = dir.path().join("places.csv");
+    std::fs::write(&csv, CSV).unwrap();
+    let n = import_file(store.as_ref(), &csv, Format::Csv, true)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(store.get(777, None).await.unwrap().unwrap().name, "Kept id");
     // New rows created after an import with explicit ids get fresh ids.
     let created: serde_json::Value = app
         .create(&super::helpers::business("New", 1.0, 1.0))
