@@ -507,3 +507,89 @@ async fn fault_proxy(args: &FaultProxyArgs) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(&proxy.stats())?);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev() -> String {
+        format!("{}/../vpc-templates/dev.yaml", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("provisioner").chain(args.iter().copied()))
+    }
+
+    async fn resolve(args: &[&str]) -> Result<Config> {
+        Config::resolve(parse(args).map_err(anyhow::Error::from)?).await
+    }
+
+    #[test]
+    fn flags_parse_per_subcommand() {
+        assert!(parse(&["plan", "-f", "x.yaml", "--output", "json"]).is_ok());
+        assert!(parse(&["plan", "-f", "x.yaml", "--output", "yaml"]).is_err());
+        assert!(
+            parse(&["down", "--yes"]).is_err(),
+            "-f or --env is required"
+        );
+        assert!(
+            parse(&["down", "-f", "x.yaml", "--env", "dev"]).is_err(),
+            "not both"
+        );
+        assert!(parse(&["--local", "--endpoint-url", "http://x", "plan", "-f", "x"]).is_err());
+        assert!(parse(&["graph", "-f", "x", "--format", "mermaid"]).is_ok());
+        // Global flags go after the subcommand too.
+        let cli = parse(&["status", "--env", "dev", "-vv", "--region", "eu-west-1"]).unwrap();
+        assert_eq!(cli.verbose, 2);
+        assert_eq!(cli.region.as_deref(), Some("eu-west-1"));
+    }
+
+    #[tokio::test]
+    async fn resolution_loads_the_template_once_with_overrides() {
+        let d = dev();
+        let cfg = resolve(&[
+            "up",
+            "-f",
+            &d,
+            "--yes",
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+        ])
+        .await
+        .unwrap();
+        assert_eq!(cfg.mode, Mode::Up);
+        assert_eq!(cfg.env_name.as_str(), "dev");
+        assert_eq!(cfg.region.map(|r| r.as_str()), Some("us-east-1"));
+        assert_eq!(cfg.endpoint_url(), Some("http://127.0.0.1:9"));
+        assert!(cfg.yes && cfg.is_emulator());
+        assert_eq!(
+            cfg.image.as_deref(),
+            Some("ghcr.io/proximity/proximity-service:0.1.0"),
+            "the template's image unless --image"
+        );
+        let cfg = resolve(&["up", "-f", &d, "--image", "x/y:z", "--region", "eu-west-1"])
+            .await
+            .unwrap();
+        assert_eq!(cfg.image.as_deref(), Some("x/y:z"));
+        assert_eq!(cfg.region.map(|r| r.as_str()), Some("eu-west-1"));
+        assert_eq!(cfg.environment().unwrap().region.as_str(), "eu-west-1");
+
+        let cfg = resolve(&["down", "--env", "staging", "--deadline", "30"])
+            .await
+            .unwrap();
+        assert!(cfg.template.is_none());
+        assert_eq!(cfg.env_name.as_str(), "staging");
+        assert_eq!(cfg.region, None);
+        assert_eq!(cfg.deadline, Duration::from_secs(30));
+        assert!(cfg.environment().is_err());
+
+        let err = resolve(&["plan", "-f", &d, "--region", "mars-1"])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("--region"), "{err}");
+        let err = resolve(&["validate", "-f", "/nonexistent.yaml"])
+            .await
+            .unwrap_err();
+        assert!(err.downcast_ref::<ValidateFailed>().is_some(), "{err}");
+    }
+}
