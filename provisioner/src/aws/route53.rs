@@ -327,3 +327,214 @@ impl Cloud {
         .map(|_| ())
     }
 }
+
+/// Managed settings of a Route 53 health check.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HealthCheckSpec {
+    /// `HTTP`, `HTTPS`, `TCP`.
+    pub kind: String,
+    pub fqdn: Option<String>,
+    pub ip: Option<String>,
+    pub port: i32,
+    pub path: Option<String>,
+    pub interval: i32,
+    pub failure_threshold: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthCheckInfo {
+    pub id: String,
+    pub spec: HealthCheckSpec,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Cloud {
+    /// Health checks tagged for this environment (list, then tags 10 at a time).
+    pub async fn health_checks(&self) -> Result<Vec<HealthCheckInfo>, CloudError> {
+        use aws_sdk_route53::types::TagResourceType;
+        self.inventory
+            .cached("r53:healthchecks", || async {
+                let mut all = Vec::new();
+                let mut marker: Option<String> = None;
+                loop {
+                    let r = self
+                        .call("route53:ListHealthChecks", Strong, || {
+                            self.r53
+                                .list_health_checks()
+                                .set_marker(marker.clone())
+                                .send()
+                        })
+                        .await?;
+                    for h in r.health_checks() {
+                        let Some(c) = h.health_check_config() else {
+                            continue;
+                        };
+                        all.push(HealthCheckInfo {
+                            id: h.id().to_string(),
+                            spec: HealthCheckSpec {
+                                kind: c.r#type().as_str().to_string(),
+                                fqdn: c
+                                    .fully_qualified_domain_name()
+                                    .map(|s| s.trim_end_matches('.').to_ascii_lowercase()),
+                                ip: c.ip_address().map(String::from),
+                                port: c.port().unwrap_or_default(),
+                                path: c.resource_path().map(String::from),
+                                interval: c.request_interval().unwrap_or(30),
+                                failure_threshold: c.failure_threshold().unwrap_or(3),
+                            },
+                            tags: BTreeMap::new(),
+                        });
+                    }
+                    marker = r.next_marker().map(String::from);
+                    if !r.is_truncated() || marker.is_none() {
+                        break;
+                    }
+                }
+                for chunk in all.chunks_mut(10) {
+                    let ids: Vec<String> = chunk.iter().map(|h| h.id.clone()).collect();
+                    let r = self
+                        .call("route53:ListTagsForResources", Strong, || {
+                            self.r53
+                                .list_tags_for_resources()
+                                .resource_type(TagResourceType::Healthcheck)
+                                .set_resource_ids(Some(ids.clone()))
+                                .send()
+                        })
+                        .await?;
+                    for ts in r.resource_tag_sets() {
+                        let id = ts.resource_id().unwrap_or_default();
+                        if let Some(h) = chunk.iter_mut().find(|h| h.id == id) {
+                            h.tags = tag_map(ts.tags().iter().map(|t| (t.key(), t.value())));
+                        }
+                    }
+                }
+                all.retain(|h| h.tags.get(TAG_ENV) == Some(&self.env));
+                Ok(all)
+            })
+            .await
+    }
+
+    pub async fn create_health_check(
+        &self,
+        logical: &str,
+        spec: &HealthCheckSpec,
+    ) -> Result<String, CloudError> {
+        use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType, TagResourceType};
+        let config = HealthCheckConfig::builder()
+            .r#type(HealthCheckType::from(spec.kind.as_str()))
+            .set_fully_qualified_domain_name(spec.fqdn.clone())
+            .set_ip_address(spec.ip.clone())
+            .port(spec.port)
+            .set_resource_path(spec.path.clone())
+            .request_interval(spec.interval)
+            .failure_threshold(spec.failure_threshold)
+            .build()
+            .map_err(bad)?;
+        let caller_ref = format!(
+            "provisioner-{}-{}-{}",
+            self.env,
+            logical,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        );
+        let caller_ref: String = caller_ref.chars().take(64).collect();
+        let r = self
+            .call("route53:CreateHealthCheck", Strong, || {
+                self.r53
+                    .create_health_check()
+                    .caller_reference(&caller_ref)
+                    .health_check_config(config.clone())
+                    .send()
+            })
+            .await?;
+        let id = r
+            .health_check()
+            .map(|h| h.id().to_string())
+            .unwrap_or_default();
+        let tags: Vec<Tag> = self
+            .tags_for(logical)
+            .into_iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        self.call("route53:ChangeTagsForResource", AfterCreate, || {
+            self.r53
+                .change_tags_for_resource()
+                .resource_type(TagResourceType::Healthcheck)
+                .resource_id(&id)
+                .set_add_tags(Some(tags.clone()))
+                .send()
+        })
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn update_health_check(
+        &self,
+        id: &str,
+        spec: &HealthCheckSpec,
+    ) -> Result<(), CloudError> {
+        self.call("route53:UpdateHealthCheck", Strong, || {
+            self.r53
+                .update_health_check()
+                .health_check_id(id)
+                .set_fully_qualified_domain_name(spec.fqdn.clone())
+                .set_ip_address(spec.ip.clone())
+                .port(spec.port)
+                .set_resource_path(spec.path.clone())
+                .failure_threshold(spec.failure_threshold)
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn delete_health_check(&self, id: &str) -> Result<(), CloudError> {
+        self.call("route53:DeleteHealthCheck", Strong, || {
+            self.r53.delete_health_check().health_check_id(id).send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Associate one more VPC with a private zone (idempotent: "already associated" is fine).
+    pub async fn associate_zone_vpc(&self, zone_id: &str, vpc_id: &str) -> Result<(), CloudError> {
+        let r = self
+            .call("route53:AssociateVPCWithHostedZone", AfterCreate, || {
+                self.r53
+                    .associate_vpc_with_hosted_zone()
+                    .hosted_zone_id(zone_id)
+                    .vpc(
+                        Vpc::builder()
+                            .vpc_id(vpc_id)
+                            .vpc_region(VpcRegion::from(self.region.as_str()))
+                            .build(),
+                    )
+                    .send()
+            })
+            .await;
+        match r {
+            Err(e) if e.code == "ConflictingDomainExists" || e.kind == ErrorKind::AlreadyExists => {
+                Ok(())
+            }
+            r => r.map(|_| ()),
+        }
+    }
+
+    /// VPC ids associated with a private zone.
+    pub async fn zone_vpcs(&self, zone_id: &str) -> Result<Vec<String>, CloudError> {
+        let r = self
+            .call("route53:GetHostedZone", Strong, || {
+                self.r53.get_hosted_zone().id(zone_id).send()
+            })
+            .await?;
+        let mut v: Vec<String> = r
+            .vpcs()
+            .iter()
+            .filter_map(|v| v.vpc_id().map(String::from))
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+}

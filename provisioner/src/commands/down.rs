@@ -190,11 +190,22 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
             uses,
         });
     }
+    let checks = cloud.health_checks().await.unwrap_or_default();
+    for h in &checks {
+        items.push(Item {
+            key: key("hc", &h.id),
+            name: name(&h.tags),
+            uses: vec![],
+        });
+    }
     for z in cloud.hosted_zones().await.unwrap_or_default() {
+        // Its records may use the health checks: the zone (records first) goes before them.
+        let mut uses: Vec<TaskKey> = vpcs.iter().map(|v| key("vpc", &v.id)).collect();
+        uses.extend(checks.iter().map(|h| key("hc", &h.id)));
         items.push(Item {
             key: key("zone", &z.id),
             name: z.name.clone(),
-            uses: vpcs.iter().map(|v| key("vpc", &v.id)).collect(),
+            uses,
         });
     }
     for r in roles {
@@ -262,6 +273,7 @@ fn delete_one(cloud: &Cloud, k: TaskKey) -> BoxFuture<'_, Result<(), CloudError>
                 cloud.change_records(&id, &[], &records).await?;
                 cloud.delete_hosted_zone(&id).await
             }
+            "hc" => cloud.delete_health_check(&id).await,
             "role" => cloud.delete_node_role(&id).await,
             "ssm" => cloud.ssm_delete(&id).await,
             other => Err(CloudError::new(

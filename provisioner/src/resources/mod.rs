@@ -31,7 +31,8 @@ use crate::aws::route53::RecordSet;
 use crate::aws::{Cloud, TAG_NAME};
 use crate::engine::{is_known, OutputMap, ResourceTask, Task, TaskError, TaskKey};
 use crate::template::{
-    Ami, Environment, LbKind, Protocol, RecordTarget, Routing, Source, SubnetKind,
+    Ami, Environment, HealthCheckEndpoint, LbKind, Protocol, RecordTarget, Routing, Source,
+    SubnetKind,
 };
 
 pub(crate) fn out_id(id: &str) -> OutputMap {
@@ -515,17 +516,16 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
     // DNS.
     if let Some(d) = &env.dns {
         let zone = k("zone", d.zone.as_str());
-        let private_vpc = if d.private {
-            d.vpcs
-                .first()
-                .or(env.vpcs.first().map(|v| &v.name))
-                .map(|v| k("vpc", v.as_str()))
+        let private_vpcs: Vec<TaskKey> = if !d.private {
+            vec![]
+        } else if d.vpcs.is_empty() {
+            env.vpcs.iter().map(|v| k("vpc", v.name.as_str())).collect()
         } else {
-            None
+            d.vpcs.iter().map(|v| k("vpc", v.as_str())).collect()
         };
         tasks.push(task(route53::HostedZone {
             name: d.zone.to_string(),
-            private_vpc,
+            private_vpcs,
             extra_deps: vec![],
         }));
         for r in &d.records {
@@ -570,10 +570,51 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
                     });
                 }
             }
+            let lb_of = |kind: LbKind| match kind {
+                LbKind::Nlb => env
+                    .load_balancers
+                    .nlb
+                    .as_ref()
+                    .map(|n| k("nlb", n.name.as_str())),
+                LbKind::Alb => env
+                    .load_balancers
+                    .alb
+                    .as_ref()
+                    .map(|n| k("alb", n.name.as_str())),
+            };
+            let mut health_check = None;
             match &r.routing {
                 Routing::Simple => {}
                 Routing::Weighted { weight, .. } => rs.weight = Some(i64::from(*weight)),
-                Routing::Failover { role, .. } => rs.failover = Some(role.as_route53().to_string()),
+                Routing::Failover {
+                    role,
+                    health_check: hc,
+                    ..
+                } => {
+                    rs.failover = Some(role.as_route53().to_string());
+                    if let Some(hc) = hc {
+                        let (fqdn, ip, lb) = match &hc.endpoint {
+                            HealthCheckEndpoint::LoadBalancer(kind) => (None, None, lb_of(*kind)),
+                            HealthCheckEndpoint::Fqdn(f) => (Some(f.to_string()), None, None),
+                            HealthCheckEndpoint::Ip(ip) => (None, Some(ip.to_string()), None),
+                        };
+                        let hk = k("health-check", &id);
+                        tasks.push(task(route53::HealthCheck {
+                            name: id.clone(),
+                            spec: crate::aws::route53::HealthCheckSpec {
+                                kind: hc.protocol.as_route53().to_string(),
+                                fqdn,
+                                ip,
+                                port: i32::from(hc.port.get()),
+                                path: hc.path.clone(),
+                                interval: i32::from(hc.request_interval_secs),
+                                failure_threshold: i32::from(hc.failure_threshold),
+                            },
+                            lb,
+                        }));
+                        health_check = Some(hk);
+                    }
+                }
                 Routing::Latency { region, .. } => rs.region = Some(region.to_string()),
             }
             tasks.push(task(route53::Record {
@@ -581,6 +622,7 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
                 zone: zone.clone(),
                 record: rs,
                 alias,
+                health_check,
                 extra_deps: vec![],
             }));
         }

@@ -13,16 +13,16 @@ use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError,
 pub struct HostedZone {
     /// The domain (also the logical name).
     pub name: String,
-    /// For a private zone: the VPC it is associated with at creation.
-    pub private_vpc: Option<TaskKey>,
+    /// For a private zone: the VPCs it is associated with (the first at creation).
+    pub private_vpcs: Vec<TaskKey>,
     pub extra_deps: Vec<TaskKey>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ZoneState {
     pub private: bool,
-    #[serde(skip)]
-    pub vpc_id: Option<String>,
+    /// Associated VPCs (private zones), sorted.
+    pub vpcs: Vec<String>,
 }
 
 impl Resource<Cloud> for HostedZone {
@@ -31,7 +31,7 @@ impl Resource<Cloud> for HostedZone {
         TaskKey::new("zone", &self.name)
     }
     fn deps(&self) -> Vec<TaskKey> {
-        let mut d: Vec<TaskKey> = self.private_vpc.iter().cloned().collect();
+        let mut d: Vec<TaskKey> = self.private_vpcs.clone();
         d.extend(self.extra_deps.iter().cloned());
         d.sort();
         d.dedup();
@@ -41,12 +41,14 @@ impl Resource<Cloud> for HostedZone {
         &["private"]
     }
     fn desired(&self, i: &Outputs) -> Result<ZoneState, TaskError> {
+        let mut vpcs = Vec::new();
+        for v in &self.private_vpcs {
+            vpcs.push(i.id(v)?);
+        }
+        vpcs.sort();
         Ok(ZoneState {
-            private: self.private_vpc.is_some(),
-            vpc_id: match &self.private_vpc {
-                Some(v) => Some(i.id(v)?),
-                None => None,
-            },
+            private: !self.private_vpcs.is_empty(),
+            vpcs,
         })
     }
     fn find<'a>(
@@ -55,15 +57,21 @@ impl Resource<Cloud> for HostedZone {
         _: &'a ZoneState,
     ) -> BoxFuture<'a, Result<Option<Found<ZoneState>>, TaskError>> {
         Box::pin(async move {
-            Ok(
-                by_name(cx.hosted_zones().await?, &self.name, |z| &z.tags).map(|z| Found {
-                    state: ZoneState {
-                        private: z.private,
-                        vpc_id: None,
-                    },
-                    outputs: out_id(&z.id),
-                }),
-            )
+            let Some(z) = by_name(cx.hosted_zones().await?, &self.name, |z| &z.tags) else {
+                return Ok(None);
+            };
+            let vpcs = if z.private {
+                cx.zone_vpcs(&z.id).await?
+            } else {
+                Vec::new()
+            };
+            Ok(Some(Found {
+                state: ZoneState {
+                    private: z.private,
+                    vpcs,
+                },
+                outputs: out_id(&z.id),
+            }))
         })
     }
     fn create<'a>(
@@ -73,19 +81,98 @@ impl Resource<Cloud> for HostedZone {
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
             let id = cx
-                .create_hosted_zone(&self.name, &self.name, d.vpc_id.as_deref())
+                .create_hosted_zone(&self.name, &self.name, d.vpcs.first().map(String::as_str))
                 .await?;
+            for v in d.vpcs.iter().skip(1) {
+                cx.associate_zone_vpc(&id, v).await?;
+            }
             Ok(out_id(&id))
         })
     }
     fn update<'a>(
         &'a self,
-        _: &'a Cloud,
-        _: &'a Found<ZoneState>,
-        _: &'a ZoneState,
+        cx: &'a Cloud,
+        a: &'a Found<ZoneState>,
+        d: &'a ZoneState,
         _: &'a [FieldChange],
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
-        Box::pin(async move { Ok(OutputMap::new()) })
+        // Associations are only added: removing one could cut a VPC off a zone it still uses.
+        Box::pin(async move {
+            for v in &d.vpcs {
+                if !a.state.vpcs.contains(v) {
+                    cx.associate_zone_vpc(&a.outputs["id"], v).await?;
+                }
+            }
+            Ok(OutputMap::new())
+        })
+    }
+}
+
+/// A Route 53 health check (for failover records), tagged like everything else.
+pub struct HealthCheck {
+    pub name: String,
+    /// The spec; `fqdn` is taken from `lb`'s DNS name when set.
+    pub spec: crate::aws::route53::HealthCheckSpec,
+    pub lb: Option<TaskKey>,
+}
+
+impl Resource<Cloud> for HealthCheck {
+    type State = crate::aws::route53::HealthCheckSpec;
+    fn key(&self) -> TaskKey {
+        TaskKey::new("health-check", &self.name)
+    }
+    fn deps(&self) -> Vec<TaskKey> {
+        self.lb.iter().cloned().collect()
+    }
+    fn immutable_fields(&self) -> &'static [&'static str] {
+        &["kind", "interval"]
+    }
+    fn desired(&self, i: &Outputs) -> Result<Self::State, TaskError> {
+        let mut s = self.spec.clone();
+        if let Some(lb) = &self.lb {
+            s.fqdn = Some(i.get(lb, "dns_name")?.to_ascii_lowercase());
+        }
+        Ok(s)
+    }
+    fn find<'a>(
+        &'a self,
+        cx: &'a Cloud,
+        _: &'a Self::State,
+    ) -> BoxFuture<'a, Result<Option<Found<Self::State>>, TaskError>> {
+        Box::pin(async move {
+            Ok(
+                by_name(cx.health_checks().await?, &self.name, |h| &h.tags).map(|h| Found {
+                    state: h.spec,
+                    outputs: out_id(&h.id),
+                }),
+            )
+        })
+    }
+    fn create<'a>(
+        &'a self,
+        cx: &'a Cloud,
+        d: &'a Self::State,
+    ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
+        Box::pin(async move {
+            if d.fqdn.as_deref().is_some_and(|f| !known(f)) {
+                return Err(TaskError::NotReady(
+                    "load balancer DNS name not known".into(),
+                ));
+            }
+            Ok(out_id(&cx.create_health_check(&self.name, d).await?))
+        })
+    }
+    fn update<'a>(
+        &'a self,
+        cx: &'a Cloud,
+        a: &'a Found<Self::State>,
+        d: &'a Self::State,
+        _: &'a [FieldChange],
+    ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
+        Box::pin(async move {
+            cx.update_health_check(&a.outputs["id"], d).await?;
+            Ok(OutputMap::new())
+        })
     }
 }
 
@@ -102,6 +189,8 @@ pub struct Record {
     /// The record set with alias fields left empty (filled from `alias`).
     pub record: RecordSet,
     pub alias: Option<AliasSpec>,
+    /// The failover record's health check.
+    pub health_check: Option<TaskKey>,
     pub extra_deps: Vec<TaskKey>,
 }
 
@@ -121,6 +210,7 @@ impl Resource<Cloud> for Record {
     fn deps(&self) -> Vec<TaskKey> {
         let mut d = vec![self.zone.clone()];
         d.extend(self.alias.iter().map(|a| a.lb.clone()));
+        d.extend(self.health_check.iter().cloned());
         d.extend(self.extra_deps.iter().cloned());
         d.sort();
         d.dedup();
@@ -134,6 +224,9 @@ impl Resource<Cloud> for Record {
                 i.get(&a.lb, "zone_id")?,
                 a.evaluate_target_health,
             ));
+        }
+        if let Some(h) = &self.health_check {
+            record.health_check_id = Some(i.id(h)?);
         }
         Ok(RecordState {
             zone_id: i.id(&self.zone)?,

@@ -206,6 +206,25 @@ pub async fn tagged(endpoint: &str, env: &str) -> BTreeMap<String, usize> {
         }
     }
 
+    // Route 53 health checks by tag.
+    let checks = r53.list_health_checks().send().await.unwrap();
+    for h in checks.health_checks() {
+        let t = r53
+            .list_tags_for_resource()
+            .resource_type(aws_sdk_route53::types::TagResourceType::Healthcheck)
+            .resource_id(h.id())
+            .send()
+            .await
+            .unwrap();
+        if t.resource_tag_set().is_some_and(|s| {
+            s.tags()
+                .iter()
+                .any(|t| t.key() == Some("provisioner:env") && t.value() == Some(env))
+        }) {
+            *out.entry("route53:healthcheck".into()).or_default() += 1;
+        }
+    }
+
     // IAM roles and instance profiles (tagged, under the env's path).
     let iam = aws_sdk_iam::Client::new(&conf);
     let roles = iam.list_roles().send().await.unwrap();

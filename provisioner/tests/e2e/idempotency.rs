@@ -144,6 +144,35 @@ dns:
     - {name: w, type: A, values: [192.0.2.2], ttl: 60, routing: {weighted: {weight: 90, set_id: two}}}
     - {name: l, type: A, values: [192.0.2.3], ttl: 60, routing: {latency: {region: us-east-1, set_id: use1}}}
     - {name: c, type: CNAME, values: [www.idem.example.com], ttl: 300}
+    - name: f
+      type: A
+      values: [192.0.2.20]
+      ttl: 60
+      routing:
+        failover:
+          role: primary
+          health_check: {protocol: http, ip: 192.0.2.20, port: 80, path: /healthz}
+    - {name: f, type: A, values: [192.0.2.21], ttl: 60, routing: {failover: {role: secondary}}}
+"#
+            ),
+            &["zone/", "record/", "health-check/"],
+        ),
+        (
+            "route 53 private zone associated with two VPCs",
+            format!(
+                "{HEAD}{NETWORK}{}",
+                r#"
+  - name: other
+    cidr: 10.71.0.0/16
+    az_count: 1
+    nat: none
+    subnets:
+      - {name: private-a, kind: private, az_index: 0, cidr: 10.71.0.0/20}
+dns:
+  zone: idem.internal
+  private: true
+  records:
+    - {name: db, type: A, values: [10.71.0.10], ttl: 60}
 "#
             ),
             &["zone/", "record/"],
