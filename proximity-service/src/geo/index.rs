@@ -646,6 +646,11 @@ impl PlaceIndex {
     /// Fails only for a cursor that was not issued for this query (field `cursor`).
     pub fn search(&self, query: &NearbyQuery) -> Result<NearbyPage, DomainError> {
         let pos = query.position()?;
+        // Covers are computed before taking the lock, to hold it as briefly as possible.
+        let cover = match query.index {
+            IndexKind::Geohash => Cover::Geohash(geohash::cover_cells(query.center, query.radius)),
+            IndexKind::H3 => Cover::H3(h3::cover_cells(query.center, query.radius)),
+        };
         let g = self.read();
         let mut col = Collector::new(query, pos);
         let base = &*g.base;
@@ -654,25 +659,15 @@ impl PlaceIndex {
             Some(c) => base.category_ids.get(c).map(|&id| Some(id)),
         };
         if let Some(cat) = cat {
-            match query.index {
-                IndexKind::Geohash => {
-                    let mut cs = CellSearch {
-                        base,
-                        inner: &g,
-                        cat,
-                        col: &mut col,
-                    };
-                    cs.run_geohash(query);
-                }
-                IndexKind::H3 => {
-                    let mut cs = CellSearch {
-                        base,
-                        inner: &g,
-                        cat,
-                        col: &mut col,
-                    };
-                    cs.run_h3(query);
-                }
+            let mut cs = CellSearch {
+                base,
+                inner: &g,
+                cat,
+                col: &mut col,
+            };
+            match cover {
+                Cover::Geohash(cells) => cs.run_geohash(query, cells),
+                Cover::H3(cells) => cs.run_h3(query, cells),
             }
         }
         col.offer_delta_cover(&g, query);
@@ -830,6 +825,12 @@ struct CellSearch<'a> {
     col: &'a mut Collector,
 }
 
+/// A search cover, computed before the index is locked.
+enum Cover {
+    Geohash((u32, Vec<u64>)),
+    H3(h3::H3CoverCells),
+}
+
 /// Records of a cell: a slot range (geohash order) or a range of `h3_slots`.
 #[derive(Debug, Clone, Copy)]
 enum Slots {
@@ -856,8 +857,7 @@ impl Slots {
 impl CellSearch<'_> {
     /// The H3 search: the cover's cells nearest first; a cell is skipped, counted or filtered
     /// by the bound on its places' distance from its centre (see [`h3`]).
-    fn run_h3(&mut self, q: &NearbyQuery) {
-        let cc = h3::cover_cells(q.center, q.radius);
+    fn run_h3(&mut self, q: &NearbyQuery, cc: h3::H3CoverCells) {
         let r = q.radius.metres();
         let keys = &self.base.h3_keys;
         let mut tasks: Vec<(f64, f64, u32, u32)> = Vec::with_capacity(cc.cells.len());
@@ -883,7 +883,7 @@ impl CellSearch<'_> {
         }
     }
 
-    fn run_geohash(&mut self, q: &NearbyQuery) {
+    fn run_geohash(&mut self, q: &NearbyQuery, (bits, cells): (u32, Vec<u64>)) {
         let (lat0, lng0) = (q.center.lat_deg(), q.center.lng_deg());
         let lat0_rad = lat0.to_radians();
         let cos_lat0 = lat0_rad.cos();
@@ -948,7 +948,6 @@ impl CellSearch<'_> {
                 });
             }
         };
-        let (bits, cells) = geohash::cover_cells(q.center, q.radius);
         for prefix in cells {
             let (a, z) = geohash::cell_key_range(prefix, bits);
             let (lo, hi) = base.gh_range(a, z);
