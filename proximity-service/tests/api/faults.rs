@@ -118,6 +118,22 @@ async fn reads_survive_losing_the_replica_then_redis() {
     // Writes still work without the replica and the cache.
     let r = app.create(&business("after", 45.0, 7.0)).await;
     assert_eq!(r.status(), 201);
+    let after: Value = r.json().await.unwrap();
+
+    // Both come back: the service notices by itself and is ready again.
+    cluster.start_replica().await.expect("restart replica");
+    redis.restart().await.expect("restart redis");
+    let recovered = eventually(Duration::from_secs(15), || async {
+        readyz(&app).await["status"] == "ready"
+    })
+    .await;
+    assert!(
+        recovered.is_some(),
+        "not ready again: {}",
+        readyz(&app).await
+    );
+    let got = app.get(after["id"].as_i64().unwrap()).await;
+    assert_eq!(got.status(), 200);
 }
 
 /// Stop the primary: writes get a clean 503, reads go on from the replica,
