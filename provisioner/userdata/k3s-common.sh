@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # --- k3s-common.sh: shared by k3s-server.sh and k3s-agent.sh (inlined at render time) ---
 # Never print the join token: it is only ever written to a 0600 file and read by k3s
 # through `token-file`. No `set -x` anywhere in these scripts.

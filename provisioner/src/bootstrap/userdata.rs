@@ -95,7 +95,14 @@ fn render(template: &str, values: &[(&str, String)]) -> String {
                 .is_some_and(|l| l.contains("@@INCLUDE k3s-common.sh@@"))
         {
             lines.next();
-            out.push_str(COMMON);
+            // Its own `# shellcheck shell=sh` header is only for linting the file alone.
+            for common in COMMON
+                .lines()
+                .filter(|l| !l.starts_with("# shellcheck shell="))
+            {
+                out.push_str(common);
+                out.push('\n');
+            }
             continue;
         }
         if line.starts_with("# shellcheck source-path=")
