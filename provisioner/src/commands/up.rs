@@ -132,15 +132,14 @@ pub async fn run(cfg: &Config, env: &Environment) -> Result<ExitCode> {
             bail!("aborted");
         }
     }
-    let tty = cfg.interactive;
-    let r = converge(&cloud, env, &|line| {
-        if tty {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-        }
-    })
-    .await?;
+    let r = if cfg.interactive {
+        let display = Progress::default();
+        let r = converge(&cloud, env, &|line| display.line(&line)).await?;
+        display.finish();
+        r
+    } else {
+        converge(&cloud, env, &|line| println!("{line}")).await?
+    };
     print!("{}", render_summary(&r));
     if r.errors.is_empty() {
         deploy_workload(cfg, &cloud, env).await?;
@@ -232,4 +231,28 @@ async fn deploy_workload(cfg: &Config, cloud: &Cloud, env: &Environment) -> Resu
         }
     }
     Ok(())
+}
+
+/// Progress on a terminal: finished resources scroll by, one status line at the bottom is
+/// redrawn in place (`[done/total] last: …`).
+#[derive(Default)]
+struct Progress {
+    state: std::sync::Mutex<usize>,
+}
+
+impl Progress {
+    fn line(&self, line: &str) {
+        let mut n = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut err = std::io::stderr().lock();
+        if line.starts_with('[') {
+            *n += 1;
+        }
+        let _ = write!(err, "\r\x1b[2K{line}\n\x1b[1m{} resources done\x1b[0m", *n);
+        let _ = err.flush();
+    }
+    fn finish(&self) {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[2K");
+        let _ = err.flush();
+    }
 }

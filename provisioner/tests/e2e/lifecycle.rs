@@ -124,3 +124,28 @@ async fn launch_templates_are_hardened(
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_resources_and_health() {
+    let guard = harness::emulator().await.unwrap();
+    let env = load("dev.yaml");
+    let cloud = cloud(&guard, "dev").await;
+    let r = up::converge(&cloud, &env, &no_progress()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let s = provisioner::commands::status::collect(&cloud)
+        .await
+        .unwrap();
+    assert!(s.resources.iter().any(|(k, _)| k.starts_with("vpc/")));
+    assert!(s.resources.iter().any(|(_, n)| n == "main-private-a"));
+    let health = s.health.join("\n");
+    assert!(
+        health.contains("nat ") && health.contains("available"),
+        "{health}"
+    );
+    assert!(
+        health.contains("application") && health.contains("active"),
+        "{health}"
+    );
+    assert!(health.contains("asg dev-servers: 3/3"), "{health}");
+    assert!(health.contains("target group"), "{health}");
+}
