@@ -245,7 +245,12 @@ impl Cloud {
                             name: s.name().trim_end_matches('.').to_string(),
                             rtype,
                             set_id: s.set_identifier().map(String::from),
-                            ttl: s.ttl(),
+                            // Alias records have no TTL (some emulators report 0).
+                            ttl: if s.alias_target().is_some() {
+                                None
+                            } else {
+                                s.ttl()
+                            },
                             values: s
                                 .resource_records()
                                 .iter()

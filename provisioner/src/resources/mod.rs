@@ -79,24 +79,33 @@ pub async fn resolve_amis(
     env: &Environment,
 ) -> anyhow::Result<HashMap<String, String>> {
     let mut out = HashMap::new();
+    let mut by_param: HashMap<String, String> = HashMap::new();
     for p in &env.node_pools {
         let ami = match &p.ami {
             Ami::Id(id) => id.clone(),
-            Ami::Ssm(param) => match cloud.ssm_parameter_value(param).await {
-                Ok(v) => v,
-                Err(e) if e.is_not_found() && cloud.is_emulator() => {
-                    tracing::warn!(
-                        "SSM parameter {param} is not on the emulator; using {EMULATOR_AMI_PARAMETER}"
-                    );
-                    cloud.ssm_parameter_value(EMULATOR_AMI_PARAMETER).await?
+            Ami::Ssm(param) => {
+                if let Some(v) = by_param.get(param) {
+                    v.clone()
+                } else {
+                    let v = match cloud.ssm_parameter_value(param).await {
+                        Ok(v) => v,
+                        Err(e) if e.is_not_found() && cloud.is_emulator() => {
+                            tracing::warn!(
+                                "SSM parameter {param} is not on the emulator; using {EMULATOR_AMI_PARAMETER}"
+                            );
+                            cloud.ssm_parameter_value(EMULATOR_AMI_PARAMETER).await?
+                        }
+                        Err(e) => {
+                            return Err(anyhow::anyhow!(e).context(format!(
+                                "node_pools.{}.ami: resolving the SSM public parameter {param}",
+                                p.name
+                            )))
+                        }
+                    };
+                    by_param.insert(param.clone(), v.clone());
+                    v
                 }
-                Err(e) => {
-                    return Err(anyhow::anyhow!(e).context(format!(
-                        "node_pools.{}.ami: resolving the SSM public parameter {param}",
-                        p.name
-                    )))
-                }
-            },
+            }
         };
         out.insert(p.name.to_string(), ami);
     }
