@@ -40,15 +40,37 @@ impl Origin {
     /// Haversine distance in metres from the origin to `(lat_deg, lng_deg)`.
     #[inline]
     pub fn distance_m(&self, lat_deg: f64, lng_deg: f64) -> f64 {
+        distance_from_h(self.h(lat_deg, lng_deg))
+    }
+
+    /// The haversine term `h = sin²(Δφ/2) + cos φ1 cos φ2 sin²(Δλ/2)`; the distance is a
+    /// monotonic function of it ([`distance_from_h`]), which lets a filter reject far points
+    /// before the `sqrt`/`asin`.
+    #[inline]
+    pub fn h(&self, lat_deg: f64, lng_deg: f64) -> f64 {
         let lat2 = lat_deg.to_radians();
         let dlat = lat2 - self.lat_rad;
         // sin² is 2π-periodic in dlng, so the antimeridian needs no special case.
         let dlng = (lng_deg - self.lng_deg).to_radians();
         let s_lat = (dlat * 0.5).sin();
         let s_lng = (dlng * 0.5).sin();
-        let h = s_lat * s_lat + self.cos_lat * lat2.cos() * s_lng * s_lng;
-        2.0 * EARTH_RADIUS_M * h.clamp(0.0, 1.0).sqrt().asin()
+        s_lat * s_lat + self.cos_lat * lat2.cos() * s_lng * s_lng
     }
+}
+
+/// The distance in metres for a haversine term `h` (see [`Origin::h`]).
+#[inline]
+pub fn distance_from_h(h: f64) -> f64 {
+    2.0 * EARTH_RADIUS_M * h.clamp(0.0, 1.0).sqrt().asin()
+}
+
+/// An `h` above which every distance exceeds `radius_m` (with a relative margin of 1e-9, far
+/// above the rounding of `sqrt`/`asin`), for cheap rejection.
+pub fn h_bound(radius_m: f64) -> f64 {
+    let s = (radius_m / (2.0 * EARTH_RADIUS_M))
+        .min(std::f64::consts::FRAC_PI_2)
+        .sin();
+    (s * s) * (1.0 + 1e-9) + 1e-300
 }
 
 #[cfg(test)]

@@ -1060,6 +1060,8 @@ impl Ord for Cand {
 struct Collector {
     origin: Origin,
     radius_m: f64,
+    /// Candidates with a larger haversine term are out of range (checked before `asin`).
+    h_max: f64,
     pos: Option<(f64, i64)>,
     k: usize,
     total: usize,
@@ -1072,6 +1074,7 @@ impl Collector {
         Self {
             origin: Origin::new(q.center),
             radius_m: q.radius.metres(),
+            h_max: super::haversine::h_bound(q.radius.metres()),
             pos,
             k: q.limit.get(),
             total: 0,
@@ -1082,7 +1085,11 @@ impl Collector {
 
     #[inline]
     fn offer(&mut self, lat: f64, lng: f64, id: i64, src: Src) {
-        let d = self.origin.distance_m(lat, lng);
+        let h = self.origin.h(lat, lng);
+        if h > self.h_max {
+            return;
+        }
+        let d = super::haversine::distance_from_h(h);
         if d > self.radius_m {
             return;
         }
