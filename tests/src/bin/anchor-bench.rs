@@ -1211,7 +1211,7 @@ async fn run(plan: &RunPlan, queries: Arc<Vec<Query>>) -> Result<Value> {
     let cpu0 = cpu_seconds("self").unwrap_or(0.0);
     let srv0 = plan.server_pid.map(tree_cpu_seconds);
     let start = Instant::now();
-    let (_clients, hist, errors) = drive(
+    let (_clients, by_radius, errors) = drive(
         clients,
         &queries,
         &paths,
@@ -1228,8 +1228,30 @@ async fn run(plan: &RunPlan, queries: Arc<Vec<Query>>) -> Result<Value> {
         .zip(srv0)
         .map(|(b, a)| b - a);
 
+    let mut hist = Histogram::new();
+    for h in &by_radius {
+        hist.merge(h);
+    }
     let done = hist.total;
     let ms = |ns: u64| ns as f64 / 1e6;
+    let mut radii: Vec<f64> = queries.iter().map(|q| q.radius_m).collect();
+    radii.sort_by(f64::total_cmp);
+    radii.dedup();
+    let by_radius: serde_json::Map<String, Value> = radii
+        .iter()
+        .zip(&by_radius)
+        .map(|(r, h)| {
+            (
+                r.to_string(),
+                json!({
+                    "requests": h.total,
+                    "p50_ms": ms(h.percentile_ns(50.0)),
+                    "p99_ms": ms(h.percentile_ns(99.0)),
+                    "mean_ms": if h.total == 0 { 0.0 } else { h.sum_ns as f64 / h.total as f64 / 1e6 },
+                }),
+            )
+        })
+        .collect();
     Ok(json!({
         "kind": "run",
         "system": plan.system.name(),
@@ -1248,6 +1270,7 @@ async fn run(plan: &RunPlan, queries: Arc<Vec<Query>>) -> Result<Value> {
         "gen_cpu_pct": 100.0 * cpu / wall,
         "server_cpu_pct": srv.map(|s| 100.0 * s / wall),
         "loadavg_1m": loadavg_1m,
+        "by_radius_m": by_radius,
     }))
 }
 
@@ -1262,7 +1285,18 @@ async fn drive(
     min_requests: usize,
     duration: Duration,
     max_duration: Duration,
-) -> Result<(Vec<Client>, Histogram, (u64, Option<String>))> {
+) -> Result<(Vec<Client>, Vec<Histogram>, (u64, Option<String>))> {
+    // One histogram per distinct radius (the query set has a handful).
+    let mut radii: Vec<f64> = queries.iter().map(|q| q.radius_m).collect();
+    radii.sort_by(f64::total_cmp);
+    radii.dedup();
+    let class: Arc<Vec<usize>> = Arc::new(
+        queries
+            .iter()
+            .map(|q| radii.partition_point(|&r| r < q.radius_m))
+            .collect(),
+    );
+    let classes = radii.len();
     let next = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let errors: Arc<Errors> = Arc::new(Mutex::new((0, None)));
@@ -1272,9 +1306,9 @@ async fn drive(
     for mut client in clients {
         let (next, stop, errors, fatal) =
             (next.clone(), stop.clone(), errors.clone(), fatal.clone());
-        let (queries, paths) = (queries.clone(), paths.clone());
+        let (queries, paths, class) = (queries.clone(), paths.clone(), class.clone());
         tasks.push(tokio::spawn(async move {
-            let mut hist = Histogram::new();
+            let mut hist = vec![Histogram::new(); classes];
             let n = queries.len();
             loop {
                 if stop.load(Ordering::Relaxed) {
@@ -1290,7 +1324,7 @@ async fn drive(
                 let res = client.ask(&queries[i % n], &paths[i % n], false).await;
                 let dt = t0.elapsed();
                 match res {
-                    Ok(_) => hist.record(dt),
+                    Ok(_) => hist[class[i % n]].record(dt),
                     Err(e) => {
                         let mut g = errors.lock().unwrap();
                         g.0 += 1;
@@ -1307,11 +1341,13 @@ async fn drive(
             (client, hist)
         }));
     }
-    let mut hist = Histogram::new();
+    let mut hist = vec![Histogram::new(); classes];
     let mut back = Vec::with_capacity(tasks.len());
     for t in tasks {
         let (c, h) = t.await?;
-        hist.merge(&h);
+        for (a, b) in hist.iter_mut().zip(&h) {
+            a.merge(b);
+        }
         back.push(c);
     }
     let errors = errors.lock().unwrap().clone();
@@ -1524,6 +1560,38 @@ fn report(results: &Path) -> Result<String> {
         }
     }
     writeln!(s)?;
+    if let Some(&c) = conn_counts.first() {
+        for system in ["service", "redis", "postgis"] {
+            let group = runs_of(system, c, "anchor-bench");
+            let Some(r) = group.get(group.len() / 2) else {
+                continue;
+            };
+            let Some(by) = r["by_radius_m"].as_object() else {
+                continue;
+            };
+            let mut parts: Vec<(f64, String)> = by
+                .iter()
+                .filter_map(|(k, v)| {
+                    let m: f64 = k.parse().ok()?;
+                    Some((
+                        m,
+                        format!(
+                            "{} km {:.3} ms",
+                            m / 1000.0,
+                            v["mean_ms"].as_f64().unwrap_or(f64::NAN)
+                        ),
+                    ))
+                })
+                .collect();
+            parts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let parts: Vec<String> = parts.into_iter().map(|p| p.1).collect();
+            writeln!(
+                s,
+                "- {system}, mean latency by radius at {c} connection(s): {}",
+                parts.join(", ")
+            )?;
+        }
+    }
     for system in ["service", "redis", "postgis"] {
         if let Some(l) = find("load", system) {
             let extra = match l.get("skipped_beyond_85deg").and_then(Value::as_u64) {
