@@ -920,3 +920,54 @@ fn operators_without_a_path_to_the_k3s_api_warn() {
     ));
     assert!(t.warnings.is_empty(), "{:?}", t.warnings);
 }
+
+mod generated_subnets_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Generated subnets are inside their VPC, disjoint, one per kind and
+        /// AZ — or the template is rejected at `subnet_bits` saying why.
+        #[test]
+        fn inside_disjoint_and_complete(
+            prefix in 16u8..=26,
+            az_count in 1u8..=6,
+            bits in 1i64..=12,
+            both in any::<bool>(),
+        ) {
+            let kinds = if both { "[public, private]" } else { "[private]" };
+            let nat = if both { "single" } else { "none" };
+            let src = format!(
+                "name: p\nregion: us-east-1\ncluster: {{k3s_version: v1.32.5+k3s1, service_image: x}}\nvpcs:\n  - {{name: v, cidr: 10.0.0.0/{prefix}, az_count: {az_count}, nat: {nat}, subnet_bits: {bits}, subnet_kinds: {kinds}}}\n"
+            );
+            match parse_str(&src, file()) {
+                Ok(t) => {
+                    let v = &t.env.vpcs[0];
+                    let n_kinds = if both { 2 } else { 1 };
+                    prop_assert_eq!(v.subnets.len(), n_kinds * usize::from(az_count));
+                    for (i, a) in v.subnets.iter().enumerate() {
+                        prop_assert!(v.cidr.contains(&a.cidr));
+                        prop_assert!(a.az_index < az_count);
+                        prop_assert_eq!(a.cidr.prefix_len(), prefix + bits as u8);
+                        for b in &v.subnets[i + 1..] {
+                            prop_assert!(!a.cidr.contains(&b.cidr.network()) && !b.cidr.contains(&a.cidr.network()));
+                        }
+                    }
+                }
+                Err(e) => {
+                    prop_assert!(
+                        e.errors.iter().all(|d| d.path == "vpcs[0].subnet_bits"),
+                        "{}", e
+                    );
+                    prop_assert!(
+                        i64::from(prefix) + bits > 28
+                            || (if both { 2 } else { 1 }) * i64::from(az_count) > (1i64 << bits),
+                        "{}", e
+                    );
+                }
+            }
+        }
+    }
+}
