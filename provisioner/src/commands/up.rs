@@ -224,7 +224,7 @@ async fn deploy_workload(cfg: &Config, cloud: &Cloud, env: &Environment) -> Resu
         }
         DeployOutcome::Rendered { dir, files } => {
             println!(
-                "workload: {} manifests rendered to {}",
+                "workload: {} files rendered (manifests, user-data, IAM policies) to {}",
                 files.len(),
                 dir.display()
             );
