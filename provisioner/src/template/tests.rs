@@ -620,8 +620,21 @@ fn load_balancer_rules() {
         "load_balancers.alb.target_groups[0].health_check.healthy_threshold",
         "2..=10",
     );
-    let e = errs(&edit("name: t\n", "name: a-very-long-environment-name-x\n"));
-    assert_err(&e, "load_balancers.alb.name", "at most 32");
+    let t = ok(&edit("name: t\n", "name: a-very-long-environment-name-x\n"));
+    assert!(
+        has_warning(
+            &t.warnings,
+            "load_balancers.alb.name",
+            "shortened with a hash suffix"
+        ),
+        "{:?}",
+        t.warnings
+    );
+    assert!(has_warning(
+        &t.warnings,
+        "load_balancers.alb.target_groups[0].name",
+        "a-very-long-environment-name-x-web-web"
+    ));
     // The pool's groups do not open the target port.
     let t = ok(&edit("port: 30080", "port: 8080").replace(
         "source: {group: alb}}",
