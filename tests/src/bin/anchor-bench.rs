@@ -121,9 +121,13 @@ enum Command {
         queries: PathBuf,
         #[arg(long)]
         connections: usize,
-        /// Minimum measured seconds (the run also covers the whole query set at least once).
+        /// Minimum measured seconds.
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
+        /// Minimum number of requests (default: the size of the query set, so every query is
+        /// asked at least once; 0 = by duration only).
+        #[arg(long)]
+        requests: Option<usize>,
         /// Hard cap on measured seconds, even when the query set is not yet covered.
         #[arg(long, default_value_t = 120.0)]
         max_duration: f64,
@@ -233,6 +237,7 @@ async fn dispatch(command: Command) -> Result<Option<Value>> {
             queries,
             connections,
             duration,
+            requests,
             max_duration,
             warmup,
             threads,
@@ -247,6 +252,7 @@ async fn dispatch(command: Command) -> Result<Option<Value>> {
                 key,
                 connections: connections.max(1),
                 duration: Duration::from_secs_f64(duration),
+                min_requests: requests,
                 max_duration: Duration::from_secs_f64(max_duration.max(duration)),
                 warmup: Duration::from_secs_f64(warmup),
                 server_pid,
@@ -1078,6 +1084,7 @@ struct RunPlan {
     key: String,
     connections: usize,
     duration: Duration,
+    min_requests: Option<usize>,
     max_duration: Duration,
     warmup: Duration,
     server_pid: Option<u32>,
@@ -1215,7 +1222,7 @@ async fn run(plan: &RunPlan, queries: Arc<Vec<Query>>) -> Result<Value> {
         clients,
         &queries,
         &paths,
-        queries.len(),
+        plan.min_requests.unwrap_or(queries.len()),
         plan.duration,
         plan.max_duration,
     )
