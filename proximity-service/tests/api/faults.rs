@@ -238,3 +238,89 @@ async fn writes_503_while_the_primary_is_down_and_nothing_acknowledged_is_lost()
     assert!(names.is_empty(), "a write answered 503 was stored");
     pool.close().await;
 }
+
+/// Redis refuses `SET` for a while (an ACL change) but still answers `GET`,
+/// so a write cannot overwrite the cached object: the old object must never
+/// be served, while `SET` is refused or after.
+#[tokio::test]
+async fn a_write_that_cannot_update_the_cache_never_leaves_it_stale() {
+    let db = harness::postgres().await.expect("postgres");
+    let redis = harness::RedisServer::start().await.expect("redis");
+    let mut settings = pg_settings(&db.primary_url, std::slice::from_ref(&db.replica_url), None);
+    settings.redis.url = Some(Secret::new(redis.url()));
+    settings.redis.prefix = "stale:".into();
+    let app = spawn_with(settings).await;
+
+    let created: Value = app
+        .create(&business("v1", 5.0, 5.0))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_i64().unwrap();
+    let key = format!("stale:biz:{id}");
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let cached: Option<String> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        cached.unwrap().contains("\"v1\""),
+        "the create filled the cache"
+    );
+
+    let acl = |rule: &'static str| {
+        let mut conn = conn.clone();
+        async move {
+            let _: () = redis::cmd("ACL")
+                .arg("SETUSER")
+                .arg("default")
+                .arg(rule)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    };
+    acl("-set").await;
+    let put = app
+        .client
+        .put(app.url(&format!("/v1/businesses/{id}")))
+        .bearer_auth(API_KEY)
+        .json(&business("v2", 5.0, 5.0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    // Redis answers reads and may still hold v1: the service must not serve it.
+    for _ in 0..20 {
+        let got: Value = app.get(id).await.json().await.unwrap();
+        assert_eq!(got["name"], "v2", "served the stale cached object");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    acl("+set").await;
+    // Afterwards no stale entry is left and the cache is used again.
+    let clean = eventually(Duration::from_secs(10), || {
+        let mut conn = conn.clone();
+        let key = key.clone();
+        async move {
+            let v: Option<String> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            !v.is_some_and(|v| v.contains("\"v1\""))
+        }
+    })
+    .await;
+    assert!(clean.is_some(), "the stale entry was never purged");
+    assert!(eventually(Duration::from_secs(5), || async {
+        readyz(&app).await["cache"] == "up"
+    })
+    .await
+    .is_some());
+    let got: Value = app.get(id).await.json().await.unwrap();
+    assert_eq!(got["name"], "v2");
+    app.stop().await;
+}
