@@ -17,6 +17,8 @@ use crate::engine::{CloudError, ErrorKind};
 pub struct ZoneInfo {
     /// Without the `/hostedzone/` prefix.
     pub id: String,
+    /// Logical-name hash from our caller reference (set even if tagging never happened).
+    pub ref_hash: Option<String>,
     /// With the trailing dot stripped.
     pub name: String,
     pub private: bool,
@@ -89,6 +91,34 @@ fn to_rrset(r: &RecordSet) -> Result<ResourceRecordSet, CloudError> {
     b.build().map_err(bad)
 }
 
+/// Route 53 tags a zone or health check only after creating it: a crash in between would
+/// leave an untagged object. The caller reference (returned by the list calls) therefore
+/// carries the ownership too: `pv:<env>:<hash of the logical name>:<nanos>` (≤ 64 chars).
+pub fn caller_ref(env: &str, logical: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+        % 1_000_000_000_000;
+    format!("pv:{env}:{}:{nanos}", logical_hash(logical))
+}
+
+/// Stable 12-hex-digit hash of a logical name (FNV-1a, so it never changes across builds).
+pub fn logical_hash(logical: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in logical.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{:012x}", h & 0xffff_ffff_ffff)
+}
+
+/// The logical-name hash of a caller reference made by [`caller_ref`] for `env`.
+fn owned_hash(env: &str, caller_reference: &str) -> Option<String> {
+    let rest = caller_reference.strip_prefix(&format!("pv:{env}:"))?;
+    Some(rest.split(':').next()?.to_string())
+}
+
 fn bad(e: impl std::fmt::Display) -> CloudError {
     CloudError::new(
         ErrorKind::InvalidRequest,
@@ -116,6 +146,7 @@ impl Cloud {
                     for z in r.hosted_zones() {
                         zones.push(ZoneInfo {
                             id: strip_zone(z.id()),
+                            ref_hash: owned_hash(&self.env, z.caller_reference()),
                             name: z.name().trim_end_matches('.').to_string(),
                             private: z.config().is_some_and(|c| c.private_zone()),
                             tags: BTreeMap::new(),
@@ -144,7 +175,7 @@ impl Cloud {
                         }
                     }
                 }
-                zones.retain(|z| z.tags.get(TAG_ENV) == Some(&self.env));
+                zones.retain(|z| z.tags.get(TAG_ENV) == Some(&self.env) || z.ref_hash.is_some());
                 Ok(zones)
             })
             .await
@@ -157,15 +188,7 @@ impl Cloud {
         domain: &str,
         private_vpc: Option<&str>,
     ) -> Result<String, CloudError> {
-        let caller_ref = format!(
-            "provisioner-{}-{}-{}",
-            self.env,
-            logical,
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default()
-        );
+        let caller_ref = caller_ref(&self.env, logical);
         let r = self
             .call("route53:CreateHostedZone", Strong, || {
                 let mut b = self
@@ -191,6 +214,21 @@ impl Cloud {
             })
             .await?;
         let id = strip_zone(r.hosted_zone().map(|z| z.id()).unwrap_or_default());
+        self.tag_route53(Route53Kind::Zone, &id, logical).await?;
+        Ok(id)
+    }
+
+    /// Put the ownership tags on a zone or health check.
+    pub async fn tag_route53(
+        &self,
+        kind: Route53Kind,
+        id: &str,
+        logical: &str,
+    ) -> Result<(), CloudError> {
+        let kind = match kind {
+            Route53Kind::Zone => TagResourceType::Hostedzone,
+            Route53Kind::HealthCheck => TagResourceType::Healthcheck,
+        };
         let tags: Vec<Tag> = self
             .tags_for(logical)
             .into_iter()
@@ -199,13 +237,13 @@ impl Cloud {
         self.call("route53:ChangeTagsForResource", AfterCreate, || {
             self.r53
                 .change_tags_for_resource()
-                .resource_type(TagResourceType::Hostedzone)
-                .resource_id(&id)
+                .resource_type(kind.clone())
+                .resource_id(id)
                 .set_add_tags(Some(tags.clone()))
                 .send()
         })
-        .await?;
-        Ok(id)
+        .await
+        .map(|_| ())
     }
 
     pub async fn delete_hosted_zone(&self, id: &str) -> Result<(), CloudError> {
@@ -333,6 +371,13 @@ impl Cloud {
     }
 }
 
+/// Taggable Route 53 objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route53Kind {
+    Zone,
+    HealthCheck,
+}
+
 /// Managed settings of a Route 53 health check.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HealthCheckSpec {
@@ -349,6 +394,7 @@ pub struct HealthCheckSpec {
 #[derive(Debug, Clone)]
 pub struct HealthCheckInfo {
     pub id: String,
+    pub ref_hash: Option<String>,
     pub spec: HealthCheckSpec,
     pub tags: BTreeMap<String, String>,
 }
@@ -356,7 +402,6 @@ pub struct HealthCheckInfo {
 impl Cloud {
     /// Health checks tagged for this environment (list, then tags 10 at a time).
     pub async fn health_checks(&self) -> Result<Vec<HealthCheckInfo>, CloudError> {
-        use aws_sdk_route53::types::TagResourceType;
         self.inventory
             .cached("r53:healthchecks", || async {
                 let mut all = Vec::new();
@@ -376,6 +421,7 @@ impl Cloud {
                         };
                         all.push(HealthCheckInfo {
                             id: h.id().to_string(),
+                            ref_hash: owned_hash(&self.env, h.caller_reference()),
                             spec: HealthCheckSpec {
                                 kind: c.r#type().as_str().to_string(),
                                 fqdn: c
@@ -413,7 +459,7 @@ impl Cloud {
                         }
                     }
                 }
-                all.retain(|h| h.tags.get(TAG_ENV) == Some(&self.env));
+                all.retain(|h| h.tags.get(TAG_ENV) == Some(&self.env) || h.ref_hash.is_some());
                 Ok(all)
             })
             .await
@@ -424,7 +470,7 @@ impl Cloud {
         logical: &str,
         spec: &HealthCheckSpec,
     ) -> Result<String, CloudError> {
-        use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType, TagResourceType};
+        use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType};
         let config = HealthCheckConfig::builder()
             .r#type(HealthCheckType::from(spec.kind.as_str()))
             .set_fully_qualified_domain_name(spec.fqdn.clone())
@@ -435,16 +481,7 @@ impl Cloud {
             .failure_threshold(spec.failure_threshold)
             .build()
             .map_err(bad)?;
-        let caller_ref = format!(
-            "provisioner-{}-{}-{}",
-            self.env,
-            logical,
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default()
-        );
-        let caller_ref: String = caller_ref.chars().take(64).collect();
+        let caller_ref = caller_ref(&self.env, logical);
         let r = self
             .call("route53:CreateHealthCheck", Strong, || {
                 self.r53
@@ -458,20 +495,8 @@ impl Cloud {
             .health_check()
             .map(|h| h.id().to_string())
             .unwrap_or_default();
-        let tags: Vec<Tag> = self
-            .tags_for(logical)
-            .into_iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect();
-        self.call("route53:ChangeTagsForResource", AfterCreate, || {
-            self.r53
-                .change_tags_for_resource()
-                .resource_type(TagResourceType::Healthcheck)
-                .resource_id(&id)
-                .set_add_tags(Some(tags.clone()))
-                .send()
-        })
-        .await?;
+        self.tag_route53(Route53Kind::HealthCheck, &id, logical)
+            .await?;
         Ok(id)
     }
 
@@ -541,5 +566,26 @@ impl Cloud {
             .collect();
         v.sort();
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_references_carry_ownership_within_64_chars() {
+        let env = "a-thirty-two-character-env-name0";
+        assert_eq!(env.len(), 32);
+        let r = caller_ref(env, "some.very.long.record.name.example.com-A-primary");
+        assert!(r.len() <= 64, "{r}");
+        assert_eq!(
+            owned_hash(env, &r).as_deref(),
+            Some(logical_hash("some.very.long.record.name.example.com-A-primary").as_str())
+        );
+        assert_eq!(owned_hash("other", &r), None);
+        assert_eq!(owned_hash(env, "terraform-123"), None);
+        assert_eq!(logical_hash("x"), logical_hash("x"));
+        assert_ne!(logical_hash("x"), logical_hash("y"));
     }
 }

@@ -6,7 +6,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use super::{by_name, known, out_id};
-use crate::aws::route53::RecordSet;
+use crate::aws::route53::{logical_hash, HealthCheckSpec, RecordSet, Route53Kind};
 use crate::aws::Cloud;
 use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
 
@@ -20,6 +20,8 @@ pub struct HostedZone {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ZoneState {
+    /// Carries the ownership tags (false: created, but the tagging call never happened).
+    pub tagged: bool,
     pub private: bool,
     /// Associated VPCs (private zones), sorted.
     pub vpcs: Vec<String>,
@@ -47,6 +49,7 @@ impl Resource<Cloud> for HostedZone {
         }
         vpcs.sort();
         Ok(ZoneState {
+            tagged: true,
             private: !self.private_vpcs.is_empty(),
             vpcs,
         })
@@ -57,7 +60,14 @@ impl Resource<Cloud> for HostedZone {
         _: &'a ZoneState,
     ) -> BoxFuture<'a, Result<Option<Found<ZoneState>>, TaskError>> {
         Box::pin(async move {
-            let Some(z) = by_name(cx.hosted_zones().await?, &self.name, |z| &z.tags) else {
+            let zones = cx.hosted_zones().await?;
+            let hash = logical_hash(&self.name);
+            let tagged = by_name(zones.clone(), &self.name, |z| &z.tags);
+            let Some(z) = tagged.or_else(|| {
+                zones
+                    .into_iter()
+                    .find(|z| z.ref_hash.as_deref() == Some(hash.as_str()))
+            }) else {
                 return Ok(None);
             };
             let vpcs = if z.private {
@@ -67,6 +77,7 @@ impl Resource<Cloud> for HostedZone {
             };
             Ok(Some(Found {
                 state: ZoneState {
+                    tagged: z.tags.get(crate::aws::TAG_ENV) == Some(&cx.env),
                     private: z.private,
                     vpcs,
                 },
@@ -98,6 +109,10 @@ impl Resource<Cloud> for HostedZone {
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         // Associations are only added: removing one could cut a VPC off a zone it still uses.
         Box::pin(async move {
+            if !a.state.tagged {
+                cx.tag_route53(Route53Kind::Zone, &a.outputs["id"], &self.name)
+                    .await?;
+            }
             for v in &d.vpcs {
                 if !a.state.vpcs.contains(v) {
                     cx.associate_zone_vpc(&a.outputs["id"], v).await?;
@@ -112,12 +127,20 @@ impl Resource<Cloud> for HostedZone {
 pub struct HealthCheck {
     pub name: String,
     /// The spec; `fqdn` is taken from `lb`'s DNS name when set.
-    pub spec: crate::aws::route53::HealthCheckSpec,
+    pub spec: HealthCheckSpec,
     pub lb: Option<TaskKey>,
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthCheckState {
+    /// Carries the ownership tags (false: created, but the tagging call never happened).
+    pub tagged: bool,
+    #[serde(flatten)]
+    pub spec: HealthCheckSpec,
+}
+
 impl Resource<Cloud> for HealthCheck {
-    type State = crate::aws::route53::HealthCheckSpec;
+    type State = HealthCheckState;
     fn key(&self) -> TaskKey {
         TaskKey::new("health-check", &self.name)
     }
@@ -132,7 +155,10 @@ impl Resource<Cloud> for HealthCheck {
         if let Some(lb) = &self.lb {
             s.fqdn = Some(i.get(lb, "dns_name")?.to_ascii_lowercase());
         }
-        Ok(s)
+        Ok(HealthCheckState {
+            tagged: true,
+            spec: s,
+        })
     }
     fn find<'a>(
         &'a self,
@@ -140,12 +166,23 @@ impl Resource<Cloud> for HealthCheck {
         _: &'a Self::State,
     ) -> BoxFuture<'a, Result<Option<Found<Self::State>>, TaskError>> {
         Box::pin(async move {
-            Ok(
-                by_name(cx.health_checks().await?, &self.name, |h| &h.tags).map(|h| Found {
-                    state: h.spec,
-                    outputs: out_id(&h.id),
-                }),
-            )
+            let checks = cx.health_checks().await?;
+            let hash = logical_hash(&self.name);
+            let found = by_name(checks.clone(), &self.name, |h| &h.tags).or_else(|| {
+                checks
+                    .into_iter()
+                    .find(|h| h.ref_hash.as_deref() == Some(hash.as_str()))
+            });
+            let Some(h) = found else {
+                return Ok(None);
+            };
+            Ok(Some(Found {
+                state: HealthCheckState {
+                    tagged: h.tags.get(crate::aws::TAG_ENV) == Some(&cx.env),
+                    spec: h.spec,
+                },
+                outputs: out_id(&h.id),
+            }))
         })
     }
     fn create<'a>(
@@ -154,12 +191,12 @@ impl Resource<Cloud> for HealthCheck {
         d: &'a Self::State,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
-            if d.fqdn.as_deref().is_some_and(|f| !known(f)) {
+            if d.spec.fqdn.as_deref().is_some_and(|f| !known(f)) {
                 return Err(TaskError::NotReady(
                     "load balancer DNS name not known".into(),
                 ));
             }
-            Ok(out_id(&cx.create_health_check(&self.name, d).await?))
+            Ok(out_id(&cx.create_health_check(&self.name, &d.spec).await?))
         })
     }
     fn update<'a>(
@@ -170,7 +207,14 @@ impl Resource<Cloud> for HealthCheck {
         _: &'a [FieldChange],
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
-            cx.update_health_check(&a.outputs["id"], d).await?;
+            let id = &a.outputs["id"];
+            if !a.state.tagged {
+                cx.tag_route53(Route53Kind::HealthCheck, id, &self.name)
+                    .await?;
+            }
+            if a.state.spec != d.spec {
+                cx.update_health_check(id, &d.spec).await?;
+            }
             Ok(OutputMap::new())
         })
     }

@@ -172,3 +172,64 @@ async fn down_lists_what_it_could_not_delete() {
     assert!(d.left[0].starts_with(&format!("vpc/{vpc}")), "{:?}", d.left);
     assert!(!d.errors.is_empty());
 }
+
+/// Route 53 tags a zone only after creating it. A zone whose tagging never happened (the
+/// provisioner was killed in between) is recognised by its caller reference, adopted and
+/// tagged by the next `up` — no duplicate — and removed by `down`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untagged_zone_from_an_interrupted_create_is_adopted() {
+    let guard = harness::emulator().await.unwrap();
+    let r53 = aws_sdk_route53::Client::new(&crate::raw_conf(&guard).await);
+    let zone = "adopt.example.com";
+    r53.create_hosted_zone()
+        .name(zone)
+        .caller_reference(provisioner::aws::route53::caller_ref("owned", zone))
+        .send()
+        .await
+        .unwrap();
+    let yaml = format!("{SMALL}dns:\n  zone: {zone}\n  private: false\n  records:\n    - {{name: www, type: A, values: [192.0.2.1], ttl: 60}}\n");
+    let env = parse(&yaml);
+    let cloud = cloud(&guard, "owned").await;
+    let p = provisioner::commands::plan::plan(&cloud, &env)
+        .await
+        .unwrap();
+    let z = p
+        .changes
+        .iter()
+        .find(|c| c.key.as_str() == format!("zone/{zone}"))
+        .unwrap();
+    assert_eq!(
+        z.action,
+        provisioner::engine::Action::Update,
+        "{}",
+        z.reason
+    );
+    assert!(z.reason.contains("tagged"), "{}", z.reason);
+    let r = up::converge(&cloud, &env, &no_progress()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let zones = r53.list_hosted_zones().send().await.unwrap();
+    assert_eq!(
+        zones
+            .hosted_zones()
+            .iter()
+            .filter(|z| z.name() == format!("{zone}."))
+            .count(),
+        1,
+        "adopted, not duplicated"
+    );
+    assert_eq!(
+        crate::e2e::counts::tagged(&guard.endpoint, "owned")
+            .await
+            .get("route53:zone"),
+        Some(&1)
+    );
+    let d = down::teardown(&cloud, Duration::from_secs(60), &no_progress())
+        .await
+        .unwrap();
+    assert!(d.left.is_empty(), "{:?}", d.left);
+    let zones = r53.list_hosted_zones().send().await.unwrap();
+    assert!(zones
+        .hosted_zones()
+        .iter()
+        .all(|z| z.name() != format!("{zone}.")));
+}
