@@ -200,6 +200,41 @@ impl Cloud {
         Ok(())
     }
 
+    /// Waiter: at least `desired` instances `InService` (real AWS: minutes; moto: at once).
+    pub async fn wait_asg_in_service(
+        &self,
+        aws_name: &str,
+        desired: i32,
+    ) -> Result<(), CloudError> {
+        if desired <= 0 {
+            return Ok(());
+        }
+        self.wait_for(
+            &format!("Auto Scaling group {aws_name}: {desired} instances in service"),
+            || async {
+                let r = self
+                    .call("autoscaling:DescribeAutoScalingGroups", AfterCreate, || {
+                        self.asg
+                            .describe_auto_scaling_groups()
+                            .auto_scaling_group_names(aws_name)
+                            .send()
+                    })
+                    .await?;
+                let in_service = r
+                    .auto_scaling_groups()
+                    .iter()
+                    .flat_map(|g| g.instances())
+                    .filter(|i| {
+                        i.lifecycle_state()
+                            .is_some_and(|s| s.as_str() == "InService")
+                    })
+                    .count();
+                Ok((in_service as i32 >= desired).then_some(()))
+            },
+        )
+        .await
+    }
+
     /// Force-delete (terminates its instances), then wait until it is gone.
     pub async fn delete_auto_scaling_group(&self, aws_name: &str) -> Result<(), CloudError> {
         self.call("autoscaling:DeleteAutoScalingGroup", Strong, || {

@@ -78,6 +78,8 @@ impl Resource<Cloud> for AutoScalingGroup {
             }
             cx.create_auto_scaling_group(&self.name, &self.aws_name, d)
                 .await?;
+            // "Done" means the instances run, not that the API accepted the group.
+            cx.wait_asg_in_service(&self.aws_name, d.desired).await?;
             Ok(out_id(&self.aws_name))
         })
     }
@@ -91,6 +93,7 @@ impl Resource<Cloud> for AutoScalingGroup {
         Box::pin(async move {
             cx.update_auto_scaling_group(&a.outputs["id"], &a.state, d)
                 .await?;
+            cx.wait_asg_in_service(&a.outputs["id"], d.desired).await?;
             Ok(OutputMap::new())
         })
     }
