@@ -9,6 +9,7 @@ mod e2e {
     pub mod idempotency;
     pub mod lifecycle;
     pub mod ownership;
+    pub mod preflight;
 }
 
 use std::path::PathBuf;

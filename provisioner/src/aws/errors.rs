@@ -7,6 +7,11 @@ use crate::engine::{CloudError, ErrorKind};
 
 /// Classify an AWS error code (and HTTP status, when there was a response).
 pub fn classify(code: &str, status: Option<u16>) -> ErrorKind {
+    // 501: the endpoint does not implement the API (an emulator without the service),
+    // whatever code it puts on it (LocalStack says `InternalFailure`).
+    if status == Some(501) {
+        return ErrorKind::Unsupported;
+    }
     let c = code;
     if c.ends_with(".NotFound")
         || c.ends_with("NotFound")
@@ -85,6 +90,7 @@ pub fn classify(code: &str, status: Option<u16>) -> ErrorKind {
         return ErrorKind::InvalidRequest;
     }
     match status {
+        Some(501) => ErrorKind::Unsupported,
         Some(s) if s >= 500 => ErrorKind::ServerError,
         Some(429) => ErrorKind::Throttling,
         Some(404) if c.is_empty() => ErrorKind::Unsupported,
@@ -117,7 +123,9 @@ where
         ),
         SdkError::ResponseError(re) => {
             let status = re.raw().status_code();
-            let kind = if status >= 500 {
+            let kind = if status == 501 {
+                ErrorKind::Unsupported
+            } else if status >= 500 {
                 ErrorKind::ServerError
             } else if status == 429 {
                 ErrorKind::Throttling
@@ -196,6 +204,11 @@ mod tests {
         );
         assert_eq!(classify("InternalError", Some(500)), ErrorKind::ServerError);
         assert_eq!(classify("", Some(503)), ErrorKind::ServerError);
+        assert_eq!(classify("", Some(501)), ErrorKind::Unsupported);
+        assert_eq!(
+            classify("InternalFailure", Some(501)),
+            ErrorKind::Unsupported
+        );
         assert_eq!(
             classify("InvalidParameterValue", Some(400)),
             ErrorKind::InvalidRequest
