@@ -22,6 +22,7 @@
 //! | `PROXIMITY_RATE_LIMIT_EXEMPT_LOOPBACK` | loopback clients bypass the bucket | `true` |
 //! | `PROXIMITY_MAX_BODY_BYTES` | request body limit | `65536` |
 //! | `PROXIMITY_SYNC_INTERVAL_MS` | change-feed poll period | `200` |
+//! | `PROXIMITY_CHANGES_RETENTION_SECS` | change-feed rows kept for | `86400` |
 //! | `PROXIMITY_DB_MAX_CONNECTIONS` | per pool | `16` |
 //! | `PROXIMITY_DB_ACQUIRE_TIMEOUT_MS` | pool acquire timeout | `2000` |
 
@@ -75,6 +76,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// How often every instance polls the change feed, milliseconds.
     pub sync_interval_ms: u64,
+    /// Change-feed rows older than this are deleted, seconds.
+    pub changes_retention_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -123,6 +126,7 @@ impl Default for Settings {
             rate_limit: RateLimitSettings::default(),
             max_body_bytes: 64 * 1024,
             sync_interval_ms: 200,
+            changes_retention_secs: 86_400,
         }
     }
 }
@@ -278,6 +282,9 @@ impl Settings {
         }
         if let Some(v) = get(&["PROXIMITY_MAX_BODY_BYTES"]) {
             self.max_body_bytes = parse("PROXIMITY_MAX_BODY_BYTES", &v)?;
+        }
+        if let Some(v) = get(&["PROXIMITY_CHANGES_RETENTION_SECS"]) {
+            self.changes_retention_secs = parse("PROXIMITY_CHANGES_RETENTION_SECS", &v)?;
         }
         if let Some(v) = get(&["PROXIMITY_SYNC_INTERVAL_MS"]) {
             self.sync_interval_ms = parse("PROXIMITY_SYNC_INTERVAL_MS", &v)?;

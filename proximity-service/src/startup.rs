@@ -176,7 +176,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let follower = sync::spawn_follower(
         store.clone(),
         index.clone(),
-        settings.sync_interval(),
+        sync::FollowerSettings {
+            interval: settings.sync_interval(),
+            retention: Duration::from_secs(settings.changes_retention_secs),
+        },
         metrics.clone(),
     );
     let cache = Cache::connect(&settings.redis, metrics.clone())?;

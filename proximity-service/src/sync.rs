@@ -14,7 +14,7 @@
 //! `routes::businesses`), so its own index never lags its own writes.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::domain::{BusinessId, Category, Coordinates, DomainError};
@@ -37,30 +37,43 @@ pub fn place_from_row(row: PlaceRow) -> Result<Place, DomainError> {
 
 /// The index shared by every request, plus the feed position it reflects.
 pub struct SharedIndex {
-    index: PlaceIndex,
+    /// Replaced wholesale by a reload; the lock is held only to clone the
+    /// (cheap, `Arc`-backed) handle.
+    index: RwLock<PlaceIndex>,
     last_seq: AtomicI64,
 }
 
 impl SharedIndex {
     pub fn new(index: PlaceIndex, seq: i64) -> SharedIndex {
         SharedIndex {
-            index,
+            index: RwLock::new(index),
             last_seq: AtomicI64::new(seq),
         }
     }
 
+    fn current(&self) -> PlaceIndex {
+        self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Swaps in a freshly loaded index (after the feed was pruned past us).
+    fn replace(&self, fresh: SharedIndex) {
+        let seq = fresh.last_seq();
+        *self.index.write().unwrap_or_else(|e| e.into_inner()) = fresh.current();
+        self.last_seq.store(seq, Ordering::Relaxed);
+    }
+
     /// Runs a nearby query.
     pub fn search(&self, query: &NearbyQuery) -> Result<NearbyPage, DomainError> {
-        self.index.search(query)
+        self.current().search(query)
     }
 
     /// Upserts (`Some`) or removes (`None`) business `id`.
     pub fn apply(&self, id: i64, row: Option<PlaceRow>) {
-        apply_one(&self.index, id, row);
+        apply_one(&self.current(), id, row);
     }
 
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.current().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -68,7 +81,7 @@ impl SharedIndex {
     }
 
     pub fn approx_bytes(&self) -> usize {
-        self.index.approx_bytes()
+        self.current().approx_bytes()
     }
 
     /// The last change-feed sequence applied.
@@ -130,33 +143,75 @@ pub async fn load(store: &dyn Repository) -> anyhow::Result<SharedIndex> {
     Ok(SharedIndex::new(index, seq))
 }
 
-/// Applies one batch of changes; returns how many there were.
-pub async fn poll_once(store: &dyn Repository, index: &SharedIndex) -> anyhow::Result<usize> {
+/// What [`poll_once`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Polled {
+    /// Applied this many changes.
+    Applied(usize),
+    /// The feed was pruned past this instance's position: it reloaded fully.
+    Reloaded,
+}
+
+/// Applies one batch of changes, or reloads the whole index if changes it
+/// has not seen were pruned from the feed.
+pub async fn poll_once(store: &dyn Repository, index: &SharedIndex) -> anyhow::Result<Polled> {
     let from = index.last_seq();
     let changes = store.changes_since(from, BATCH).await?;
+    // Read after the changes: a prune that ran in between shows up here.
+    if store.pruned_through().await? > from {
+        tracing::warn!(
+            position = from,
+            "the change feed was pruned past this instance; reloading the index"
+        );
+        let fresh = load(store).await?;
+        index.replace(fresh);
+        return Ok(Polled::Reloaded);
+    }
     let n = changes.len();
     if let Some(last) = changes.last().map(|c| c.seq) {
+        let current = index.current();
         for c in changes {
-            apply_one(&index.index, c.id, c.row);
+            apply_one(&current, c.id, c.row);
         }
         index.last_seq.store(last, Ordering::Relaxed);
     }
-    Ok(n)
+    Ok(Polled::Applied(n))
 }
+
+/// How the follower polls and prunes the change feed.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowerSettings {
+    /// Poll period.
+    pub interval: Duration,
+    /// Changes older than this are deleted (by whichever instance gets there first).
+    pub retention: Duration,
+}
+
+/// How often each instance tries to prune the feed.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// Follows the change feed until the task is aborted.
 pub fn spawn_follower(
     store: Arc<dyn Repository>,
     index: Arc<SharedIndex>,
-    interval: Duration,
+    settings: FollowerSettings,
     metrics: Arc<Metrics>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut last_ok = Instant::now();
         let mut failing = false;
+        let mut last_prune = Instant::now();
         loop {
+            if last_prune.elapsed() >= PRUNE_EVERY {
+                last_prune = Instant::now();
+                match store.prune_changes(settings.retention).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(rows = n, "pruned the change feed"),
+                    Err(e) => tracing::debug!(error = %e, "pruning the change feed failed"),
+                }
+            }
             match poll_once(store.as_ref(), &index).await {
-                Ok(n) => {
+                Ok(polled) => {
                     last_ok = Instant::now();
                     if failing {
                         tracing::info!("change feed reachable again");
@@ -166,7 +221,7 @@ pub fn spawn_follower(
                         .sync_last_seq
                         .store(index.last_seq(), Ordering::Relaxed);
                     metrics.sync_lag_seconds.set(0.0);
-                    if n as i64 == BATCH {
+                    if polled == Polled::Applied(BATCH as usize) {
                         continue; // more waiting: no sleep
                     }
                 }
@@ -180,7 +235,7 @@ pub fn spawn_follower(
                         .set(last_ok.elapsed().as_secs_f64());
                 }
             }
-            tokio::time::sleep(interval).await;
+            tokio::time::sleep(settings.interval).await;
         }
     })
 }

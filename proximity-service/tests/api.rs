@@ -9,6 +9,7 @@
 //! - `faults`: dedicated servers that the tests stop: replica and Redis killed
 //!   under read load, primary stopped under writes.
 //! - `cli`: `import` and `serve --seed-geonames` on both stores.
+//! - `feed`: change-feed retention (pruned past an instance → it reloads).
 //! - `load`: bulk import and the full index load from Postgres (size from
 //!   `PROXIMITY_LOAD_TEST_PLACES`).
 
@@ -18,6 +19,7 @@ mod api {
     mod cli;
     mod crud;
     mod faults;
+    mod feed;
     mod inprocess;
     mod load;
 }

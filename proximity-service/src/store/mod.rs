@@ -225,6 +225,10 @@ pub trait Repository: Send + Sync + 'static {
     fn snapshot(&self, sink: RowSink) -> StoreFuture<'_, i64>;
     /// Changes after `seq`, oldest first, at most `limit`.
     fn changes_since(&self, seq: i64, limit: i64) -> StoreFuture<'_, Vec<Change>>;
+    /// The highest change-feed sequence deleted by [`Repository::prune_changes`].
+    fn pruned_through(&self) -> StoreFuture<'_, i64>;
+    /// Deletes change-feed rows older than `older_than`; returns how many.
+    fn prune_changes(&self, older_than: std::time::Duration) -> StoreFuture<'_, u64>;
     /// Current health of every database behind the store.
     fn health(&self) -> StoreFuture<'_, StoreHealth>;
 }

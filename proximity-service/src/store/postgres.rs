@@ -200,10 +200,13 @@ async fn snapshot_from(pool: &PgPool, sink: &RowSink) -> StoreResult<i64> {
         .execute(&mut *tx)
         .await
         .map_err(unexpected(what))?;
-    let seq: i64 = sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM changes")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(unexpected(what))?;
+    let seq: i64 = sqlx::query_scalar(
+        "SELECT GREATEST(COALESCE((SELECT max(seq) FROM changes), 0), \
+         (SELECT pruned_through FROM feed_meta WHERE id = 1))",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(unexpected(what))?;
     {
         let rows =
             sqlx::query_as::<_, PlaceRow>("SELECT id, name, category, lat, lng FROM businesses")
@@ -576,6 +579,59 @@ impl Repository for PgStore {
                     },
                 })
                 .collect())
+        }
+        .boxed()
+    }
+
+    fn pruned_through(&self) -> StoreFuture<'_, i64> {
+        async move {
+            let sql = "SELECT pruned_through FROM feed_meta WHERE id = 1";
+            match sqlx::query_scalar(sql).fetch_one(&self.primary.pool).await {
+                Ok(v) => Ok(v),
+                Err(e) if super::is_unavailable(&e) => {
+                    for r in self.read_candidates(None) {
+                        if let Ok(v) = sqlx::query_scalar(sql).fetch_one(&r.pool).await {
+                            return Ok(v);
+                        }
+                    }
+                    Err(map_err("reading the change-feed retention", e))
+                }
+                Err(e) => Err(map_err("reading the change-feed retention", e)),
+            }
+        }
+        .boxed()
+    }
+
+    fn prune_changes(&self, older_than: Duration) -> StoreFuture<'_, u64> {
+        async move {
+            let what = "pruning the change feed";
+            let mut tx = self.write_tx(what).await?;
+            let upto: Option<i64> = sqlx::query_scalar(
+                "SELECT max(seq) FROM changes \
+                 WHERE changed_at < now() - make_interval(secs => $1)",
+            )
+            .bind(older_than.as_secs_f64())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(unexpected(what))?;
+            let Some(upto) = upto else {
+                return Ok(0);
+            };
+            let n = sqlx::query("DELETE FROM changes WHERE seq <= $1")
+                .bind(upto)
+                .execute(&mut *tx)
+                .await
+                .map_err(unexpected(what))?
+                .rows_affected();
+            sqlx::query(
+                "UPDATE feed_meta SET pruned_through = GREATEST(pruned_through, $1) WHERE id = 1",
+            )
+            .bind(upto)
+            .execute(&mut *tx)
+            .await
+            .map_err(unexpected(what))?;
+            tx.commit().await.map_err(unexpected(what))?;
+            Ok(n)
         }
         .boxed()
     }

@@ -247,10 +247,13 @@ impl Repository for SqliteStore {
             let what = "loading every place";
             // One read transaction = one WAL snapshot for both queries.
             let mut tx = self.reader.begin().await.map_err(|e| map_err(what, e))?;
-            let seq: i64 = sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM changes")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| map_err(what, e))?;
+            let seq: i64 = sqlx::query_scalar(
+                "SELECT max(COALESCE((SELECT max(seq) FROM changes), 0), \
+                 (SELECT pruned_through FROM feed_meta WHERE id = 1))",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| map_err(what, e))?;
             {
                 let rows = sqlx::query_as::<_, PlaceRow>(
                     "SELECT id, name, category, lat, lng FROM businesses",
@@ -301,6 +304,56 @@ impl Repository for SqliteStore {
                     },
                 })
                 .collect())
+        }
+        .boxed()
+    }
+
+    fn pruned_through(&self) -> StoreFuture<'_, i64> {
+        async move {
+            sqlx::query_scalar("SELECT pruned_through FROM feed_meta WHERE id = 1")
+                .fetch_one(&self.reader)
+                .await
+                .map_err(|e| map_err("reading the change-feed retention", e))
+        }
+        .boxed()
+    }
+
+    fn prune_changes(&self, older_than: Duration) -> StoreFuture<'_, u64> {
+        async move {
+            let what = "pruning the change feed";
+            let mut tx = self.writer.begin().await.map_err(|e| map_err(what, e))?;
+            // A write first, so this transaction holds the write lock throughout.
+            sqlx::query("UPDATE feed_meta SET pruned_through = pruned_through WHERE id = 1")
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(what, e))?;
+            let modifier = format!("-{} seconds", older_than.as_secs_f64());
+            let upto: Option<i64> = sqlx::query_scalar(
+                "SELECT max(seq) FROM changes \
+                 WHERE changed_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
+            )
+            .bind(modifier)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| map_err(what, e))?;
+            let Some(upto) = upto else {
+                return Ok(0);
+            };
+            let n = sqlx::query("DELETE FROM changes WHERE seq <= ?")
+                .bind(upto)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(what, e))?
+                .rows_affected();
+            sqlx::query(
+                "UPDATE feed_meta SET pruned_through = max(pruned_through, ?) WHERE id = 1",
+            )
+            .bind(upto)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(what, e))?;
+            tx.commit().await.map_err(|e| map_err(what, e))?;
+            Ok(n)
         }
         .boxed()
     }

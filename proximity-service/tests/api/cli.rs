@@ -80,7 +80,9 @@ async fn an_import_into_postgres_reaches_running_instances() {
     let cities = dir.path().join("cities500.json");
     std::fs::write(&cities, CITIES).unwrap();
 
-    let store = store::open(&settings.database).await.unwrap();
+    // The importer talks to the primary only, so it reads back its own writes.
+    let primary_only = pg_settings(&db.primary_url, &[], None);
+    let store = store::open(&primary_only.database).await.unwrap();
     import_file(store.as_ref(), &cities, Format::Geonames, false)
         .await
         .unwrap();
