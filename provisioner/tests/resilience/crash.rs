@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use anyhow::Context;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -27,7 +29,9 @@ enum KillPoint {
 /// Returns true if it was killed while running.
 async fn run_and_kill(endpoint: &str, args: &[&str], point: KillPoint) -> anyhow::Result<bool> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-    let mut child = command(endpoint, args).spawn()?;
+    let mut child = command(endpoint, args)
+        .spawn()
+        .with_context(|| format!("spawning {} {args:?}", crate::support::bin()))?;
     let stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
     // Progress lines are counted as they arrive; `reached` fires at the n-th.
