@@ -71,7 +71,7 @@ pub fn command(endpoint: &str, args: &[&str]) -> tokio::process::Command {
 pub async fn provisioner(endpoint: &str, args: &[&str], timeout: Duration) -> Result<Run> {
     let child = command(endpoint, args)
         .spawn()
-        .context("spawning provisioner")?;
+        .with_context(|| format!("spawning {} {args:?}", bin()))?;
     let out = tokio::time::timeout(timeout, child.wait_with_output())
         .await
         .with_context(|| format!("provisioner {args:?} did not finish within {timeout:?}"))??;
