@@ -10,6 +10,11 @@
 //!    every instance reflects every committed write, from any instance,
 //!    within one poll interval plus the query time.
 //!
+//! 3. **Retention**: once a minute each instance deletes feed rows older than
+//!    the retention (1 day) and the store records the highest deleted
+//!    sequence; an instance whose position is below it reloads fully (step 1)
+//!    instead of missing the deleted changes.
+//!
 //! The instance that made a write also applies it at once (see
 //! `routes::businesses`), so its own index never lags its own writes.
 
