@@ -9,7 +9,6 @@
 //!    `changes` in the same transaction as the write, in commit order, so
 //!    every instance reflects every committed write, from any instance,
 //!    within one poll interval plus the query time.
-//!
 //! 3. **Retention**: once a minute each instance deletes feed rows older than
 //!    the retention (1 day) and the store records the highest deleted
 //!    sequence; an instance whose position is below it reloads fully (step 1)
