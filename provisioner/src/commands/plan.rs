@@ -137,10 +137,14 @@ pub fn render_text(p: &PlanReport) -> String {
         };
         out.push_str(&format!("  {sym} {:<40} {}\n", c.key.as_str(), c.reason));
         for f in &c.fields {
-            out.push_str(&format!(
-                "      {}: {} -> {}\n",
-                f.field, f.actual, f.desired
-            ));
+            if c.action == Action::Create {
+                out.push_str(&format!("      {}: {}\n", f.field, f.desired));
+            } else {
+                out.push_str(&format!(
+                    "      {}: {} -> {}\n",
+                    f.field, f.actual, f.desired
+                ));
+            }
         }
     }
     for e in &p.errors {

@@ -145,12 +145,25 @@ impl<C: Sync, R: Resource<C>> Task<C> for ResourceTask<R> {
                             .map(|n| (n.to_string(), UNKNOWN.to_string()))
                             .collect(),
                     };
+                    // What will be created: every desired field; references to resources
+                    // that do not exist yet read "(known after up)".
+                    let fields = match serde_json::to_value(&desired) {
+                        Ok(serde_json::Value::Object(m)) => m
+                            .into_iter()
+                            .map(|(field, v)| FieldChange {
+                                field,
+                                actual: serde_json::Value::Null,
+                                desired: v,
+                            })
+                            .collect(),
+                        _ => Vec::new(),
+                    };
                     Ok(TaskResult {
                         change: Change {
                             key,
                             action: Action::Create,
                             reason,
-                            fields: Vec::new(),
+                            fields,
                         },
                         outputs,
                     })

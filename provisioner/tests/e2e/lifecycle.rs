@@ -149,3 +149,31 @@ async fn status_reports_resources_and_health() {
     assert!(health.contains("asg dev-servers: 3/3"), "{health}");
     assert!(health.contains("target group"), "{health}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_of_a_new_environment_shows_ids_known_after_up() {
+    let guard = harness::emulator().await.unwrap();
+    let env = load("dev.yaml");
+    let cloud = cloud(&guard, "dev").await;
+    let p = plan::plan(&cloud, &env).await.unwrap();
+    let subnet = p
+        .changes
+        .iter()
+        .find(|c| c.key.as_str() == "subnet/main-private-a")
+        .unwrap();
+    let vpc_id = subnet.fields.iter().find(|f| f.field == "vpc_id").unwrap();
+    assert_eq!(
+        vpc_id.desired,
+        serde_json::json!(provisioner::engine::UNKNOWN)
+    );
+    let cidr = subnet.fields.iter().find(|f| f.field == "cidr").unwrap();
+    assert_eq!(cidr.desired, serde_json::json!("10.0.16.0/20"));
+    let text = plan::render_text(&p);
+    assert!(text.contains("vpc_id: \"(known after up)\""), "{text}");
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(json["create"], serde_json::json!(p.create));
+    // Nothing was created by the plan.
+    assert!(crate::e2e::counts::tagged(&guard.endpoint, "dev")
+        .await
+        .is_empty());
+}
