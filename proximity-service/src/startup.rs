@@ -108,7 +108,15 @@ pub fn router(state: AppState) -> Router {
         // other body reader bounded too.
         .layer(DefaultBodyLimit::max(state.body_limit.0))
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
+        // A bug that panics answers our 500 JSON instead of dropping the connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .with_state(state)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::Unexpected(anyhow::anyhow!("a request handler panicked")).into_response()
 }
 
 /// Records latency and status per matched route.
