@@ -1456,11 +1456,11 @@ fn report(results: &Path) -> Result<String> {
     }
     writeln!(
         s,
-        "| system | conns | generator | req/s | p50 ms | p99 ms | errors | generator CPU | server CPU | load avg (1 min) | service ÷ this | precision | recall | ordered | exact | max distance error (abs / rel ≥ 100 m) | memory for data set | load time |"
+        "| system | conns | generator | req/s | p50 ms | p99 ms | errors | generator CPU | server CPU | req/s per server core | load avg (1 min) | service ÷ this | precision | recall | ordered | exact | max distance error (abs / rel ≥ 100 m) | memory for data set | load time |"
     )?;
     writeln!(
         s,
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     )?;
     let mut conn_counts: Vec<u64> = rows
         .iter()
@@ -1548,12 +1548,16 @@ fn report(results: &Path) -> Result<String> {
                 let errors: u64 = group.iter().filter_map(|g| g["errors"].as_u64()).sum();
                 writeln!(
                     s,
-                    "| {system} | {conns} | {generator} | {:.0}{range} | {:.2} | {:.2} | {errors} | {} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {system} | {conns} | {generator} | {:.0}{range} | {:.2} | {:.2} | {errors} | {} | {} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {} | {} |",
                     f(&r["rps"]),
                     f(&r["p50_ms"]),
                     f(&r["p99_ms"]),
                     pct(&r["gen_cpu_pct"]),
                     pct(&r["server_cpu_pct"]),
+                    match r["server_cpu_pct"].as_f64() {
+                        Some(c) if c > 0.0 => format!("{:.0}", f(&r["rps"]) / (c / 100.0)),
+                        _ => "—".to_owned(),
+                    },
                     r["loadavg_1m"].as_f64().map(|l| format!("{l:.2}")).unwrap_or_default(),
                     d(prec),
                     d(rec),
