@@ -62,7 +62,22 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
             uses: vec![key("vpc", &s.vpc_id)],
         });
     }
-    for g in cloud.internet_gateways().await? {
+    // A VPC's internet gateway cannot be detached while public addresses are mapped in it
+    // (NAT gateways, instances, internet-facing load balancers): those go first.
+    let igws = cloud.internet_gateways().await?;
+    let igw_of_vpc: BTreeMap<String, String> = igws
+        .iter()
+        .flat_map(|g| g.attached_vpcs.iter().map(|v| (v.clone(), g.id.clone())))
+        .collect();
+    let vpc_of_subnet: BTreeMap<String, String> = subnets
+        .iter()
+        .map(|s| (s.id.clone(), s.vpc_id.clone()))
+        .collect();
+    let igw_for_subnet = |subnet: &str| -> Option<TaskKey> {
+        let vpc = vpc_of_subnet.get(subnet)?;
+        igw_of_vpc.get(vpc).map(|g| key("igw", g))
+    };
+    for g in &igws {
         items.push(Item {
             key: key("igw", &g.id),
             name: name(&g.tags),
@@ -82,6 +97,7 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
         }
         let mut uses = vec![key("subnet", &n.subnet_id), key("vpc", &n.vpc_id)];
         uses.extend(n.allocation_ids.iter().map(|a| key("eip", a)));
+        uses.extend(igw_of_vpc.get(&n.vpc_id).map(|g| key("igw", g)));
         items.push(Item {
             key: key("nat", &n.id),
             name: name(&n.tags),
@@ -140,6 +156,7 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
     }
     for lb in cloud.load_balancers().await.unwrap_or_default() {
         let mut uses: Vec<TaskKey> = lb.subnets.iter().map(|s| key("subnet", s)).collect();
+        uses.extend(lb.subnets.iter().filter_map(|s| igw_for_subnet(s)));
         uses.extend(lb.security_groups.iter().map(|g| key("sg", g)));
         uses.extend(tgs.iter().map(|t| key("tg", &t.arn)));
         items.push(Item {
@@ -169,6 +186,7 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
             continue;
         }
         let mut uses = vec![key("subnet", &i.subnet_id)];
+        uses.extend(igw_for_subnet(&i.subnet_id));
         uses.extend(roles.iter().map(|r| key("role", &r.name)));
         items.push(Item {
             key: key("instance", &i.id),

@@ -179,7 +179,11 @@ mod tests {
             d("subnet/subnet-pub", &["vpc/vpc-1"]),
             d("subnet/subnet-priv", &["vpc/vpc-1"]),
             d("eip/eipalloc-1", &[]),
-            d("nat/nat-1", &["subnet/subnet-pub", "eip/eipalloc-1"]),
+            // Mapped public addresses block the IGW's detachment.
+            d(
+                "nat/nat-1",
+                &["subnet/subnet-pub", "eip/eipalloc-1", "igw/igw-1"],
+            ),
             d(
                 "rtb/rtb-priv",
                 &["vpc/vpc-1", "nat/nat-1", "subnet/subnet-priv"],
@@ -211,6 +215,7 @@ mod tests {
         assert!(round_of(&r, "igw/igw-1") < round_of(&r, "vpc/vpc-1"));
         assert!(round_of(&r, "nat/nat-1") < round_of(&r, "subnet/subnet-pub"));
         assert!(round_of(&r, "nat/nat-1") < round_of(&r, "eip/eipalloc-1"));
+        assert!(round_of(&r, "nat/nat-1") < round_of(&r, "igw/igw-1"));
         assert!(round_of(&r, "rtb/rtb-priv") < round_of(&r, "nat/nat-1"));
     }
 
