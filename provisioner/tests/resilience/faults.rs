@@ -92,7 +92,16 @@ async fn up_and_down_converge_through_injected_faults() -> anyhow::Result<()> {
         "down does not say what it retried:\n{}",
         down.text()
     );
-    assert!(proxy.stats().injected() > before, "{:?}", proxy.stats());
+    let stats = proxy.stats();
+    assert!(stats.injected() > before, "{stats:?}");
+    // down waited for the NAT gateway to finish deleting (before releasing
+    // its address and detaching the internet gateway).
+    assert!(
+        stats
+            .by_call
+            .contains_key("deleting ec2:DescribeNatGateways"),
+        "{stats:#?}"
+    );
     assert_nothing_left(&aws, "dev").await
 }
 
