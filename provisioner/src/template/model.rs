@@ -575,7 +575,8 @@ pub struct PathRule {
 pub struct TargetGroup {
     pub name: Name,
     pub pool: Name,
-    /// Port on the instances (e.g. a Kubernetes NodePort).
+    /// Port on the instances: the proximity-service NodePort (in
+    /// `30000..=32767`, the same for every target group of the ALB).
     pub port: Port,
     pub health_check: HttpHealthCheck,
 }

@@ -1375,6 +1375,35 @@ impl<'s, 'a> Checker<'s, 'a> {
                 });
             }
         }
+        // Every target group reaches the one proximity-service NodePort.
+        let mut first_port: Option<(usize, i64)> = None;
+        for (i, t) in a.target_groups.iter().enumerate() {
+            let path = at(&idx(&tbase, i), "port");
+            if !(1..=65535).contains(&t.port) {
+                continue; // reported above
+            }
+            if !(30000..=32767).contains(&t.port) {
+                self.err(
+                    &path,
+                    format!(
+                        "{} is outside the Kubernetes NodePort range 30000-32767; the workload is exposed to the ALB through a NodePort Service",
+                        t.port
+                    ),
+                );
+            } else if let Some((j, p)) = first_port {
+                if p != t.port {
+                    self.err(
+                        &path,
+                        format!(
+                            "{} differs from target_groups[{j}] ({p}); every target group reaches the one NodePort of the service",
+                            t.port
+                        ),
+                    );
+                }
+            } else {
+                first_port = Some((i, t.port));
+            }
+        }
         let tg_names: HashSet<&str> = a.target_groups.iter().map(|t| t.name.as_str()).collect();
         let mut used: HashSet<&str> = HashSet::new();
         let mut listeners = Vec::new();

@@ -636,15 +636,12 @@ fn load_balancer_rules() {
         "a-very-long-environment-name-x-web-web"
     ));
     // The pool's groups do not open the target port.
-    let t = ok(&edit("port: 30080", "port: 8080").replace(
-        "source: {group: alb}}",
-        "source: {group: alb}}\n      - {protocol: udp, ports: 8080, source: {group: alb}}",
-    ));
+    let t = ok(&edit("ports: \"30000-32767\"", "ports: \"30000-30079\""));
     assert!(
         has_warning(
             &t.warnings,
             "load_balancers.alb.target_groups[0].port",
-            "allows tcp/8080"
+            "allows tcp/30080"
         ),
         "{:?}",
         t.warnings
@@ -983,4 +980,23 @@ mod generated_subnets_properties {
             }
         }
     }
+}
+
+#[test]
+fn alb_target_ports_are_the_services_node_port() {
+    let e = errs(&edit("port: 30080", "port: 8080"));
+    assert_err(
+        &e,
+        "load_balancers.alb.target_groups[0].port",
+        "NodePort range 30000-32767",
+    );
+    let e = errs(&edit(
+        "      - {name: web, pool: agents, port: 30080, health_check: {path: /readyz}}\n",
+        "      - {name: web, pool: agents, port: 30080, health_check: {path: /readyz}}\n      - {name: web2, pool: agents, port: 30081}\n",
+    ));
+    assert_err(
+        &e,
+        "load_balancers.alb.target_groups[1].port",
+        "30081 differs from target_groups[0] (30080)",
+    );
 }
