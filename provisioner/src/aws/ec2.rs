@@ -501,7 +501,7 @@ impl Cloud {
         name: &str,
         subnet: &str,
         allocation_id: &str,
-    ) -> Result<String, CloudError> {
+    ) -> Result<(String, String), CloudError> {
         let out = self
             .call("ec2:CreateNatGateway", AfterCreate, || {
                 self.ec2
@@ -512,11 +512,15 @@ impl Cloud {
                     .send()
             })
             .await?;
-        Ok(out
+        let n = out
             .nat_gateway()
-            .and_then(|n| n.nat_gateway_id())
+            .ok_or_else(|| missing("ec2:CreateNatGateway", "NatGateway"))?;
+        let id = n
+            .nat_gateway_id()
             .ok_or_else(|| missing("ec2:CreateNatGateway", "NatGatewayId"))?
-            .to_string())
+            .to_string();
+        // The id and the state the create answered with (`pending` on AWS).
+        Ok((id, nat_info(n).state))
     }
 
     /// State of one NAT gateway (`pending`, `available`, `deleting`, `deleted`, `failed`).

@@ -226,35 +226,42 @@ impl Cloud {
             )
         })?;
         let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
-        // Waiter: provisioning -> active.
-        self.wait_for(&format!("load balancer {aws_name} active"), || async {
-            let r = self
-                .call("elbv2:DescribeLoadBalancers", AfterCreate, || {
-                    self.elb
-                        .describe_load_balancers()
-                        .load_balancer_arns(&arn)
-                        .send()
-                })
-                .await?;
-            let state = r
-                .load_balancers()
-                .first()
-                .and_then(|l| l.state())
-                .and_then(|s| s.code())
-                .map(|c| c.as_str().to_string())
-                .unwrap_or_default();
-            match state.as_str() {
-                "active" | "" => Ok(Some(())),
-                "failed" => Err(CloudError::new(
-                    ErrorKind::Other,
-                    "elbv2:DescribeLoadBalancers",
-                    "LoadBalancerFailed",
-                    format!("{aws_name} failed to provision"),
-                )),
-                _ => Ok(None),
-            }
-        })
-        .await?;
+        let created_state = lb
+            .state()
+            .and_then(|s| s.code())
+            .map(|c| c.as_str().to_string())
+            .unwrap_or_default();
+        // Waiter: provisioning -> active (skipped if the create already answered active).
+        if created_state != "active" {
+            self.wait_for(&format!("load balancer {aws_name} active"), || async {
+                let r = self
+                    .call("elbv2:DescribeLoadBalancers", AfterCreate, || {
+                        self.elb
+                            .describe_load_balancers()
+                            .load_balancer_arns(&arn)
+                            .send()
+                    })
+                    .await?;
+                let state = r
+                    .load_balancers()
+                    .first()
+                    .and_then(|l| l.state())
+                    .and_then(|s| s.code())
+                    .map(|c| c.as_str().to_string())
+                    .unwrap_or_default();
+                match state.as_str() {
+                    "active" | "" => Ok(Some(())),
+                    "failed" => Err(CloudError::new(
+                        ErrorKind::Other,
+                        "elbv2:DescribeLoadBalancers",
+                        "LoadBalancerFailed",
+                        format!("{aws_name} failed to provision"),
+                    )),
+                    _ => Ok(None),
+                }
+            })
+            .await?;
+        }
         Ok(LbInfo {
             arn,
             name: aws_name.to_string(),

@@ -191,6 +191,12 @@ pub async fn execute<C: Sync>(
         let elapsed = first_start[&key].elapsed();
         match res {
             Ok(r) => {
+                tracing::debug!(
+                    task = %key,
+                    started_ms = (first_start[&key] - started_at).as_millis() as u64,
+                    took_ms = elapsed.as_millis() as u64,
+                    "task done"
+                );
                 on_event(Event::Done(&r.change));
                 outputs.insert(key.clone(), r.outputs);
                 succeeded.insert(key.clone());

@@ -126,10 +126,12 @@ impl Resource<Cloud> for NatGateway {
         d: &'a NatState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
-            let id = cx
+            let (id, state) = cx
                 .create_nat_gateway(&self.name, &d.subnet_id, &d.allocation_id)
                 .await?;
-            cx.wait_nat_available(&id).await?;
+            if state != "available" {
+                cx.wait_nat_available(&id).await?;
+            }
             Ok(out_id(&id))
         })
     }
