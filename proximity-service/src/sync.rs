@@ -15,16 +15,21 @@
 //!    instead of missing the deleted changes.
 //!
 //! The instance that made a write also applies it at once (see
-//! `routes::businesses`), so its own index never lags its own writes.
+//! `routes::businesses`), so its own index never lags its own writes. Those
+//! local applications are ordered by the write's feed sequence
+//! ([`SharedIndex::apply`]): two writes to one id whose handlers finish in the
+//! opposite order of their commits, or a handler that finishes after the feed
+//! already applied a newer row, never leave the older row in the index.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::domain::{BusinessId, Category, Coordinates, DomainError};
 use crate::geo::{NearbyPage, NearbyQuery, Place, PlaceIndex};
 use crate::metrics::Metrics;
-use crate::store::{PlaceRow, Repository};
+use crate::store::{Change, PlaceRow, Repository};
 
 /// Changes fetched per poll.
 const BATCH: i64 = 10_000;
@@ -45,6 +50,10 @@ pub struct SharedIndex {
     /// (cheap, `Arc`-backed) handle.
     index: RwLock<PlaceIndex>,
     last_seq: AtomicI64,
+    /// Feed sequence of the newest local write applied per id, for writes
+    /// the feed has not reached yet (entries at or below `last_seq` are
+    /// dropped). Its lock also serialises local applications with feed batches.
+    ahead: Mutex<HashMap<i64, i64>>,
 }
 
 impl SharedIndex {
@@ -52,6 +61,7 @@ impl SharedIndex {
         SharedIndex {
             index: RwLock::new(index),
             last_seq: AtomicI64::new(seq),
+            ahead: Mutex::new(HashMap::new()),
         }
     }
 
@@ -59,11 +69,36 @@ impl SharedIndex {
         self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    fn ahead(&self) -> MutexGuard<'_, HashMap<i64, i64>> {
+        self.ahead.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Swaps in a freshly loaded index (after the feed was pruned past us).
     fn replace(&self, fresh: SharedIndex) {
+        let mut ahead = self.ahead();
         let seq = fresh.last_seq();
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = fresh.current();
         self.last_seq.store(seq, Ordering::Relaxed);
+        ahead.retain(|_, s| *s > seq);
+    }
+
+    /// Applies a batch of feed changes (oldest first) and advances the position.
+    fn apply_changes(&self, changes: Vec<Change>) {
+        let Some(last) = changes.last().map(|c| c.seq) else {
+            return;
+        };
+        let mut ahead = self.ahead();
+        let current = self.current();
+        for c in changes {
+            // A local write of this id with a later sequence is already in
+            // the index; the row read with this older change may predate it.
+            if ahead.get(&c.id).is_some_and(|&s| s > c.seq) {
+                continue;
+            }
+            apply_one(&current, c.id, c.row);
+        }
+        self.last_seq.store(last, Ordering::Relaxed);
+        ahead.retain(|_, s| *s > last);
     }
 
     /// Runs a nearby query.
@@ -71,8 +106,21 @@ impl SharedIndex {
         self.current().search(query)
     }
 
-    /// Upserts (`Some`) or removes (`None`) business `id`.
-    pub fn apply(&self, id: i64, row: Option<PlaceRow>) {
+    /// Applies this instance's own write, committed at feed sequence `seq`:
+    /// upserts (`Some`) or removes (`None`) business `id`, unless a newer
+    /// write of `id` was applied already (a concurrent write whose handler
+    /// finished first, or the feed, which applies the current row).
+    pub fn apply(&self, seq: i64, id: i64, row: Option<PlaceRow>) {
+        let mut ahead = self.ahead();
+        if seq <= self.last_seq() {
+            return;
+        }
+        match ahead.get(&id) {
+            Some(&newer) if newer >= seq => return,
+            _ => {
+                ahead.insert(id, seq);
+            }
+        }
         apply_one(&self.current(), id, row);
     }
 
@@ -172,13 +220,7 @@ pub async fn poll_once(store: &dyn Repository, index: &SharedIndex) -> anyhow::R
         return Ok(Polled::Reloaded);
     }
     let n = changes.len();
-    if let Some(last) = changes.last().map(|c| c.seq) {
-        let current = index.current();
-        for c in changes {
-            apply_one(&current, c.id, c.row);
-        }
-        index.last_seq.store(last, Ordering::Relaxed);
-    }
+    index.apply_changes(changes);
     Ok(Polled::Applied(n))
 }
 
@@ -242,4 +284,76 @@ pub fn spawn_follower(
             tokio::time::sleep(settings.interval).await;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, name: &str) -> Option<PlaceRow> {
+        Some(PlaceRow {
+            id,
+            name: name.to_owned(),
+            category: "cafe".to_owned(),
+            lat: 60.17,
+            lng: 24.94,
+        })
+    }
+
+    fn name_of(index: &SharedIndex, id: i64) -> Option<String> {
+        index
+            .current()
+            .get(BusinessId::parse(id).unwrap())
+            .map(|p| p.name)
+    }
+
+    fn change(seq: i64, id: i64, name: Option<&str>) -> Change {
+        Change {
+            seq,
+            id,
+            row: name.and_then(|n| row(id, n)),
+        }
+    }
+
+    #[test]
+    fn local_writes_finishing_out_of_commit_order_keep_the_newest() {
+        let index = SharedIndex::new(PlaceIndex::new(), 0);
+        // Write 2 commits after write 1 but its handler applies first.
+        index.apply(2, 1, row(1, "second"));
+        index.apply(1, 1, row(1, "first"));
+        assert_eq!(name_of(&index, 1).as_deref(), Some("second"));
+        // A delete that finished first is not undone by an older upsert.
+        index.apply(4, 2, None);
+        index.apply(3, 2, row(2, "resurrected"));
+        assert_eq!(name_of(&index, 2), None);
+    }
+
+    #[test]
+    fn a_local_write_the_feed_already_passed_is_not_reapplied() {
+        let index = SharedIndex::new(PlaceIndex::new(), 0);
+        // The feed applied seq 3..=5 with the current row (written at seq 5).
+        index.apply_changes(vec![
+            change(3, 1, Some("fifth")),
+            change(5, 1, Some("fifth")),
+        ]);
+        // The handler of the write at seq 3 finishes only now.
+        index.apply(3, 1, row(1, "third"));
+        assert_eq!(name_of(&index, 1).as_deref(), Some("fifth"));
+    }
+
+    #[test]
+    fn a_feed_row_read_before_a_newer_local_write_does_not_replace_it() {
+        let index = SharedIndex::new(PlaceIndex::new(), 0);
+        index.apply(7, 1, row(1, "seventh"));
+        // A poll whose rows were read before write 7 committed.
+        index.apply_changes(vec![change(6, 1, Some("sixth"))]);
+        assert_eq!(name_of(&index, 1).as_deref(), Some("seventh"));
+        index.apply_changes(vec![change(7, 1, Some("seventh"))]);
+        assert_eq!(name_of(&index, 1).as_deref(), Some("seventh"));
+        assert!(
+            index.ahead().is_empty(),
+            "entries the feed passed are dropped"
+        );
+        assert_eq!(index.last_seq(), 7);
+    }
 }

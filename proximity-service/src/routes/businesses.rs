@@ -142,7 +142,7 @@ fn into_business(record: BusinessRecord) -> Result<Business, ApiError> {
 }
 
 /// Applies a committed write to this instance's index and the shared cache.
-async fn after_write(state: &AppState, id: BusinessId, business: Option<&Business>) {
+async fn after_write(state: &AppState, seq: i64, id: BusinessId, business: Option<&Business>) {
     let row = business.map(|b| PlaceRow {
         id: b.id.get(),
         name: b.name.as_str().to_owned(),
@@ -150,7 +150,7 @@ async fn after_write(state: &AppState, id: BusinessId, business: Option<&Busines
         lat: b.coordinates.lat_deg(),
         lng: b.coordinates.lng_deg(),
     });
-    state.index.apply(id.get(), row);
+    state.index.apply(seq, id.get(), row);
     let json = business
         .map(|b| serde_json::to_string(&BusinessBody::from(b)).expect("business serialises"));
     state.cache.store(id.get(), json.as_deref()).await;
@@ -176,12 +176,12 @@ pub async fn create(
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let new = parse_business(&body)?;
-    let Written { value, lsn } = state
+    let Written { value, lsn, seq } = state
         .store
         .create(NewRecord::from_domain(&new, None))
         .await?;
     let business = into_business(value)?;
-    after_write(&state, business.id, Some(&business)).await;
+    after_write(&state, seq, business.id, Some(&business)).await;
     let json = serde_json::to_string(&BusinessBody::from(&business)).expect("serialises");
     let mut response = json_response(StatusCode::CREATED, json);
     let location = format!("/v1/businesses/{}", business.id);
@@ -208,7 +208,7 @@ pub async fn replace(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("business {id} does not exist")))?;
     let business = into_business(written.value)?;
-    after_write(&state, id, Some(&business)).await;
+    after_write(&state, written.seq, id, Some(&business)).await;
     let json = serde_json::to_string(&BusinessBody::from(&business)).expect("serialises");
     let mut response = json_response(StatusCode::OK, json);
     record_write(&state, &key, addr, written.lsn, &mut response);
@@ -227,7 +227,7 @@ pub async fn delete(
         .delete(id.get())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("business {id} does not exist")))?;
-    after_write(&state, id, None).await;
+    after_write(&state, written.seq, id, None).await;
     let mut response = StatusCode::NO_CONTENT.into_response();
     record_write(&state, &key, addr, written.lsn, &mut response);
     Ok(response)

@@ -177,11 +177,13 @@ pub struct Change {
 }
 
 /// The result of a write, with the WAL position a later read must reach to
-/// see it (Postgres only).
+/// see it (Postgres only) and the change-feed sequence of the write (which
+/// orders it against every other write, see [`crate::sync::SharedIndex::apply`]).
 #[derive(Debug, Clone)]
 pub struct Written<T> {
     pub value: T,
     pub lsn: Option<Lsn>,
+    pub seq: i64,
 }
 
 /// Up/down of one database, for `/readyz` and `/metrics`.

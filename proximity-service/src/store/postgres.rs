@@ -316,15 +316,17 @@ impl Repository for PgStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(unexpected(what))?;
-            sqlx::query("INSERT INTO changes (business_id) VALUES ($1)")
-                .bind(row.id)
-                .execute(&mut *tx)
-                .await
-                .map_err(unexpected(what))?;
+            let seq: i64 =
+                sqlx::query_scalar("INSERT INTO changes (business_id) VALUES ($1) RETURNING seq")
+                    .bind(row.id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(unexpected(what))?;
             tx.commit().await.map_err(unexpected(what))?;
             Ok(Written {
                 value: row,
                 lsn: self.current_lsn().await,
+                seq,
             })
         }
         .boxed()
@@ -353,15 +355,17 @@ impl Repository for PgStore {
             let Some(row) = row else {
                 return Ok(None);
             };
-            sqlx::query("INSERT INTO changes (business_id) VALUES ($1)")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(unexpected(what))?;
+            let seq: i64 =
+                sqlx::query_scalar("INSERT INTO changes (business_id) VALUES ($1) RETURNING seq")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(unexpected(what))?;
             tx.commit().await.map_err(unexpected(what))?;
             Ok(Some(Written {
                 value: row,
                 lsn: self.current_lsn().await,
+                seq,
             }))
         }
         .boxed()
@@ -380,15 +384,17 @@ impl Repository for PgStore {
             if deleted == 0 {
                 return Ok(None);
             }
-            sqlx::query("INSERT INTO changes (business_id) VALUES ($1)")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(unexpected(what))?;
+            let seq: i64 =
+                sqlx::query_scalar("INSERT INTO changes (business_id) VALUES ($1) RETURNING seq")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(unexpected(what))?;
             tx.commit().await.map_err(unexpected(what))?;
             Ok(Some(Written {
                 value: (),
                 lsn: self.current_lsn().await,
+                seq,
             }))
         }
         .boxed()

@@ -90,15 +90,17 @@ impl Repository for SqliteStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| map_err(what, e))?;
-            sqlx::query("INSERT INTO changes (business_id) VALUES (?)")
-                .bind(row.id)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map_err(what, e))?;
+            let seq: i64 =
+                sqlx::query_scalar("INSERT INTO changes (business_id) VALUES (?) RETURNING seq")
+                    .bind(row.id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| map_err(what, e))?;
             tx.commit().await.map_err(|e| map_err(what, e))?;
             Ok(Written {
                 value: row,
                 lsn: None,
+                seq,
             })
         }
         .boxed()
@@ -127,15 +129,17 @@ impl Repository for SqliteStore {
             let Some(row) = row else {
                 return Ok(None);
             };
-            sqlx::query("INSERT INTO changes (business_id) VALUES (?)")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map_err(what, e))?;
+            let seq: i64 =
+                sqlx::query_scalar("INSERT INTO changes (business_id) VALUES (?) RETURNING seq")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| map_err(what, e))?;
             tx.commit().await.map_err(|e| map_err(what, e))?;
             Ok(Some(Written {
                 value: row,
                 lsn: None,
+                seq,
             }))
         }
         .boxed()
@@ -154,15 +158,17 @@ impl Repository for SqliteStore {
             if n == 0 {
                 return Ok(None);
             }
-            sqlx::query("INSERT INTO changes (business_id) VALUES (?)")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map_err(what, e))?;
+            let seq: i64 =
+                sqlx::query_scalar("INSERT INTO changes (business_id) VALUES (?) RETURNING seq")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| map_err(what, e))?;
             tx.commit().await.map_err(|e| map_err(what, e))?;
             Ok(Some(Written {
                 value: (),
                 lsn: None,
+                seq,
             }))
         }
         .boxed()
