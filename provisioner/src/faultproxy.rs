@@ -497,6 +497,14 @@ impl Inner {
                         }
                         if action == "CreateNatGateway" && !self.cfg.pending_for.is_zero() {
                             st.pending.insert(id.to_owned(), now + self.cfg.pending_for);
+                            // AWS answers the create with `pending`, too.
+                            drop(st);
+                            self.count("pending", call, |s| s.pending_rewrites += 1);
+                            return resp.replacen(
+                                "<state>available</state>",
+                                "<state>pending</state>",
+                                1,
+                            );
                         }
                     }
                 }

@@ -20,7 +20,7 @@ async fn up_and_down_converge_through_injected_faults() -> anyhow::Result<()> {
             throttle: 0.2,
             server_error: 0.05,
             not_found_for: Duration::from_millis(500),
-            pending_for: Duration::from_secs(3),
+            pending_for: Duration::from_secs(5),
             deleting_for: Duration::from_secs(3),
         },
     )
