@@ -44,6 +44,15 @@ fn key(kind: &str, id: &str) -> TaskKey {
 /// Discover everything the environment owns (one describe per type).
 pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
     cloud.inventory.clear();
+    // Every batched describe at once; the loop below then reads the cache.
+    cloud
+        .prefetch(&[
+            crate::aws::Service::Ec2,
+            crate::aws::Service::AutoScaling,
+            crate::aws::Service::ElasticLoadBalancingV2,
+            crate::aws::Service::Route53,
+        ])
+        .await;
     let mut items = Vec::new();
     let name = |t: &BTreeMap<String, String>| crate::aws::ec2::name_of(t).to_string();
     let vpcs = cloud.vpcs().await?;

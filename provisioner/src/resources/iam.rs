@@ -136,3 +136,16 @@ impl Resource<Cloud> for InstanceProfile {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_policy;
+
+    #[test]
+    fn policy_documents_compare_whether_url_encoded_or_not() {
+        let plain = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ssm:GetParameter"],"Resource":["arn:aws:ssm:us-east-1:1:parameter/provisioner/dev/k3s/token"]}]}"#;
+        let encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%5B%22ssm%3AGetParameter%22%5D%2C%22Resource%22%3A%5B%22arn%3Aaws%3Assm%3Aus-east-1%3A1%3Aparameter%2Fprovisioner%2Fdev%2Fk3s%2Ftoken%22%5D%7D%5D%7D";
+        assert_eq!(parse_policy(plain), parse_policy(encoded));
+        assert!(parse_policy(plain).is_object());
+    }
+}
