@@ -4,8 +4,12 @@
 //!   entry with `SET NX EX ttl`, so a slow reader holding an old row never
 //!   overwrites what a writer stored meanwhile.
 //! - **Write**: the writer overwrites the entry with the new object (or a
-//!   tombstone after a delete) with `SET EX ttl`, so readers on every instance
-//!   see the write at once and a racing reader cannot re-insert a stale row.
+//!   tombstone after a delete) with a TTL, so readers on every instance see
+//!   the write at once and a racing reader cannot re-insert a stale row.
+//!   Entries carry the change-feed sequence of the write that stored them
+//!   (`{seq}|{json}`; fills carry 0) and a small script only overwrites an
+//!   entry with a newer one, so of two writes to one id whose handlers finish
+//!   in the opposite order of their commits, the later commit stays cached.
 //! - **Redis down**: every call has a short timeout and failures open a
 //!   circuit for one second, during which the cache is skipped entirely (reads
 //!   go to the database; nothing fails). A background task reconnects and
@@ -26,6 +30,24 @@ use crate::metrics::{CacheOutcome, Metrics};
 
 /// Stored in place of a deleted business.
 const TOMBSTONE: &str = "\u{0}deleted";
+/// Sets `KEYS[1]` to `ARGV[1] .. '|' .. ARGV[2]` with TTL `ARGV[3]` unless it
+/// holds an entry of a newer write (a larger sequence prefix).
+const STORE_SCRIPT: &str = "local cur = redis.call('GET', KEYS[1]) \
+    if cur then \
+      local s = tonumber(string.match(cur, '^(%d+)|')) \
+      if s and s > tonumber(ARGV[1]) then return 0 end \
+    end \
+    redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[3]) \
+    return 1";
+
+/// The value of an entry without its sequence prefix.
+fn entry_value(entry: &str) -> &str {
+    match entry.split_once('|') {
+        Some((seq, value)) if !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()) => value,
+        _ => entry,
+    }
+}
+
 /// Upper bound on any single Redis call.
 const CALL_TIMEOUT: Duration = Duration::from_millis(150);
 /// How long the cache is skipped after a failure.
@@ -150,8 +172,8 @@ impl Cache {
         let cmd = redis::cmd("GET").arg(Self::key(inner, id)).clone();
         let result: Result<Option<String>, ()> = call(inner, &mut conn, &cmd).await;
         let outcome = match result {
-            Ok(Some(v)) if v == TOMBSTONE => (Lookup::Deleted, CacheOutcome::Hit),
-            Ok(Some(v)) => (Lookup::Hit(v), CacheOutcome::Hit),
+            Ok(Some(v)) if entry_value(&v) == TOMBSTONE => (Lookup::Deleted, CacheOutcome::Hit),
+            Ok(Some(v)) => (Lookup::Hit(entry_value(&v).to_owned()), CacheOutcome::Hit),
             Ok(None) => (Lookup::Miss, CacheOutcome::Miss),
             Err(()) => (Lookup::Miss, CacheOutcome::Error),
         };
@@ -166,7 +188,7 @@ impl Cache {
         };
         let cmd = redis::cmd("SET")
             .arg(Self::key(inner, id))
-            .arg(json.unwrap_or(TOMBSTONE))
+            .arg(format!("0|{}", json.unwrap_or(TOMBSTONE)))
             .arg("NX")
             .arg("EX")
             .arg(inner.ttl_secs)
@@ -174,8 +196,9 @@ impl Cache {
         let _: Result<Option<String>, ()> = call(inner, &mut conn, &cmd).await;
     }
 
-    /// Stores the value a write produced (`None`: the business was deleted).
-    pub async fn store(&self, id: i64, json: Option<&str>) {
+    /// Stores the value the write at feed sequence `seq` produced (`None`: the
+    /// business was deleted), unless the entry holds a newer write's value.
+    pub async fn store(&self, id: i64, seq: i64, json: Option<&str>) {
         let Some(inner) = self.inner.as_deref() else {
             return;
         };
@@ -184,13 +207,15 @@ impl Cache {
         let conn = inner.conn.read().expect("cache lock").clone();
         let stored = match conn {
             Some(mut conn) => {
-                let cmd = redis::cmd("SET")
+                let cmd = redis::cmd("EVAL")
+                    .arg(STORE_SCRIPT)
+                    .arg(1)
                     .arg(Self::key(inner, id))
+                    .arg(seq)
                     .arg(json.unwrap_or(TOMBSTONE))
-                    .arg("EX")
                     .arg(inner.ttl_secs)
                     .clone();
-                let r: Result<Option<String>, ()> = call(inner, &mut conn, &cmd).await;
+                let r: Result<i64, ()> = call(inner, &mut conn, &cmd).await;
                 r.is_ok()
             }
             None => false,

@@ -153,7 +153,7 @@ async fn after_write(state: &AppState, seq: i64, id: BusinessId, business: Optio
     state.index.apply(seq, id.get(), row);
     let json = business
         .map(|b| serde_json::to_string(&BusinessBody::from(b)).expect("business serialises"));
-    state.cache.store(id.get(), json.as_deref()).await;
+    state.cache.store(id.get(), seq, json.as_deref()).await;
 }
 
 fn json_response(status: StatusCode, json: String) -> Response {

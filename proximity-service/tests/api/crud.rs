@@ -359,3 +359,49 @@ async fn rate_limit_by_client_address() {
     assert_eq!(r.status(), 200);
     limited.stop().await;
 }
+
+/// Two writes to one id whose handlers update Redis in the opposite order of
+/// their commits: the later commit must stay cached (a plain `SET` would
+/// leave the older object there for the whole TTL).
+#[tokio::test]
+async fn cache_keeps_the_newest_write_when_updates_arrive_out_of_order() {
+    use proximity_service::cache::{Cache, Lookup};
+    use proximity_service::configuration::{RedisSettings, Secret};
+
+    let redis = harness::redis().await.expect("redis");
+    let settings = RedisSettings {
+        url: Some(Secret::new(redis.url.clone())),
+        prefix: redis.prefix.clone(),
+        ttl_secs: 60,
+    };
+    let cache = Cache::connect(&settings, proximity_service::metrics::Metrics::new()).unwrap();
+    assert!(cache.wait_ready(Duration::from_secs(5)).await);
+
+    cache.store(1, 8, Some(r#"{"name":"second"}"#)).await;
+    cache.store(1, 7, Some(r#"{"name":"first"}"#)).await;
+    assert_eq!(
+        cache.get(1).await,
+        Lookup::Hit(r#"{"name":"second"}"#.into())
+    );
+
+    // A delete that finished first is not undone by an older update.
+    cache.store(2, 10, None).await;
+    cache.store(2, 9, Some(r#"{"name":"stale"}"#)).await;
+    assert_eq!(cache.get(2).await, Lookup::Deleted);
+
+    // A newer write replaces the entry; a reader's fill never does.
+    cache.store(1, 11, Some(r#"{"name":"third"}"#)).await;
+    cache
+        .fill(1, Some(r#"{"name":"from a lagging replica"}"#))
+        .await;
+    assert_eq!(
+        cache.get(1).await,
+        Lookup::Hit(r#"{"name":"third"}"#.into())
+    );
+    // A fill of an absent entry is served as is.
+    cache.fill(3, Some(r#"{"name":"filled"}"#)).await;
+    assert_eq!(
+        cache.get(3).await,
+        Lookup::Hit(r#"{"name":"filled"}"#.into())
+    );
+}
