@@ -105,7 +105,7 @@ pub struct Cloud {
     pub region: String,
     pub endpoint: Option<String>,
     /// Extra tags (from the template) put on every resource.
-    pub extra_tags: BTreeMap<String, String>,
+    extra_tags: std::sync::RwLock<BTreeMap<String, String>>,
     pub(crate) ec2: aws_sdk_ec2::Client,
     pub(crate) asg: aws_sdk_autoscaling::Client,
     pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
@@ -164,7 +164,7 @@ impl Cloud {
             env: env.to_string(),
             region,
             endpoint: settings.effective_endpoint(),
-            extra_tags: BTreeMap::new(),
+            extra_tags: Default::default(),
             ec2,
             asg,
             elb,
@@ -223,13 +223,20 @@ impl Cloud {
         self.endpoint.is_some()
     }
 
+    /// Extra tags (the template's `tags`) put on everything created from now on.
+    pub fn set_extra_tags(&self, tags: &BTreeMap<String, String>) {
+        if let Ok(mut m) = self.extra_tags.write() {
+            *m = tags.clone();
+        }
+    }
+
     /// The ownership tags (plus the template's extra tags) for logical name `name`.
     pub fn tags_for(&self, name: &str) -> Vec<(String, String)> {
         let mut t: Vec<(String, String)> = self
             .extra_tags
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+            .read()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
         t.push((TAG_ENV.to_string(), self.env.clone()));
         t.push((TAG_NAME.to_string(), name.to_string()));
         t

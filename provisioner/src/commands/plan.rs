@@ -46,6 +46,7 @@ pub fn services(env: &Environment) -> Vec<Service> {
 
 /// The tasks for `env` (AMIs resolved through SSM).
 pub async fn tasks(cloud: &Cloud, env: &Environment) -> Result<Vec<Arc<dyn Task<Cloud>>>> {
+    cloud.set_extra_tags(&env.tags);
     let needed = services(env);
     let (amis, ()) = futures::join!(
         crate::resources::resolve_amis(cloud, env),

@@ -53,6 +53,11 @@ async fn drift_is_planned_and_repaired() {
         .await
         .unwrap();
     let sg_id = sg.security_groups()[0].group_id().unwrap().to_string();
+    // The template's extra tags are on what was created.
+    assert!(sg.security_groups()[0]
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some("project") && t.value() == Some("proximity")));
     ec2.revoke_security_group_ingress()
         .group_id(&sg_id)
         .ip_permissions(
