@@ -6,6 +6,20 @@
 //! `provisioner graph`: `vpc/main`, `subnet/main-public-a`, `route-table/main-private-a`,
 //! `sg/alb` + `sg-rules/alb`, `target-group/web-service`, `listener/web-80`,
 //! `record/api.dev.example.com-A` …
+//!
+//! ## Adding a resource type
+//! 1. `crate::aws::<service>`: the narrow calls it needs, returning our own structs; a batched,
+//!    cached describe filtered by `provisioner:env` (re-checked client side); creates tag at
+//!    creation time (`TagSpecifications`/`Tags`) so a crash never leaves an untagged object.
+//! 2. Here, a file with a `Resource<Cloud>` impl: `State` holds exactly the managed fields
+//!    (the plan shows them by these names), `immutable_fields` what AWS cannot change in
+//!    place, `desired` resolves references through the inputs (a not-yet-created one reads
+//!    [`crate::engine::UNKNOWN`]: `find` then returns `None` without calling AWS).
+//! 3. [`build_for`]: add the task with explicit `deps()`.
+//! 4. `crate::commands::down::discover`: list it by tag and say what it uses (delete order),
+//!    and how to delete it.
+//! 5. Tests: a case in `tests/e2e/idempotency.rs` (create twice → no change) and the counters of
+//!    `tests/e2e/counts.rs`.
 
 pub mod autoscaling_group;
 pub mod iam;
