@@ -82,7 +82,8 @@ impl RateLimiter {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
+            // A very slow refill can put the wait beyond `Duration`'s range.
+            Err(Duration::try_from_secs_f64((1.0 - bucket.tokens) / rate).unwrap_or(Duration::MAX))
         }
     }
 }
@@ -112,6 +113,15 @@ mod tests {
         // Another client has its own bucket.
         assert!(l.check_at(ClientKey::ApiKey("b".into()), t0).is_ok());
         assert!(l.check_at(k(), t0 + Duration::from_millis(1100)).is_ok());
+    }
+
+    #[test]
+    fn a_very_slow_refill_is_a_long_wait_not_a_panic() {
+        let l = limiter(1e-300, 1.0);
+        let t0 = Instant::now();
+        assert!(l.check_at(ClientKey::ApiKey("a".into()), t0).is_ok());
+        let retry = l.check_at(ClientKey::ApiKey("a".into()), t0).unwrap_err();
+        assert_eq!(retry, Duration::MAX);
     }
 
     #[test]
