@@ -10,8 +10,8 @@
 //!   configured keys (401 missing/malformed, 403 unknown).
 
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
@@ -186,8 +186,8 @@ fn ct_eq(a: &str, b: &str) -> bool {
 pub struct Bearer(pub String);
 
 /// The token of an `Authorization: Bearer <token>` header, if well-formed.
-pub fn bearer_token(parts: &Parts) -> Result<Option<&str>, ApiError> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let malformed = || ApiError::Unauthorized("malformed Authorization header".to_owned());
@@ -200,6 +200,15 @@ pub fn bearer_token(parts: &Parts) -> Result<Option<&str>, ApiError> {
     Ok(Some(token))
 }
 
+/// The configured API key a request carries, if any: a read is not refused
+/// for a missing, malformed or unknown key, it just is not attributed to one.
+pub fn known_key<'a>(headers: &'a HeaderMap, keys: &ApiKeys) -> Option<&'a str> {
+    bearer_token(headers)
+        .ok()
+        .flatten()
+        .filter(|token| keys.contains(token))
+}
+
 impl<S> FromRequestParts<S> for Bearer
 where
     S: Send + Sync,
@@ -208,7 +217,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts)?.ok_or_else(|| {
+        let token = bearer_token(&parts.headers)?.ok_or_else(|| {
             ApiError::Unauthorized("writes need an Authorization: Bearer <key> header".to_owned())
         })?;
         if ApiKeys::from_ref(state).contains(token) {
@@ -234,5 +243,32 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                 .map(|c| c.0),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(authorization: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, authorization.parse().unwrap());
+        h
+    }
+
+    /// Reads attribute a key (for read-your-writes and the rate limit) under
+    /// the same rules writes authenticate it with.
+    #[test]
+    fn a_read_knows_every_key_spelling_a_write_accepts() {
+        let keys = ApiKeys(std::sync::Arc::new(vec!["k1".to_owned()]));
+        for accepted in ["Bearer k1", "bearer k1", "BEARER  k1 ", " Bearer k1"] {
+            let h = headers(accepted);
+            assert_eq!(bearer_token(&h).unwrap(), Some("k1"), "{accepted:?}");
+            assert_eq!(known_key(&h, &keys), Some("k1"), "{accepted:?}");
+        }
+        for other in ["Bearer k2", "Basic k1", "Bearer", "k1"] {
+            assert_eq!(known_key(&headers(other), &keys), None, "{other:?}");
+        }
+        assert_eq!(known_key(&HeaderMap::new(), &keys), None);
     }
 }

@@ -19,7 +19,7 @@ use crate::configuration::Settings;
 use crate::consistency::Consistency;
 use crate::domain::IndexKind;
 use crate::error::{self, ApiError};
-use crate::extract::{bearer_token, ApiKeys, BodyLimit};
+use crate::extract::{known_key, ApiKeys, BodyLimit};
 use crate::metrics::Metrics;
 use crate::ratelimit::{ClientKey, RateLimiter};
 use crate::routes;
@@ -146,9 +146,9 @@ async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> 
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
-    let key = match bearer_token(&parts) {
-        Ok(Some(token)) if state.keys.contains(token) => ClientKey::ApiKey(token.to_owned()),
-        _ => addr.map(ClientKey::Addr).unwrap_or(ClientKey::Unknown),
+    let key = match known_key(&parts.headers, &state.keys) {
+        Some(token) => ClientKey::ApiKey(token.to_owned()),
+        None => addr.map(ClientKey::Addr).unwrap_or(ClientKey::Unknown),
     };
     if let Err(retry_after) = state.limiter.check(key) {
         return ApiError::RateLimited { retry_after }.into_response();

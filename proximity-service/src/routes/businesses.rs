@@ -19,7 +19,7 @@ use crate::domain::{
     Address, Business, BusinessId, BusinessName, Category, Hours, NewBusiness, Phone, RawBusiness,
 };
 use crate::error::ApiError;
-use crate::extract::{Bearer, ClientAddr, IdPath, JsonObject};
+use crate::extract::{known_key, Bearer, ClientAddr, IdPath, JsonObject};
 use crate::startup::AppState;
 use crate::store::{BusinessRecord, Lsn, NewRecord, PlaceRow, Written};
 
@@ -255,15 +255,9 @@ pub async fn get(
                 })?,
         ),
     };
-    // A key on a read only counts for read-your-writes if it is a real key.
-    let key = match headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        Some(k) if state.keys.contains(k.trim()) => Some(k.trim()),
-        _ => None,
-    };
+    // A key on a read only counts for read-your-writes if it is a real key,
+    // parsed exactly as on writes (which accept any case of `Bearer`).
+    let key = known_key(&headers, &state.keys);
     let required = state.consistency.required(&clients(key, addr)).max(token);
 
     // The cache never holds an entry older than an acknowledged write: each
