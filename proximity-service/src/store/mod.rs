@@ -176,6 +176,43 @@ pub struct Change {
     pub row: Option<PlaceRow>,
 }
 
+/// A `changes` row left-joined with its business: `(seq, business_id, name,
+/// category, lat, lng)`, the business columns all `NULL` once it is deleted.
+pub(crate) type ChangeRow = (
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+    Option<f64>,
+);
+
+/// The query of [`Repository::changes_since`] (binds `seq`, then `limit`;
+/// SQLite reads `$N` as the N-th parameter too).
+pub(crate) const CHANGES_SINCE_SQL: &str =
+    "SELECT c.seq, c.business_id, b.name, b.category, b.lat, b.lng \
+     FROM changes c LEFT JOIN businesses b ON b.id = c.business_id \
+     WHERE c.seq > $1 ORDER BY c.seq LIMIT $2";
+
+impl From<ChangeRow> for Change {
+    fn from((seq, id, name, category, lat, lng): ChangeRow) -> Change {
+        Change {
+            seq,
+            id,
+            row: match (name, category, lat, lng) {
+                (Some(name), Some(category), Some(lat), Some(lng)) => Some(PlaceRow {
+                    id,
+                    name,
+                    category,
+                    lat,
+                    lng,
+                }),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// The result of a write, with the WAL position a later read must reach to
 /// see it (Postgres only) and the change-feed sequence of the write (which
 /// orders it against every other write, see [`crate::sync::SharedIndex::apply`]).

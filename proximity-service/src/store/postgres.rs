@@ -23,8 +23,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::ConnectOptions;
 
 use super::{
-    forward_rows, map_err, BusinessRecord, Change, DbStatus, Lsn, NewRecord, PlaceRow, Repository,
-    RowSink, StoreError, StoreFuture, StoreHealth, StoreResult, Written,
+    forward_rows, map_err, BusinessRecord, Change, ChangeRow, DbStatus, Lsn, NewRecord, PlaceRow,
+    Repository, RowSink, StoreError, StoreFuture, StoreHealth, StoreResult, Written,
+    CHANGES_SINCE_SQL,
 };
 use crate::configuration::DatabaseSettings;
 
@@ -531,18 +532,8 @@ impl Repository for PgStore {
 
     fn changes_since(&self, seq: i64, limit: i64) -> StoreFuture<'_, Vec<Change>> {
         async move {
-            let sql = "SELECT c.seq, c.business_id, b.name, b.category, b.lat, b.lng \
-                       FROM changes c LEFT JOIN businesses b ON b.id = c.business_id \
-                       WHERE c.seq > $1 ORDER BY c.seq LIMIT $2";
-            type Row = (
-                i64,
-                i64,
-                Option<String>,
-                Option<String>,
-                Option<f64>,
-                Option<f64>,
-            );
-            let rows = match sqlx::query_as::<_, Row>(sql)
+            let sql = CHANGES_SINCE_SQL;
+            let rows = match sqlx::query_as::<_, ChangeRow>(sql)
                 .bind(seq)
                 .bind(limit)
                 .fetch_all(&self.primary.pool)
@@ -554,7 +545,7 @@ impl Repository for PgStore {
                     // change the primary shipped before it stopped.
                     let mut found = None;
                     for r in self.read_candidates(None) {
-                        if let Ok(rows) = sqlx::query_as::<_, Row>(sql)
+                        if let Ok(rows) = sqlx::query_as::<_, ChangeRow>(sql)
                             .bind(seq)
                             .bind(limit)
                             .fetch_all(&r.pool)
@@ -568,23 +559,7 @@ impl Repository for PgStore {
                 }
                 Err(e) => return Err(map_err("polling the change feed", e)),
             };
-            Ok(rows
-                .into_iter()
-                .map(|(seq, id, name, category, lat, lng)| Change {
-                    seq,
-                    id,
-                    row: match (name, category, lat, lng) {
-                        (Some(name), Some(category), Some(lat), Some(lng)) => Some(PlaceRow {
-                            id,
-                            name,
-                            category,
-                            lat,
-                            lng,
-                        }),
-                        _ => None,
-                    },
-                })
-                .collect())
+            Ok(rows.into_iter().map(Change::from).collect())
         }
         .boxed()
     }

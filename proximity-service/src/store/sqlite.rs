@@ -14,8 +14,8 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::{
-    forward_rows, map_err, BusinessRecord, Change, DbStatus, Lsn, NewRecord, PlaceRow, Repository,
-    RowSink, StoreFuture, StoreHealth, Written,
+    forward_rows, map_err, BusinessRecord, Change, ChangeRow, DbStatus, Lsn, NewRecord, PlaceRow,
+    Repository, RowSink, StoreFuture, StoreHealth, Written, CHANGES_SINCE_SQL,
 };
 
 /// Rows per INSERT statement (8 bound values each; SQLite allows 32766).
@@ -275,41 +275,13 @@ impl Repository for SqliteStore {
 
     fn changes_since(&self, seq: i64, limit: i64) -> StoreFuture<'_, Vec<Change>> {
         async move {
-            type Row = (
-                i64,
-                i64,
-                Option<String>,
-                Option<String>,
-                Option<f64>,
-                Option<f64>,
-            );
-            let rows = sqlx::query_as::<_, Row>(
-                "SELECT c.seq, c.business_id, b.name, b.category, b.lat, b.lng \
-                 FROM changes c LEFT JOIN businesses b ON b.id = c.business_id \
-                 WHERE c.seq > ? ORDER BY c.seq LIMIT ?",
-            )
-            .bind(seq)
-            .bind(limit)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(|e| map_err("polling the change feed", e))?;
-            Ok(rows
-                .into_iter()
-                .map(|(seq, id, name, category, lat, lng)| Change {
-                    seq,
-                    id,
-                    row: match (name, category, lat, lng) {
-                        (Some(name), Some(category), Some(lat), Some(lng)) => Some(PlaceRow {
-                            id,
-                            name,
-                            category,
-                            lat,
-                            lng,
-                        }),
-                        _ => None,
-                    },
-                })
-                .collect())
+            let rows = sqlx::query_as::<_, ChangeRow>(CHANGES_SINCE_SQL)
+                .bind(seq)
+                .bind(limit)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(|e| map_err("polling the change feed", e))?;
+            Ok(rows.into_iter().map(Change::from).collect())
         }
         .boxed()
     }
