@@ -1,7 +1,6 @@
 //! Longitude in degrees.
 
-use super::latitude::{quantise, DEGREE_SCALE};
-use super::DomainError;
+use super::{degrees, DomainError};
 use serde::{Deserialize, Serialize};
 
 /// A longitude in degrees: finite, within `-180..=180`, quantised to 1e-7 degree.
@@ -12,27 +11,17 @@ use serde::{Deserialize, Serialize};
 pub struct Longitude(f64);
 
 impl Longitude {
+    /// Largest accepted magnitude, in degrees.
+    const MAX: f64 = 180.0;
+
     /// Validates a longitude in degrees; the error names the field `lng`.
     pub fn parse(deg: f64) -> Result<Self, DomainError> {
-        if !deg.is_finite() {
-            return Err(DomainError::new("lng", "must be a finite number"));
-        }
-        if !(-180.0..=180.0).contains(&deg) {
-            return Err(DomainError::new(
-                "lng",
-                format!("must be between -180 and 180 degrees, got {deg}"),
-            ));
-        }
-        Ok(Self(quantise(deg)))
+        degrees::parse("lng", deg, Self::MAX).map(Self)
     }
 
     /// Parses a decimal string such as `"13.405"`.
     pub fn parse_str(s: &str) -> Result<Self, DomainError> {
-        let v: f64 = s
-            .trim()
-            .parse()
-            .map_err(|_| DomainError::new("lng", format!("not a number: {s:?}")))?;
-        Self::parse(v)
+        degrees::parse_str("lng", s, Self::MAX).map(Self)
     }
 
     /// The longitude in degrees.
@@ -42,13 +31,12 @@ impl Longitude {
 
     /// The longitude as an integer number of 1e-7 degrees (lossless).
     pub fn e7(self) -> i32 {
-        (self.0 * DEGREE_SCALE).round() as i32
+        degrees::to_e7(self.0)
     }
 
     /// Inverse of [`Longitude::e7`]; `None` when out of range.
     pub fn from_e7(e7: i32) -> Option<Self> {
-        let deg = f64::from(e7) / DEGREE_SCALE;
-        (-180.0..=180.0).contains(&deg).then_some(Self(deg))
+        degrees::from_e7(e7, Self::MAX).map(Self)
     }
 }
 
