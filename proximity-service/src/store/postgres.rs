@@ -183,6 +183,28 @@ impl PgStore {
     }
 }
 
+/// `rows` without the earlier rows of a repeated explicit id, in order: the
+/// last row wins, as on SQLite (Postgres refuses to upsert one row twice in
+/// a statement).
+fn last_row_per_id(rows: Vec<NewRecord>) -> Vec<NewRecord> {
+    let mut last = std::collections::HashMap::new();
+    for (i, id) in rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| Some((i, r.id?)))
+    {
+        last.insert(id, i);
+    }
+    if last.len() == rows.iter().filter(|r| r.id.is_some()).count() {
+        return rows;
+    }
+    rows.into_iter()
+        .enumerate()
+        .filter(|(i, r)| r.id.is_none_or(|id| last[&id] == *i))
+        .map(|(_, r)| r)
+        .collect()
+}
+
 const SELECT_BUSINESS: &str =
     "SELECT id, name, category, lat, lng, address, phone, hours FROM businesses WHERE id = $1";
 
@@ -447,6 +469,7 @@ impl Repository for PgStore {
     fn bulk_upsert(&self, rows: Vec<NewRecord>) -> StoreFuture<'_, u64> {
         async move {
             let what = "bulk-inserting businesses";
+            let rows = last_row_per_id(rows);
             let mut tx = self.write_tx(what).await?;
             let mut written = 0u64;
             let mut explicit_ids = false;

@@ -70,3 +70,46 @@ async fn pruned_feed_forces_a_reload_on_postgres() {
     let settings = pg_settings(&db.primary_url, &[], None);
     pruned_feed_forces_a_reload(store::open(&settings.database).await.unwrap()).await;
 }
+
+/// An import batch that names one id twice keeps the last row, on both
+/// stores (Postgres refuses to upsert one row twice in a statement).
+async fn a_repeated_id_in_one_batch_keeps_the_last_row(store: Arc<dyn Repository>) {
+    use proximity_service::domain::BusinessId;
+    let with_id = |name: &str| {
+        NewRecord::from_domain(
+            &NewBusiness::parse(&RawBusiness {
+                name: name.into(),
+                category: "cafe".into(),
+                lat: 30.0,
+                lng: 30.0,
+                ..RawBusiness::default()
+            })
+            .unwrap(),
+            Some(BusinessId::parse(7).unwrap()),
+        )
+    };
+    store
+        .bulk_upsert(vec![with_id("first"), record("other"), with_id("last")])
+        .await
+        .expect("a batch with a repeated id is imported");
+    let got = store.get(7, None).await.unwrap().expect("id 7 stored");
+    assert_eq!(got.name, "last");
+    assert_eq!(store.count().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_repeated_id_in_one_batch_keeps_the_last_row_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = base_settings();
+    settings.database.data_dir = Some(dir.path().to_path_buf());
+    a_repeated_id_in_one_batch_keeps_the_last_row(store::open(&settings.database).await.unwrap())
+        .await;
+}
+
+#[tokio::test]
+async fn a_repeated_id_in_one_batch_keeps_the_last_row_on_postgres() {
+    let db = harness::postgres().await.expect("postgres");
+    let settings = pg_settings(&db.primary_url, &[], None);
+    a_repeated_id_in_one_batch_keeps_the_last_row(store::open(&settings.database).await.unwrap())
+        .await;
+}
