@@ -52,9 +52,15 @@ pub async fn tasks(cloud: &Cloud, env: &Environment) -> Result<Vec<Arc<dyn Task<
         crate::resources::resolve_amis(cloud, env),
         cloud.prefetch(&needed)
     );
+    let account_id = if env.node_pools.is_empty() {
+        "*".to_string()
+    } else {
+        cloud.account_id().await?
+    };
     let target = crate::resources::Target {
         amis: amis?,
         emulator: cloud.is_emulator(),
+        account_id,
     };
     Ok(crate::resources::build_for(env, &target))
 }

@@ -15,8 +15,8 @@ pub struct InstanceProfile {
     /// Role and instance profile name.
     pub role_name: String,
     pub assume_policy: String,
-    /// The inline policy document (JSON), built when the account id is known.
-    pub policy: Box<dyn Fn(&str) -> String + Send + Sync>,
+    /// The inline policy document (JSON).
+    pub policy: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,9 +58,8 @@ impl Resource<Cloud> for InstanceProfile {
         &["id", "name"]
     }
     fn desired(&self, _: &Outputs) -> Result<ProfileState, TaskError> {
-        // The account id is resolved in `find`/`create`; the policy is compared there.
         Ok(ProfileState {
-            policy: serde_json::Value::Null,
+            policy: parse_policy(&self.policy),
         })
     }
     fn find<'a>(
@@ -76,19 +75,11 @@ impl Resource<Cloud> for InstanceProfile {
             {
                 return Ok(None);
             }
-            let account = cx.account_id().await?;
-            let want = parse_policy(&(self.policy)(&account));
-            let have = cx
+            let policy = cx
                 .iam_role_policy(&self.role_name, POLICY_NAME)
                 .await?
                 .map(|d| parse_policy(&d))
                 .unwrap_or(serde_json::Value::Null);
-            // Report the policy as unchanged (Null) when it matches, else show the actual one.
-            let policy = if have == want {
-                serde_json::Value::Null
-            } else {
-                have
-            };
             Ok(Some(Found {
                 state: ProfileState { policy },
                 outputs: [
@@ -105,13 +96,12 @@ impl Resource<Cloud> for InstanceProfile {
         _: &'a ProfileState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
-            let account = cx.account_id().await?;
             cx.create_node_role(
                 &self.name,
                 &self.role_name,
                 &self.assume_policy,
                 POLICY_NAME,
-                &(self.policy)(&account),
+                &self.policy,
             )
             .await?;
             Ok([
@@ -129,8 +119,7 @@ impl Resource<Cloud> for InstanceProfile {
         _: &'a [FieldChange],
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
-            let account = cx.account_id().await?;
-            cx.put_role_policy(&self.role_name, POLICY_NAME, &(self.policy)(&account))
+            cx.put_role_policy(&self.role_name, POLICY_NAME, &self.policy)
                 .await?;
             Ok(OutputMap::new())
         })

@@ -180,6 +180,8 @@ pub struct Target {
     pub amis: HashMap<String, String>,
     /// An emulator endpoint (instances never boot there).
     pub emulator: bool,
+    /// The AWS account (for ARNs in node policies); `*` when unknown.
+    pub account_id: String,
 }
 
 /// The tasks that converge `env` on real AWS. `amis`: pool name → AMI id.
@@ -189,6 +191,7 @@ pub fn build(env: &Environment, amis: &HashMap<String, String>) -> Vec<Arc<dyn T
         &Target {
             amis: amis.clone(),
             emulator: false,
+            account_id: "*".into(),
         },
     )
 }
@@ -469,16 +472,16 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
     for p in &env.node_pools {
         let profile = k("instance-profile", p.name.as_str());
         let role_name = aws_name(envname, p.name.as_str(), 64);
-        let env_c = env.clone();
         let role = p.role;
         tasks.push(task(iam::InstanceProfile {
             name: p.name.to_string(),
             role_name: role_name.clone(),
             assume_policy: crate::bootstrap::instance_assume_role_policy().to_string(),
-            policy: Box::new(move |account: &str| {
-                let scope = crate::bootstrap::PolicyScope::new(env_c.region.as_str(), account);
-                crate::bootstrap::instance_role_policy(&env_c, role, &scope).to_string()
-            }),
+            policy: {
+                let scope =
+                    crate::bootstrap::PolicyScope::new(env.region.as_str(), &target.account_id);
+                crate::bootstrap::instance_role_policy(env, role, &scope).to_string()
+            },
         }));
         let lt = k("launch-template", p.name.as_str());
         let (env_u, pool_u, nlb) = (env.clone(), p.clone(), nlb_key.clone());
