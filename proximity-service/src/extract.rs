@@ -136,12 +136,43 @@ pub fn parse_object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
         message: format!("the body is not valid JSON: {e}"),
     })?;
     match value {
-        Value::Object(map) => Ok(map),
+        Value::Object(map) => match first_repeated_key(body) {
+            // `Map` kept only the last value: an ambiguous body, refused.
+            Some(key) => Err(ApiError::validation(key, "is given more than once")),
+            None => Ok(map),
+        },
         _ => Err(ApiError::BadRequest {
             code: "malformed_json",
             message: "the body must be a JSON object".to_owned(),
         }),
     }
+}
+
+/// The first top-level key that `body` (a well-formed JSON object) repeats.
+fn first_repeated_key(body: &[u8]) -> Option<String> {
+    use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
+    struct Keys;
+    impl<'de> Visitor<'de> for Keys {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            let mut repeated = None;
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                if repeated.is_none() && !seen.insert(key.clone()) {
+                    repeated = Some(key);
+                }
+            }
+            Ok(repeated)
+        }
+    }
+    serde_json::Deserializer::from_slice(body)
+        .deserialize_map(Keys)
+        .ok()
+        .flatten()
 }
 
 /// A validated `{id}` path parameter.

@@ -177,6 +177,20 @@ async fn every_bad_business_body_is_a_400_naming_the_field_and_stores_nothing() 
         assert_error(&reply, 400, None, raw);
         assert_eq!(reply.body["error"]["code"], "malformed_json", "{raw}");
     }
+    // A field given twice is ambiguous (serde would silently keep the last).
+    for (raw, field) in [
+        (
+            r#"{"name":"a","category":"b","lat":1,"lng":2,"name":"c"}"#,
+            "name",
+        ),
+        (
+            r#"{"name":"a","category":"b","lat":1,"lng":2,"lat":3}"#,
+            "lat",
+        ),
+    ] {
+        let reply = send(&state, write(Method::POST, "/v1/businesses", raw)).await;
+        assert_error(&reply, 400, Some(field), raw);
+    }
     // Wrong or missing content type.
     for ct in [
         Some("text/plain"),
