@@ -15,9 +15,22 @@ impl Category {
     pub const MAX_CHARS: usize = 64;
 
     /// Validates and normalises a category; the error names the field `category`.
+    ///
+    /// The bound holds for the lower-cased form too (some letters lower-case to two
+    /// characters, e.g. `İ` → `i̇`), so a stored category always parses again.
     pub fn parse(s: &str) -> Result<Self, DomainError> {
-        let t = bounded_text("category", s, Self::MAX_CHARS)?;
-        Ok(Self(t.to_lowercase()))
+        let lower = bounded_text("category", s, Self::MAX_CHARS)?.to_lowercase();
+        let n = lower.chars().count();
+        if n > Self::MAX_CHARS {
+            return Err(DomainError::new(
+                "category",
+                format!(
+                    "must be at most {} characters once lower-cased, got {n}",
+                    Self::MAX_CHARS
+                ),
+            ));
+        }
+        Ok(Self(lower))
     }
 
     /// The normalised category.

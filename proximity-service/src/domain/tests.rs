@@ -73,6 +73,13 @@ fn category_is_normalised_and_bounded() {
     assert_eq!(field_of(Category::parse(&"x".repeat(65))), "category");
     assert!(Category::parse(&"é".repeat(64)).is_ok());
     assert_eq!(field_of(Category::parse("a\u{7}b")), "category");
+    // `İ` lower-cases to two characters: 40 of them are 80 once stored.
+    assert_eq!(field_of(Category::parse(&"İ".repeat(40))), "category");
+    // Whatever is accepted parses again to itself (it is read back from the database).
+    for ok in ["Café", &"İ".repeat(32), "ΣΑΣ", "ǅ"] {
+        let c = Category::parse(ok).unwrap();
+        assert_eq!(Category::parse(c.as_str()).unwrap(), c, "{ok}");
+    }
 }
 
 #[test]

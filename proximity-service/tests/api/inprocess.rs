@@ -143,6 +143,8 @@ async fn every_bad_business_body_is_a_400_naming_the_field_and_stores_nothing() 
         (without("category"), "category"),
         (with("category", json!("")), "category"),
         (with("category", json!("c".repeat(65))), "category"),
+        // 40 characters, 80 once lower-cased (`İ` → `i̇`): was stored, then a 500.
+        (with("category", json!("İ".repeat(40))), "category"),
         (without("lat"), "lat"),
         (with("lat", json!(90.5)), "lat"),
         (with("lat", json!(-90.5)), "lat"),
