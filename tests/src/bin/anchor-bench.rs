@@ -1177,6 +1177,20 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
+/// Busy CPU-seconds of the whole machine (all cores), from /proc/stat (USER_HZ = 100).
+fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = cpu
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    Some((total - idle) as f64 / 100.0)
+}
+
 fn parent_of(pid: &str) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -1217,6 +1231,7 @@ async fn run(plan: &RunPlan, queries: Arc<Vec<Query>>) -> Result<Value> {
         .and_then(|l| l.split_whitespace().next()?.parse().ok());
     let cpu0 = cpu_seconds("self").unwrap_or(0.0);
     let srv0 = plan.server_pid.map(tree_cpu_seconds);
+    let busy0 = machine_busy_seconds();
     let start = Instant::now();
     let (_clients, by_radius, errors) = drive(
         clients,
@@ -1229,6 +1244,7 @@ async fn run(plan: &RunPlan, queries: Arc<Vec<Query>>) -> Result<Value> {
     .await?;
     let wall = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds("self").unwrap_or(0.0) - cpu0;
+    let busy = machine_busy_seconds().zip(busy0).map(|(b, a)| b - a);
     let srv = plan
         .server_pid
         .map(tree_cpu_seconds)
@@ -1276,6 +1292,8 @@ async fn run(plan: &RunPlan, queries: Arc<Vec<Query>>) -> Result<Value> {
         "mean_ms": if done == 0 { 0.0 } else { hist.sum_ns as f64 / done as f64 / 1e6 },
         "gen_cpu_pct": 100.0 * cpu / wall,
         "server_cpu_pct": srv.map(|s| 100.0 * s / wall),
+        // Everything else the machine ran meanwhile: other users' work competing for the cores.
+        "other_cpu_pct": busy.zip(srv).map(|(b, s)| (100.0 * (b - s - cpu) / wall).max(0.0)),
         "loadavg_1m": loadavg_1m,
         "by_radius_m": by_radius,
     }))
@@ -1456,11 +1474,11 @@ fn report(results: &Path) -> Result<String> {
     }
     writeln!(
         s,
-        "| system | conns | generator | req/s | p50 ms | p99 ms | errors | generator CPU | server CPU | req/s per server core | load avg (1 min) | service ÷ this | precision | recall | ordered | exact | max distance error (abs / rel ≥ 100 m) | memory for data set | load time |"
+        "| system | conns | generator | req/s | p50 ms | p99 ms | errors | generator CPU | server CPU | other processes' CPU | req/s per server core | load avg (1 min) | service ÷ this | precision | recall | ordered | exact | max distance error (abs / rel ≥ 100 m) | memory for data set | load time |"
     )?;
     writeln!(
         s,
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     )?;
     let mut conn_counts: Vec<u64> = rows
         .iter()
@@ -1548,12 +1566,13 @@ fn report(results: &Path) -> Result<String> {
                 let errors: u64 = group.iter().filter_map(|g| g["errors"].as_u64()).sum();
                 writeln!(
                     s,
-                    "| {system} | {conns} | {generator} | {:.0}{range} | {:.2} | {:.2} | {errors} | {} | {} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {system} | {conns} | {generator} | {:.0}{range} | {:.2} | {:.2} | {errors} | {} | {} | {} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {} | {} |",
                     f(&r["rps"]),
                     f(&r["p50_ms"]),
                     f(&r["p99_ms"]),
                     pct(&r["gen_cpu_pct"]),
                     pct(&r["server_cpu_pct"]),
+                    pct(&r["other_cpu_pct"]),
                     match r["server_cpu_pct"].as_f64() {
                         Some(c) if c > 0.0 => format!("{:.0}", f(&r["rps"]) / (c / 100.0)),
                         _ => "—".to_owned(),
