@@ -433,7 +433,11 @@ impl Repository for PgStore {
                         tracing::warn!(replica = %r.name, "replica read failed; trying the next");
                         r.up.store(false, Ordering::Relaxed);
                     }
-                    Err(e) => return Err(map_err(what, e)),
+                    // E.g. a query cancelled by a recovery conflict: the next
+                    // replica or the primary can answer this read.
+                    Err(e) => {
+                        tracing::warn!(replica = %r.name, error = %e, "replica read failed; trying the next");
+                    }
                 }
             }
             match fetch_business(&self.primary.pool, id).await {
