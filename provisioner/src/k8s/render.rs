@@ -436,8 +436,9 @@ fn substitute(
     Ok(out)
 }
 
-/// 64-bit FNV-1a: a stable hash for names (not for security).
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// 64-bit FNV-1a: a stable hash for names (not for security). Also shortens AWS names
+/// ([`crate::resources::aws_name`]), which must not change between builds or toolchains.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })

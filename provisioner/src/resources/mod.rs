@@ -38,7 +38,6 @@ pub mod vpc;
 pub mod vpc_peering;
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::aws::route53::RecordSet;
@@ -69,15 +68,16 @@ pub(crate) fn by_name<T>(
         .find(|i| tags(i).get(TAG_NAME).is_some_and(|n| n == name))
 }
 
-/// An AWS name of at most `max` characters: `<env>-<name>`, shortened with a hash suffix.
+/// An AWS name of at most `max` characters: `<env>-<name>`, shortened with a hash suffix
+/// (the low 32 bits of its FNV-1a 64 hash, in hex).
 pub fn aws_name(env: &str, name: &str, max: usize) -> String {
     let full = format!("{env}-{name}");
     if full.len() <= max {
         return full;
     }
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    full.hash(&mut h);
-    let suffix = format!("{:08x}", h.finish() as u32);
+    // A fixed hash: a name that changed with the toolchain would replace load balancers and
+    // target groups (std's DefaultHasher makes no such promise).
+    let suffix = format!("{:08x}", crate::k8s::render::fnv1a(full.as_bytes()) as u32);
     let keep = max - suffix.len() - 1;
     let head = full[..keep].trim_end_matches('-');
     format!("{head}-{suffix}")
@@ -659,6 +659,17 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aws_name_hash_is_pinned() {
+        // FNV-1a 64 of "a-very-long-environment-name-another-long-name" is
+        // 0x45e8c075eca02c91 (computed independently); a change here renames, and so
+        // replaces, every shortened load balancer and target group.
+        assert_eq!(
+            aws_name("a-very-long-environment-name", "another-long-name", 32),
+            "a-very-long-environment-eca02c91"
+        );
+    }
 
     #[test]
     fn aws_names_fit() {
