@@ -5,7 +5,7 @@ use aws_sdk_iam::types::Tag;
 
 use super::Cloud;
 use crate::engine::retry::Consistency::{AfterCreate, Strong};
-use crate::engine::CloudError;
+use crate::engine::{CloudError, ErrorKind};
 
 #[derive(Debug, Clone)]
 pub struct RoleInfo {
@@ -105,7 +105,9 @@ impl Cloud {
                     .expect("key and value")
             })
             .collect();
-        let r = self
+        // Each step adopts what an earlier attempt did (a lost response, a crash between
+        // steps), but only under this environment's path: never someone else's role.
+        let arn = match self
             .call("iam:CreateRole", Strong, || {
                 self.iam
                     .create_role()
@@ -115,27 +117,107 @@ impl Cloud {
                     .set_tags(Some(tags.clone()))
                     .send()
             })
-            .await?;
-        let arn = r.role().map(|x| x.arn().to_string()).unwrap_or_default();
+            .await
+        {
+            Ok(r) => r.role().map(|x| x.arn().to_string()).unwrap_or_default(),
+            Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                let r = self
+                    .call("iam:GetRole", AfterCreate, || {
+                        self.iam.get_role().role_name(name).send()
+                    })
+                    .await?;
+                let role = r.role();
+                let path = role.map(|x| x.path()).unwrap_or_default();
+                self.check_owned_path("role", name, path, e)?;
+                role.map(|x| x.arn().to_string()).unwrap_or_default()
+            }
+            Err(e) => return Err(e),
+        };
         self.put_role_policy(name, policy_name, policy).await?;
-        self.call("iam:CreateInstanceProfile", Strong, || {
-            self.iam
-                .create_instance_profile()
-                .instance_profile_name(name)
-                .path(self.iam_path())
-                .set_tags(Some(tags.clone()))
-                .send()
-        })
-        .await?;
-        self.call("iam:AddRoleToInstanceProfile", AfterCreate, || {
-            self.iam
-                .add_role_to_instance_profile()
-                .instance_profile_name(name)
-                .role_name(name)
-                .send()
-        })
-        .await?;
+        let has_role = match self
+            .call("iam:CreateInstanceProfile", Strong, || {
+                self.iam
+                    .create_instance_profile()
+                    .instance_profile_name(name)
+                    .path(self.iam_path())
+                    .set_tags(Some(tags.clone()))
+                    .send()
+            })
+            .await
+        {
+            Ok(_) => false,
+            Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                let (path, roles) = self.instance_profile(name).await?;
+                self.check_owned_path("instance profile", name, &path, e)?;
+                roles.iter().any(|r| r == name)
+            }
+            Err(e) => return Err(e),
+        };
+        if !has_role {
+            let added = self
+                .call("iam:AddRoleToInstanceProfile", AfterCreate, || {
+                    self.iam
+                        .add_role_to_instance_profile()
+                        .instance_profile_name(name)
+                        .role_name(name)
+                        .send()
+                })
+                .await;
+            if let Err(e) = added {
+                // A retry after a lost response finds the role already in the profile.
+                let (_, roles) = self.instance_profile(name).await?;
+                if !roles.iter().any(|r| r == name) {
+                    return Err(e);
+                }
+            }
+        }
         Ok(arn)
+    }
+
+    /// Path and role names of one instance profile.
+    async fn instance_profile(&self, name: &str) -> Result<(String, Vec<String>), CloudError> {
+        let r = self
+            .call("iam:GetInstanceProfile", AfterCreate, || {
+                self.iam
+                    .get_instance_profile()
+                    .instance_profile_name(name)
+                    .send()
+            })
+            .await?;
+        Ok(r.instance_profile()
+            .map(|p| {
+                (
+                    p.path().to_string(),
+                    p.roles()
+                        .iter()
+                        .map(|r| r.role_name().to_string())
+                        .collect(),
+                )
+            })
+            .unwrap_or_default())
+    }
+
+    /// An IAM entity that already exists is adopted only if it is under this environment's
+    /// path; otherwise the original "already exists" error stands, naming whose it is not.
+    fn check_owned_path(
+        &self,
+        what: &str,
+        name: &str,
+        path: &str,
+        err: CloudError,
+    ) -> Result<(), CloudError> {
+        if path == self.iam_path() {
+            return Ok(());
+        }
+        Err(CloudError {
+            message: format!(
+                "{}; the existing {what} {name} has path {path:?}, not {:?}: not owned by environment {}, so it is not adopted",
+                err.message,
+                self.iam_path(),
+                self.env
+            ),
+            ..err
+        })
     }
 
     pub async fn put_role_policy(

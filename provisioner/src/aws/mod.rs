@@ -32,7 +32,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use tokio::sync::OnceCell;
 
-use crate::engine::retry::{with_retry, CallStats, Consistency, RetryPolicy};
+use crate::engine::retry::{with_retry_call, CallStats, Consistency, RetryPolicy};
 use crate::engine::CloudError;
 
 pub use errors::{classify, map_sdk_error};
@@ -259,7 +259,8 @@ impl Cloud {
         Fut: Future<Output = Result<T, SdkError<E, aws_smithy_runtime_api::http::Response>>>,
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        with_retry(&self.policy, &self.stats, consistency, || {
+        let idempotent = !creates_new_resource(op);
+        with_retry_call(&self.policy, &self.stats, consistency, idempotent, || {
             let fut = f();
             async move { fut.await.map_err(|e| map_sdk_error(op, e)) }
         })
@@ -292,6 +293,39 @@ impl Cloud {
             delay = (delay * 2).min(Duration::from_secs(15));
         }
     }
+}
+
+impl crate::engine::Rescan for Cloud {
+    fn rescan(&self) {
+        self.inventory.clear();
+    }
+}
+
+/// Creates that make a new resource (or fail with "already exists") each time they are sent.
+/// After a 5xx or a transport error such a call may have been done with only its response lost,
+/// so the retry policy does not re-send it; `ResourceTask` re-finds by tag (the resource was
+/// tagged at creation) and adopts what exists before creating again.
+pub fn creates_new_resource(op: &str) -> bool {
+    matches!(
+        op,
+        "ec2:CreateVpc"
+            | "ec2:CreateSubnet"
+            | "ec2:CreateInternetGateway"
+            | "ec2:AllocateAddress"
+            | "ec2:CreateNatGateway"
+            | "ec2:CreateRouteTable"
+            | "ec2:CreateSecurityGroup"
+            | "ec2:CreateLaunchTemplate"
+            | "ec2:CreateVpcPeeringConnection"
+            | "autoscaling:CreateAutoScalingGroup"
+            | "iam:CreateRole"
+            | "iam:CreateInstanceProfile"
+            // Idempotent on AWS (same name and settings, or the same CallerReference), but
+            // moto makes a second one; found again by tag (or caller reference).
+            | "elbv2:CreateLoadBalancer"
+            | "route53:CreateHostedZone"
+            | "route53:CreateHealthCheck"
+    )
 }
 
 /// Services a template may need.

@@ -29,7 +29,7 @@ pub mod teardown;
 pub use error::{CloudError, ErrorKind};
 pub use executor::{execute, ExecOptions, Report, TaskOutcome};
 pub use graph::Graph;
-pub use resource::{FieldChange, Found, Resource, ResourceTask};
+pub use resource::{FieldChange, Found, Rescan, Resource, ResourceTask};
 pub use task::{
     is_known, Action, Change, Mode, OutputMap, Outputs, Task, TaskError, TaskKey, UNKNOWN,
 };

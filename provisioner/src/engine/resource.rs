@@ -4,6 +4,7 @@
 use futures::future::BoxFuture;
 use serde::Serialize;
 
+use super::error::ErrorKind;
 use super::task::{
     is_known, Action, Change, FieldDiff, Mode, OutputMap, Outputs, Task, TaskError, TaskKey,
     TaskResult, UNKNOWN,
@@ -110,10 +111,76 @@ fn describe_changes(changes: &[FieldChange]) -> String {
     format!("drift: {}", parts.join("; "))
 }
 
+/// A cloud context whose cached finds can be dropped, so that the next `find` reads the cloud
+/// again (after a create whose outcome is unknown).
+pub trait Rescan {
+    fn rescan(&self);
+}
+
+/// How many times a create whose outcome is unknown is re-found and tried again.
+const CREATE_ATTEMPTS: u32 = 4;
+
+/// Did a failed create perhaps happen anyway (response lost: 5xx, transport error), or is
+/// there already something in the way (a lost create that was done, a crash after it)?
+fn create_outcome_unknown(e: &TaskError) -> Option<ErrorKind> {
+    match e {
+        TaskError::Cloud(c)
+            if matches!(
+                c.kind,
+                ErrorKind::ServerError | ErrorKind::Transport | ErrorKind::AlreadyExists
+            ) =>
+        {
+            Some(c.kind)
+        }
+        _ => None,
+    }
+}
+
+enum Created<S> {
+    Created(OutputMap),
+    /// The create had been done (its response was lost): the resource found by tag.
+    Adopted(Found<S>),
+}
+
+/// Create, idempotently: a create that failed in a way that may mean it was done (a lost
+/// response) is never re-sent blindly; the resource is found again by tag (it was tagged at
+/// creation) and adopted if it exists, and only created again if it does not.
+async fn create_or_adopt<C: Rescan + Sync, R: Resource<C>>(
+    r: &R,
+    cx: &C,
+    desired: &R::State,
+) -> Result<Created<R::State>, TaskError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let err = match r.create(cx, desired).await {
+            Ok(o) => return Ok(Created::Created(o)),
+            Err(e) => e,
+        };
+        let Some(kind) = create_outcome_unknown(&err) else {
+            return Err(err);
+        };
+        tracing::info!(
+            target: "provisioner::retry",
+            "{}: create failed ({err}); finding it by tag before trying again",
+            r.key()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt))).await;
+        cx.rescan();
+        if let Some(found) = r.find(cx, desired).await? {
+            return Ok(Created::Adopted(found));
+        }
+        // "Already exists" but nothing of ours is found: someone else's; never adopt it.
+        if kind == ErrorKind::AlreadyExists || attempt >= CREATE_ATTEMPTS {
+            return Err(err);
+        }
+    }
+}
+
 /// Adapter making any [`Resource`] a schedulable [`Task`].
 pub struct ResourceTask<R>(pub R);
 
-impl<C: Sync, R: Resource<C>> Task<C> for ResourceTask<R> {
+impl<C: Sync + Rescan, R: Resource<C>> Task<C> for ResourceTask<R> {
     fn key(&self) -> TaskKey {
         self.0.key()
     }
@@ -138,7 +205,19 @@ impl<C: Sync, R: Resource<C>> Task<C> for ResourceTask<R> {
                         key.name()
                     );
                     let outputs = match mode {
-                        Mode::Apply => r.create(cx, &desired).await?,
+                        Mode::Apply => match create_or_adopt(r, cx, &desired).await? {
+                            Created::Created(o) => o,
+                            Created::Adopted(actual) => {
+                                let mut res = existing(r, cx, key, actual, &desired, mode).await?;
+                                if res.change.action == Action::Unchanged {
+                                    res.change.action = Action::Create;
+                                    res.change.reason = format!(
+                                        "{reason}; created (its response was lost, found by tag)"
+                                    );
+                                }
+                                return Ok(res);
+                            }
+                        },
                         Mode::DryRun => r
                             .output_names()
                             .iter()
@@ -168,52 +247,63 @@ impl<C: Sync, R: Resource<C>> Task<C> for ResourceTask<R> {
                         outputs,
                     })
                 }
-                Some(actual) => {
-                    let changes = diff(&actual.state, &desired)?;
-                    if changes.is_empty() {
-                        return Ok(TaskResult {
-                            change: Change {
-                                key,
-                                action: Action::Unchanged,
-                                reason: String::new(),
-                                fields: Vec::new(),
-                            },
-                            outputs: actual.outputs,
-                        });
-                    }
-                    check_changes(&key, r.immutable_fields(), &changes)?;
-                    let outputs = match mode {
-                        Mode::Apply => {
-                            let mut o = actual.outputs.clone();
-                            o.extend(r.update(cx, &actual, &desired, &changes).await?);
-                            o
-                        }
-                        Mode::DryRun => actual.outputs.clone(),
-                    };
-                    // A change caused only by a not-yet-created reference is not drift.
-                    let reason = if changes.iter().all(|c| !is_known(&c.desired.to_string())) {
-                        "a referenced resource will be created".to_string()
-                    } else {
-                        describe_changes(&changes)
-                    };
-                    Ok(TaskResult {
-                        change: Change {
-                            key,
-                            action: Action::Update,
-                            reason,
-                            fields: changes,
-                        },
-                        outputs,
-                    })
-                }
+                Some(actual) => existing(r, cx, key, actual, &desired, mode).await,
             }
         })
     }
 }
 
+/// An existing resource: diff it against the desired state and update it if needed.
+async fn existing<C: Sync, R: Resource<C>>(
+    r: &R,
+    cx: &C,
+    key: TaskKey,
+    actual: Found<R::State>,
+    desired: &R::State,
+    mode: Mode,
+) -> Result<TaskResult, TaskError> {
+    let changes = diff(&actual.state, desired)?;
+    if changes.is_empty() {
+        return Ok(TaskResult {
+            change: Change {
+                key,
+                action: Action::Unchanged,
+                reason: String::new(),
+                fields: Vec::new(),
+            },
+            outputs: actual.outputs,
+        });
+    }
+    check_changes(&key, r.immutable_fields(), &changes)?;
+    let outputs = match mode {
+        Mode::Apply => {
+            let mut o = actual.outputs.clone();
+            o.extend(r.update(cx, &actual, desired, &changes).await?);
+            o
+        }
+        Mode::DryRun => actual.outputs.clone(),
+    };
+    // A change caused only by a not-yet-created reference is not drift.
+    let reason = if changes.iter().all(|c| !is_known(&c.desired.to_string())) {
+        "a referenced resource will be created".to_string()
+    } else {
+        describe_changes(&changes)
+    };
+    Ok(TaskResult {
+        change: Change {
+            key,
+            action: Action::Update,
+            reason,
+            fields: changes,
+        },
+        outputs,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::error::CloudError;
 
     #[derive(Serialize, Debug, Clone)]
     struct S {
@@ -260,5 +350,128 @@ mod tests {
             name: "z".into(),
         };
         check_changes(&key, &["cidr"], &diff(&a, &d2).unwrap()).unwrap();
+    }
+
+    /// A cloud with a cached describe (like `aws::Inventory`), where `create` is done but its
+    /// response lost `lose` times (5xx), or fails "already exists".
+    struct FakeCloud {
+        made: std::sync::Mutex<Vec<String>>,
+        cache: std::sync::Mutex<Option<Vec<String>>>,
+        creates: std::sync::atomic::AtomicU32,
+        fail: ErrorKind,
+        lose: u32,
+    }
+
+    impl FakeCloud {
+        fn new(fail: ErrorKind, lose: u32) -> Self {
+            Self {
+                made: Default::default(),
+                cache: Default::default(),
+                creates: Default::default(),
+                fail,
+                lose,
+            }
+        }
+    }
+
+    impl Rescan for FakeCloud {
+        fn rescan(&self) {
+            *self.cache.lock().unwrap() = None;
+        }
+    }
+
+    struct Thing;
+
+    impl Resource<FakeCloud> for Thing {
+        type State = S;
+        fn key(&self) -> TaskKey {
+            TaskKey::new("vpc", "main")
+        }
+        fn deps(&self) -> Vec<TaskKey> {
+            vec![]
+        }
+        fn desired(&self, _: &Outputs) -> Result<S, TaskError> {
+            Ok(S {
+                cidr: "10.0.0.0/16".into(),
+                name: "main".into(),
+            })
+        }
+        fn find<'a>(
+            &'a self,
+            cx: &'a FakeCloud,
+            d: &'a S,
+        ) -> BoxFuture<'a, Result<Option<Found<S>>, TaskError>> {
+            Box::pin(async move {
+                let mut cache = cx.cache.lock().unwrap();
+                let seen = cache.get_or_insert_with(|| cx.made.lock().unwrap().clone());
+                Ok(seen.first().map(|id| Found {
+                    state: d.clone(),
+                    outputs: [("id".to_string(), id.clone())].into(),
+                }))
+            })
+        }
+        fn create<'a>(
+            &'a self,
+            cx: &'a FakeCloud,
+            _: &'a S,
+        ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
+            Box::pin(async move {
+                let n = cx.creates.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if cx.fail == ErrorKind::AlreadyExists {
+                    return Err(CloudError::new(cx.fail, "ec2:CreateVpc", "Dup", "x").into());
+                }
+                let id = format!("vpc-{n}");
+                cx.made.lock().unwrap().push(id.clone());
+                if n < cx.lose {
+                    return Err(
+                        CloudError::new(cx.fail, "ec2:CreateVpc", "InternalError", "x").into(),
+                    );
+                }
+                Ok([("id".to_string(), id)].into())
+            })
+        }
+        fn update<'a>(
+            &'a self,
+            _: &'a FakeCloud,
+            _: &'a Found<S>,
+            _: &'a S,
+            _: &'a [FieldChange],
+        ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
+            Box::pin(async move { Ok(OutputMap::new()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_create_response_is_adopted_not_created_twice() {
+        let cx = FakeCloud::new(ErrorKind::ServerError, 1);
+        // The describe was cached before the create (as `up`'s prefetch does).
+        *cx.cache.lock().unwrap() = Some(vec![]);
+        let r = ResourceTask(Thing)
+            .run(&cx, &Outputs::default(), Mode::Apply)
+            .await
+            .unwrap();
+        assert_eq!(cx.creates.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(*cx.made.lock().unwrap(), vec!["vpc-0".to_string()]);
+        assert_eq!(r.outputs["id"], "vpc-0");
+        assert_eq!(r.change.action, Action::Create);
+        assert!(
+            r.change.reason.contains("found by tag"),
+            "{}",
+            r.change.reason
+        );
+    }
+
+    #[tokio::test]
+    async fn already_exists_with_nothing_of_ours_found_is_an_error() {
+        let cx = FakeCloud::new(ErrorKind::AlreadyExists, 0);
+        let err = ResourceTask(Thing)
+            .run(&cx, &Outputs::default(), Mode::Apply)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, TaskError::Cloud(c) if c.kind == ErrorKind::AlreadyExists),
+            "{err:?}"
+        );
+        assert_eq!(cx.creates.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -59,6 +59,18 @@ impl RetryPolicy {
         }
     }
 
+    /// [`Self::is_retryable`] for one call. A call that is not idempotent (a create that makes
+    /// a new resource each time it runs) is not retried after a 5xx or a transport error: the
+    /// call may have been done and only its response lost, so a blind retry would make a
+    /// duplicate. The caller re-finds by tag instead ([`crate::engine::ResourceTask`]).
+    /// Throttling and NotFound are rejections (nothing was done), so they stay retryable.
+    pub fn is_retryable_call(kind: ErrorKind, consistency: Consistency, idempotent: bool) -> bool {
+        if !idempotent && matches!(kind, ErrorKind::ServerError | ErrorKind::Transport) {
+            return false;
+        }
+        Self::is_retryable(kind, consistency)
+    }
+
     /// Upper bound of the wait before retry number `retry` (0-based): `min(cap, base * 2^retry)`.
     pub fn ceiling(&self, retry: u32) -> Duration {
         let mult = 1u64.checked_shl(retry.min(30)).unwrap_or(u64::MAX);
@@ -125,6 +137,22 @@ pub async fn with_retry<T, F, Fut>(
     policy: &RetryPolicy,
     stats: &CallStats,
     consistency: Consistency,
+    f: F,
+) -> Result<T, CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CloudError>>,
+{
+    with_retry_call(policy, stats, consistency, true, f).await
+}
+
+/// [`with_retry`] for a call that may not be idempotent (see
+/// [`RetryPolicy::is_retryable_call`]).
+pub async fn with_retry_call<T, F, Fut>(
+    policy: &RetryPolicy,
+    stats: &CallStats,
+    consistency: Consistency,
+    idempotent: bool,
     mut f: F,
 ) -> Result<T, CloudError>
 where
@@ -142,7 +170,7 @@ where
         match res {
             Ok(v) => return Ok(v),
             Err(e) => {
-                let retryable = RetryPolicy::is_retryable(e.kind, consistency);
+                let retryable = RetryPolicy::is_retryable_call(e.kind, consistency, idempotent);
                 if !retryable
                     || attempt >= policy.max_attempts
                     || start.elapsed() >= policy.deadline
@@ -189,6 +217,44 @@ mod tests {
         assert!(!RetryPolicy::is_retryable(InvalidRequest, AfterCreate));
         assert!(!RetryPolicy::is_retryable(DependencyViolation, Strong));
         assert!(!RetryPolicy::is_retryable(AccessDenied, Strong));
+    }
+
+    #[tokio::test]
+    async fn non_idempotent_call_is_not_retried_after_a_5xx_but_is_after_throttling() {
+        let stats = CallStats::default();
+        let n = AtomicU32::new(0);
+        let r: Result<(), _> =
+            with_retry_call(&fast(), &stats, Consistency::Strong, false, || async {
+                n.fetch_add(1, Ordering::SeqCst);
+                Err(err(ErrorKind::ServerError, "InternalError"))
+            })
+            .await;
+        assert_eq!(r.unwrap_err().kind, ErrorKind::ServerError);
+        assert_eq!(
+            n.load(Ordering::SeqCst),
+            1,
+            "a lost create must not be re-sent"
+        );
+        let n = AtomicU32::new(0);
+        let r = with_retry_call(&fast(), &stats, Consistency::AfterCreate, false, || async {
+            match n.fetch_add(1, Ordering::SeqCst) {
+                0 => Err(err(ErrorKind::Throttling, "RequestLimitExceeded")),
+                1 => Err(err(ErrorKind::NotFound, "InvalidVpcID.NotFound")),
+                _ => Ok(1),
+            }
+        })
+        .await;
+        assert_eq!(r.unwrap(), 1);
+        assert!(!RetryPolicy::is_retryable_call(
+            ErrorKind::Transport,
+            Consistency::Strong,
+            false
+        ));
+        assert!(RetryPolicy::is_retryable_call(
+            ErrorKind::Transport,
+            Consistency::Strong,
+            true
+        ));
     }
 
     #[test]

@@ -111,16 +111,8 @@ async fn up_and_down_converge_through_injected_faults() -> anyhow::Result<()> {
 /// the next `up` must adopt what exists and converge, without duplicates.
 #[tokio::test]
 async fn lost_responses_leave_nothing_the_next_up_cannot_adopt() -> anyhow::Result<()> {
-    // Known failing at the time of writing: a lost CreateVpc response is
-    // retried blindly and makes a second VPC; a lost iam:CreateRole leaves a
-    // role the next `up` does not adopt (EntityAlreadyExists). Opt in until
-    // the engine re-finds by tag before retrying a create.
-    if std::env::var_os("PROVISIONER_LOST_RESPONSE_TESTS").is_none() {
-        eprintln!(
-            "skipped: set PROVISIONER_LOST_RESPONSE_TESTS=1 (known failing: blind retry of creates after a lost response)"
-        );
-        return Ok(());
-    }
+    // Creates are never re-sent blindly after a 5xx: `ResourceTask` re-finds by tag and
+    // adopts; IAM adopts a role/profile under the environment's path.
     let emu = harness::emulator().await?;
     let aws = Aws::new(&emu.endpoint).await;
     let out = tempfile::tempdir()?;
@@ -178,6 +170,69 @@ async fn lost_responses_leave_nothing_the_next_up_cannot_adopt() -> anyhow::Resu
         "duplicates: {:?}",
         inv.duplicates()
     );
+    provisioner(&emu.endpoint, &["down", "-f", dev, "--yes"], limit)
+        .await?
+        .expect_code(0, "down");
+    assert_nothing_left(&aws, "dev").await
+}
+
+/// A crash between `iam:CreateRole` and `iam:CreateInstanceProfile` leaves a role and no
+/// profile: the next `up` adopts the role (it is under the environment's path). A role of
+/// the same name elsewhere is someone else's: `up` fails naming it and does not touch it.
+#[tokio::test]
+async fn a_role_left_by_a_crash_is_adopted_and_a_foreign_one_is_not() -> anyhow::Result<()> {
+    let emu = harness::emulator().await?;
+    let aws = Aws::new(&emu.endpoint).await;
+    let out = tempfile::tempdir()?;
+    let manifests = out.path().join("manifests");
+    let dev = template("dev.yaml");
+    let dev = dev.to_str().unwrap();
+    let up_args = [
+        "up",
+        "-f",
+        dev,
+        "--yes",
+        "--manifests-out",
+        manifests.to_str().unwrap(),
+    ];
+    let limit = Duration::from_secs(300);
+    let assume = provisioner::bootstrap::instance_assume_role_policy().to_string();
+    // What a crash right after CreateRole leaves: the role, under the env's path, no profile.
+    aws.iam
+        .create_role()
+        .role_name("dev-servers")
+        .path("/provisioner/dev/")
+        .assume_role_policy_document(&assume)
+        .send()
+        .await?;
+    // Someone else's role with the name the env wants for another pool.
+    aws.iam
+        .create_role()
+        .role_name("dev-agents")
+        .path("/")
+        .assume_role_policy_document(&assume)
+        .send()
+        .await?;
+    let refused = provisioner(&emu.endpoint, &up_args, limit).await?;
+    refused.expect_code(1, "up with a foreign role named like the env's");
+    assert!(
+        refused.text().contains("not owned by environment dev"),
+        "{}",
+        refused.text()
+    );
+    let foreign = aws.iam.get_role().role_name("dev-agents").send().await?;
+    assert_eq!(foreign.role().map(|r| r.path()), Some("/"));
+    aws.iam.delete_role().role_name("dev-agents").send().await?;
+
+    provisioner(&emu.endpoint, &up_args, limit)
+        .await?
+        .expect_code(0, "up adopting the role a crash left");
+    let inv = aws.inventory("dev").await?;
+    assert!(inv.duplicates().is_empty(), "{:?}", inv.duplicates());
+    assert_eq!(inv.count("instance-profile"), inv.count("iam-role"));
+    provisioner(&emu.endpoint, &["plan", "-f", dev], limit)
+        .await?
+        .expect_code(0, "plan after adopting");
     provisioner(&emu.endpoint, &["down", "-f", dev, "--yes"], limit)
         .await?
         .expect_code(0, "down");
