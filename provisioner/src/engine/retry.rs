@@ -1,6 +1,10 @@
 //! The one retry policy shared by every cloud call: exponential backoff with full jitter for
 //! throttling, 5xx, transport errors and eventual consistency ("NotFound" right after a
 //! create), plus counters of calls and retries for the summary and BENCHMARKS.md.
+//!
+//! A create that makes a new resource each time it runs (`aws::creates_new_resource`) is not
+//! re-sent after a 5xx or a transport error: its response may have been lost after it was
+//! done. `ResourceTask` finds it again by tag and adopts it before creating again.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
