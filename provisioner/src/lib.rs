@@ -6,5 +6,6 @@ pub mod emulator;
 pub mod engine;
 pub mod faultproxy;
 pub mod k8s;
+pub mod naming;
 pub mod resources;
 pub mod template;

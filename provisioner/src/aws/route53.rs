@@ -105,12 +105,10 @@ pub fn caller_ref(env: &str, logical: &str) -> String {
 
 /// Stable 12-hex-digit hash of a logical name (FNV-1a, so it never changes across builds).
 pub fn logical_hash(logical: &str) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in logical.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{:012x}", h & 0xffff_ffff_ffff)
+    format!(
+        "{:012x}",
+        crate::naming::fnv1a(logical.as_bytes()) & 0xffff_ffff_ffff
+    )
 }
 
 /// The logical-name hash of a caller reference made by [`caller_ref`] for `env`.

@@ -158,7 +158,10 @@ impl Workload {
     /// Name of the seed Job: `proximity-seed-` + a hash of what it imports with what.
     pub fn seed_job_name(&self) -> String {
         let inputs = format!("{}\n{}", self.image, seed_args().join(" "));
-        format!("proximity-seed-{:08x}", fnv1a(inputs.as_bytes()) as u32)
+        format!(
+            "proximity-seed-{:08x}",
+            crate::naming::fnv1a(inputs.as_bytes()) as u32
+        )
     }
 }
 
@@ -434,14 +437,6 @@ fn substitute(
     }
     out.push_str(rest);
     Ok(out)
-}
-
-/// 64-bit FNV-1a: a stable hash for names (not for security). Also shortens AWS names
-/// ([`crate::resources::aws_name`]), which must not change between builds or toolchains.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

@@ -77,7 +77,7 @@ pub fn aws_name(env: &str, name: &str, max: usize) -> String {
     }
     // A fixed hash: a name that changed with the toolchain would replace load balancers and
     // target groups (std's DefaultHasher makes no such promise).
-    let suffix = format!("{:08x}", crate::k8s::render::fnv1a(full.as_bytes()) as u32);
+    let suffix = format!("{:08x}", crate::naming::fnv1a(full.as_bytes()) as u32);
     let keep = max - suffix.len() - 1;
     let head = full[..keep].trim_end_matches('-');
     format!("{head}-{suffix}")
