@@ -88,7 +88,42 @@ fn forward(tg: &str) -> Action {
         .build()
 }
 
+/// An ELBv2 resource listed before its tags are known (ELBv2 describes return no tags).
+trait ElbTagged {
+    fn arn(&self) -> &str;
+    fn tags_mut(&mut self) -> &mut BTreeMap<String, String>;
+}
+
+impl ElbTagged for LbInfo {
+    fn arn(&self) -> &str {
+        &self.arn
+    }
+    fn tags_mut(&mut self) -> &mut BTreeMap<String, String> {
+        &mut self.tags
+    }
+}
+
+impl ElbTagged for TgInfo {
+    fn arn(&self) -> &str {
+        &self.arn
+    }
+    fn tags_mut(&mut self) -> &mut BTreeMap<String, String> {
+        &mut self.tags
+    }
+}
+
 impl Cloud {
+    /// Fills in the tags of `all` and keeps only what this environment owns.
+    async fn keep_owned<T: ElbTagged>(&self, mut all: Vec<T>) -> Result<Vec<T>, CloudError> {
+        let arns: Vec<String> = all.iter().map(|x| x.arn().to_string()).collect();
+        let tags = self.elb_tags(&arns).await?;
+        for x in &mut all {
+            *x.tags_mut() = tags.get(x.arn()).cloned().unwrap_or_default();
+        }
+        all.retain_mut(|x| x.tags_mut().get(TAG_ENV) == Some(&self.env));
+        Ok(all)
+    }
+
     /// Tags of ELBv2 resources, 20 ARNs per call.
     async fn elb_tags(
         &self,
@@ -172,13 +207,7 @@ impl Cloud {
                         break;
                     }
                 }
-                let arns: Vec<String> = all.iter().map(|l| l.arn.clone()).collect();
-                let tags = self.elb_tags(&arns).await?;
-                for lb in &mut all {
-                    lb.tags = tags.get(&lb.arn).cloned().unwrap_or_default();
-                }
-                all.retain(|l| l.tags.get(TAG_ENV) == Some(&self.env));
-                Ok(all)
+                self.keep_owned(all).await
             })
             .await
     }
@@ -365,13 +394,7 @@ impl Cloud {
                         break;
                     }
                 }
-                let arns: Vec<String> = all.iter().map(|l| l.arn.clone()).collect();
-                let tags = self.elb_tags(&arns).await?;
-                for t in &mut all {
-                    t.tags = tags.get(&t.arn).cloned().unwrap_or_default();
-                }
-                all.retain(|l| l.tags.get(TAG_ENV) == Some(&self.env));
-                Ok(all)
+                self.keep_owned(all).await
             })
             .await
     }
