@@ -46,6 +46,11 @@ pub struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace); `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// How many resources `plan` and `up` work on at once (1 = one after the other).
+    #[arg(long, global = true, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,6 +216,8 @@ pub struct Config {
     pub endpoint: Endpoint,
     pub profile: Option<String>,
     pub verbose: u8,
+    /// `--parallelism`: resources worked on at once.
+    pub parallelism: usize,
     pub output: OutputFormat,
     pub graph_format: GraphFormat,
     /// `--yes`, or implied on an emulator.
@@ -282,6 +289,7 @@ impl Config {
             },
             profile: cli.profile,
             verbose: cli.verbose,
+            parallelism: usize::from(cli.parallelism),
             output: OutputFormat::Text,
             graph_format: GraphFormat::Dot,
             yes: false,

@@ -107,53 +107,62 @@ impl Cloud {
             .collect();
         // Each step adopts what an earlier attempt did (a lost response, a crash between
         // steps), but only under this environment's path: never someone else's role.
-        let arn = match self
-            .call("iam:CreateRole", Strong, || {
-                self.iam
-                    .create_role()
-                    .role_name(name)
-                    .path(self.iam_path())
-                    .assume_role_policy_document(assume_policy)
-                    .set_tags(Some(tags.clone()))
-                    .send()
-            })
-            .await
-        {
-            Ok(r) => r.role().map(|x| x.arn().to_string()).unwrap_or_default(),
-            Err(e) if e.kind == ErrorKind::AlreadyExists => {
-                let r = self
-                    .call("iam:GetRole", AfterCreate, || {
-                        self.iam.get_role().role_name(name).send()
-                    })
-                    .await?;
-                let role = r.role();
-                let path = role.map(|x| x.path()).unwrap_or_default();
-                self.check_owned_path("role", name, path, e)?;
-                role.map(|x| x.arn().to_string()).unwrap_or_default()
+        // Two rounds: the role and the profile are independent, then the policy and the
+        // membership both need the role.
+        let role = async {
+            match self
+                .call("iam:CreateRole", Strong, || {
+                    self.iam
+                        .create_role()
+                        .role_name(name)
+                        .path(self.iam_path())
+                        .assume_role_policy_document(assume_policy)
+                        .set_tags(Some(tags.clone()))
+                        .send()
+                })
+                .await
+            {
+                Ok(r) => Ok(r.role().map(|x| x.arn().to_string()).unwrap_or_default()),
+                Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                    let r = self
+                        .call("iam:GetRole", AfterCreate, || {
+                            self.iam.get_role().role_name(name).send()
+                        })
+                        .await?;
+                    let role = r.role();
+                    let path = role.map(|x| x.path()).unwrap_or_default();
+                    self.check_owned_path("role", name, path, e)?;
+                    Ok(role.map(|x| x.arn().to_string()).unwrap_or_default())
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => return Err(e),
         };
-        self.put_role_policy(name, policy_name, policy).await?;
-        let has_role = match self
-            .call("iam:CreateInstanceProfile", Strong, || {
-                self.iam
-                    .create_instance_profile()
-                    .instance_profile_name(name)
-                    .path(self.iam_path())
-                    .set_tags(Some(tags.clone()))
-                    .send()
-            })
-            .await
-        {
-            Ok(_) => false,
-            Err(e) if e.kind == ErrorKind::AlreadyExists => {
-                let (path, roles) = self.instance_profile(name).await?;
-                self.check_owned_path("instance profile", name, &path, e)?;
-                roles.iter().any(|r| r == name)
+        let profile = async {
+            match self
+                .call("iam:CreateInstanceProfile", Strong, || {
+                    self.iam
+                        .create_instance_profile()
+                        .instance_profile_name(name)
+                        .path(self.iam_path())
+                        .set_tags(Some(tags.clone()))
+                        .send()
+                })
+                .await
+            {
+                Ok(_) => Ok(false),
+                Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                    let (path, roles) = self.instance_profile(name).await?;
+                    self.check_owned_path("instance profile", name, &path, e)?;
+                    Ok(roles.iter().any(|r| r == name))
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => return Err(e),
         };
-        if !has_role {
+        let (arn, has_role) = futures::try_join!(role, profile)?;
+        let add_role = async {
+            if has_role {
+                return Ok(());
+            }
             let added = self
                 .call("iam:AddRoleToInstanceProfile", AfterCreate, || {
                     self.iam
@@ -170,7 +179,9 @@ impl Cloud {
                     return Err(e);
                 }
             }
-        }
+            Ok(())
+        };
+        futures::try_join!(self.put_role_policy(name, policy_name, policy), add_role)?;
         Ok(arn)
     }
 

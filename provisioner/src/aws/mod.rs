@@ -118,6 +118,8 @@ pub struct Cloud {
     pub inventory: Inventory,
     /// How long waiters (NAT available, LB active, instances running) wait.
     pub wait_timeout: Duration,
+    /// How many tasks the engine runs at once (`--parallelism`).
+    pub parallelism: usize,
 }
 
 impl Cloud {
@@ -176,6 +178,7 @@ impl Cloud {
             stats: Arc::new(CallStats::default()),
             inventory: Inventory::default(),
             wait_timeout: Duration::from_secs(900),
+            parallelism: 16,
         })
     }
 

@@ -26,7 +26,9 @@ pub async fn connect(cfg: &Config) -> Result<Cloud> {
         endpoint_url: cfg.endpoint_url().map(String::from),
         profile: cfg.profile.clone(),
     };
-    Cloud::connect(&settings, cfg.env_name.as_str()).await
+    let mut cloud = Cloud::connect(&settings, cfg.env_name.as_str()).await?;
+    cloud.parallelism = cfg.parallelism;
+    Ok(cloud)
 }
 
 /// Services a template needs.
@@ -66,10 +68,10 @@ pub async fn tasks(cloud: &Cloud, env: &Environment) -> Result<Vec<Arc<dyn Task<
 }
 
 /// Options of a converge run.
-pub fn exec_options(mode: Mode) -> ExecOptions {
+pub fn exec_options(cloud: &Cloud, mode: Mode) -> ExecOptions {
     ExecOptions {
         mode,
-        concurrency: 16,
+        concurrency: cloud.parallelism.max(1),
         task_deadline: Duration::from_secs(1200),
         not_ready_pause: Duration::from_secs(2),
     }
@@ -100,9 +102,12 @@ pub async fn plan(cloud: &Cloud, env: &Environment) -> Result<PlanReport> {
     let calls_before = cloud.stats.calls();
     let retries_before = cloud.stats.retries();
     let tasks = tasks(cloud, env).await?;
-    let report = execute(cloud, &tasks, &exec_options(Mode::DryRun), &|_: Event<
-        '_,
-    >| {})
+    let report = execute(
+        cloud,
+        &tasks,
+        &exec_options(cloud, Mode::DryRun),
+        &|_: Event<'_>| {},
+    )
     .await
     .context("building the dependency graph")?;
     Ok(summarise(cloud, env, &report, calls_before, retries_before))

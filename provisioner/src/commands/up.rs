@@ -31,8 +31,14 @@ pub struct UpReport {
     pub depth: usize,
     /// Median duration of one API call attempt.
     pub median_call_ms: f64,
-    /// Wall time / (depth × median call latency): how close to the critical path `up` ran.
+    /// Wall time / ((1 + depth) × median call latency): how close to the critical path `up`
+    /// ran. The 1 is the level of batched describes every `find` waits on.
     pub critical_path_ratio: f64,
+    /// The describes, then the longest chain of dependent tasks weighted by how long each
+    /// actually took: the least any schedule could take with the latencies this run saw.
+    pub observed_critical_path_secs: f64,
+    /// `--parallelism`.
+    pub parallelism: usize,
 }
 
 /// Converge `env` (no prompt). `progress` gets one line per event.
@@ -45,6 +51,7 @@ pub async fn converge(
     cloud.inventory.clear();
     let (calls0, retries0) = (cloud.stats.calls(), cloud.stats.retries());
     let tasks = tasks(cloud, env).await?;
+    let describes = start.elapsed();
     let total = tasks.len();
     let done = AtomicUsize::new(0);
     let on_event = |e: Event<'_>| match e {
@@ -64,7 +71,7 @@ pub async fn converge(
             progress(format!("        {:<40} FAILED: {why}", k.as_str()))
         }
     };
-    let report = execute(cloud, &tasks, &exec_options(Mode::Apply), &on_event)
+    let report = execute(cloud, &tasks, &exec_options(cloud, Mode::Apply), &on_event)
         .await
         .context("building the dependency graph")?;
     let p = summarise(cloud, env, &report, calls0, retries0);
@@ -74,7 +81,7 @@ pub async fn converge(
         .median_latency()
         .map(|d| d.as_secs_f64())
         .unwrap_or_default();
-    let critical = report.depth as f64 * median;
+    let critical = (1 + report.depth) as f64 * median;
     Ok(UpReport {
         created: p.create,
         updated: p.update,
@@ -87,21 +94,25 @@ pub async fn converge(
         depth: report.depth,
         median_call_ms: median * 1000.0,
         critical_path_ratio: if critical > 0.0 { wall / critical } else { 0.0 },
+        observed_critical_path_secs: (describes + report.critical_path).as_secs_f64(),
+        parallelism: cloud.parallelism,
     })
 }
 
 pub fn render_summary(r: &UpReport) -> String {
     let mut s = format!(
-        "up: {} created, {} updated, {} unchanged in {:.1}s ({} API calls, {} retried; graph depth {}, median call {:.1}ms, wall/critical-path {:.1})\n",
+        "up: {} created, {} updated, {} unchanged in {:.2}s ({} API calls, {} retried; parallelism {}, graph depth 1+{}, median call {:.1}ms, wall/critical-path {:.2}; observed critical path {:.2}s)\n",
         r.created,
         r.updated,
         r.unchanged,
         r.wall_secs,
         r.api_calls,
         r.retries,
+        r.parallelism,
         r.depth,
         r.median_call_ms,
-        r.critical_path_ratio
+        r.critical_path_ratio,
+        r.observed_critical_path_secs
     );
     for line in &r.retried {
         s.push_str(&format!("  retried: {line}\n"));

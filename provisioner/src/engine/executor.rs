@@ -66,6 +66,10 @@ pub struct Report {
     pub elapsed: Duration,
     /// Layers of the dependency graph (critical path length).
     pub depth: usize,
+    /// The longest chain of dependent tasks, each weighted by how long it actually took:
+    /// the least any schedule could have taken with these call latencies. `elapsed` close to
+    /// it means the executor started every task as soon as its dependencies were done.
+    pub critical_path: Duration,
 }
 
 impl Report {
@@ -228,7 +232,25 @@ pub async fn execute<C: Sync>(
     }
     report.outputs = outputs;
     report.elapsed = started_at.elapsed();
+    report.critical_path = weighted_critical_path(&graph, &report.tasks)?;
     Ok(report)
+}
+
+/// The longest path through `graph` where each task weighs its measured `elapsed`.
+fn weighted_critical_path(graph: &Graph, tasks: &[TaskReport]) -> Result<Duration, GraphError> {
+    let took: BTreeMap<&TaskKey, Duration> = tasks.iter().map(|t| (&t.key, t.elapsed)).collect();
+    let mut finish: BTreeMap<TaskKey, Duration> = BTreeMap::new();
+    for key in graph.topo_order()? {
+        let ready = graph
+            .deps_of(&key)
+            .filter_map(|d| finish.get(d))
+            .max()
+            .copied()
+            .unwrap_or_default();
+        let own = took.get(&key).copied().unwrap_or_default();
+        finish.insert(key, ready + own);
+    }
+    Ok(finish.into_values().max().unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -334,6 +356,10 @@ mod tests {
         assert_eq!(log.last().unwrap(), "t/rt");
         assert_eq!(cx.peak.load(Ordering::SeqCst), 3, "a, b, c run at once");
         assert_eq!(r.depth, 3);
+        // vpc → (a | b | c) → rt: three 20 ms tasks one after the other, never more than
+        // the run itself took.
+        assert!(r.critical_path >= Duration::from_millis(60), "{r:?}");
+        assert!(r.critical_path <= r.elapsed, "{r:?}");
     }
 
     #[tokio::test]

@@ -210,19 +210,29 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
             name: v.name.to_string(),
             cidr: v.cidr.to_string(),
         }));
-        let igw = k("igw", v.name.as_str());
+        // Routes and NAT gateways go through the attached gateway: its `id` is the gateway's.
+        let igw = k("igw-attachment", v.name.as_str());
         if v.needs_internet_gateway() {
             tasks.push(task(internet_gateway::InternetGateway {
                 name: v.name.to_string(),
+            }));
+            tasks.push(task(internet_gateway::IgwAttachment {
+                name: v.name.to_string(),
+                igw: k("igw", v.name.as_str()),
                 vpc: vpc.clone(),
             }));
         }
         for s in &v.subnets {
+            let name = format!("{}-{}", v.name, s.name);
             tasks.push(task(subnet::Subnet {
-                name: format!("{}-{}", v.name, s.name),
+                name: name.clone(),
                 vpc: vpc.clone(),
                 cidr: s.cidr.to_string(),
                 az: env.region.az_name(s.az_index).unwrap_or_default(),
+            }));
+            tasks.push(task(subnet::SubnetPublicIp {
+                name: name.clone(),
+                subnet: k("subnet", &name),
                 public: s.kind == SubnetKind::Public,
             }));
         }
@@ -273,11 +283,20 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
                     }
                 }
             }
+            let table = k("route-table", &sid);
             tasks.push(task(route_table::RouteTable {
                 name: sid.clone(),
                 vpc: vpc.clone(),
-                subnets: vec![k("subnet", &sid)],
+            }));
+            tasks.push(task(route_table::Routes {
+                name: sid.clone(),
+                table: table.clone(),
                 routes,
+            }));
+            tasks.push(task(route_table::RouteTableAssociations {
+                name: sid.clone(),
+                table,
+                subnets: vec![k("subnet", &sid)],
             }));
         }
     }
@@ -516,11 +535,19 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
             instance_tags,
         }));
         let subnets = subnets_of(&p.vpc, p.subnets);
-        let rts: Vec<TaskKey> = env
+        // Instances boot with their egress routed and (in public subnets) a public address.
+        let network: Vec<TaskKey> = env
             .vpc(&p.vpc)
             .into_iter()
             .flat_map(|v| v.subnets_of(p.subnets))
-            .map(|s| k("route-table", &format!("{}-{}", p.vpc, s.name)))
+            .flat_map(|s| {
+                let id = format!("{}-{}", p.vpc, s.name);
+                [
+                    k("routes", &id),
+                    k("rt-assoc", &id),
+                    k("subnet-public-ip", &id),
+                ]
+            })
             .collect();
         tasks.push(task(autoscaling_group::AutoScalingGroup {
             name: p.name.to_string(),
@@ -532,7 +559,7 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
                 .filter(|(pool, _)| pool == p.name.as_str())
                 .map(|(_, t)| t.clone())
                 .collect(),
-            extra_deps: rts,
+            extra_deps: network,
             min: p.min as i32,
             max: p.max as i32,
             desired: p.desired as i32,
@@ -692,11 +719,28 @@ mod tests {
         let order = g.topo_order().unwrap();
         let pos = |s: &str| order.iter().position(|x| x.as_str() == s).unwrap();
         assert!(pos("vpc/main") < pos("subnet/main-public-a"));
-        assert!(pos("nat/main-public-a") < pos("route-table/main-private-b"));
         assert!(pos("sg/k3s-nodes") < pos("sg-rules/k3s-nodes"));
         assert!(pos("target-group/web-service") < pos("asg/agents"));
         assert!(pos("nlb/k8s-api") < pos("launch-template/servers"));
-        assert!(pos("route-table/main-private-a") < pos("asg/servers"));
+        assert!(pos("routes/main-private-a") < pos("asg/servers"));
+        assert!(pos("rt-assoc/main-private-a") < pos("asg/servers"));
+        assert!(pos("nat/main-public-a") < pos("routes/main-private-b"));
+        assert!(pos("igw-attachment/main") < pos("nat/main-public-a"));
+        assert!(pos("igw-attachment/main") < pos("routes/main-public-a"));
+        // The new split keeps slow steps off each other's path.
+        let deps_of = |s: &str| {
+            tasks
+                .iter()
+                .find(|t| t.key().as_str() == s)
+                .unwrap()
+                .deps()
+                .iter()
+                .map(|d| d.as_str().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(deps_of("route-table/main-private-a"), ["vpc/main"]);
+        assert!(deps_of("igw/main").is_empty());
+        assert!(!deps_of("nat/main-public-a").contains(&"subnet-public-ip/main-public-a".into()));
         let rounds = g.teardown_rounds().unwrap();
         let round = |s: &str| {
             rounds
@@ -704,7 +748,10 @@ mod tests {
                 .position(|r| r.iter().any(|x| x.as_str() == s))
                 .unwrap()
         };
-        assert!(round("igw/main") < round("vpc/main"));
+        assert!(round("igw-attachment/main") < round("vpc/main"));
+        assert!(round("igw-attachment/main") < round("igw/main"));
+        assert!(round("rt-assoc/main-private-a") < round("subnet/main-private-a"));
+        assert!(round("routes/main-private-a") < round("nat/main-public-a"));
         assert!(round("asg/servers") < round("subnet/main-private-a"));
         assert!(round("sg-rules/k3s-agent") < round("sg/alb"));
     }

@@ -1,4 +1,7 @@
-//! Subnet. VPC, CIDR and AZ are immutable; public subnets map public IPs on launch.
+//! Subnet (VPC, CIDR and AZ are immutable), and its public-IP-on-launch attribute as a task of
+//! its own (`subnet-public-ip/<name>`): `CreateSubnet` cannot set it, and a NAT gateway or a
+//! load balancer in the subnet does not need it, so it stays off their path. As a task with
+//! its own find/diff it is also re-applied to a subnet adopted after a lost create response.
 
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -13,7 +16,6 @@ pub struct Subnet {
     pub vpc: TaskKey,
     pub cidr: String,
     pub az: String,
-    pub public: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -21,7 +23,6 @@ pub struct SubnetState {
     pub vpc_id: String,
     pub cidr: String,
     pub az: String,
-    pub map_public_ip: bool,
 }
 
 impl Resource<Cloud> for Subnet {
@@ -43,7 +44,6 @@ impl Resource<Cloud> for Subnet {
             vpc_id: i.id(&self.vpc)?,
             cidr: self.cidr.clone(),
             az: self.az.clone(),
-            map_public_ip: self.public,
         })
     }
     fn find<'a>(
@@ -61,7 +61,6 @@ impl Resource<Cloud> for Subnet {
                         vpc_id: s.vpc_id,
                         cidr: s.cidr.clone(),
                         az: s.az,
-                        map_public_ip: s.map_public_ip,
                     },
                     outputs: [("id".into(), s.id), ("cidr".into(), s.cidr)].into(),
                 }),
@@ -77,9 +76,6 @@ impl Resource<Cloud> for Subnet {
             let id = cx
                 .create_subnet(&self.name, &d.vpc_id, &d.cidr, &d.az)
                 .await?;
-            if d.map_public_ip {
-                cx.set_subnet_public_ip(&id, true).await?;
-            }
             let mut o = out_id(&id);
             o.insert("cidr".into(), d.cidr.clone());
             Ok(o)
@@ -87,13 +83,93 @@ impl Resource<Cloud> for Subnet {
     }
     fn update<'a>(
         &'a self,
+        _: &'a Cloud,
+        _: &'a Found<SubnetState>,
+        _: &'a SubnetState,
+        _: &'a [FieldChange],
+    ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
+        // Every managed field is immutable: check_changes rejected any diff already.
+        Box::pin(async move { Ok(OutputMap::new()) })
+    }
+}
+
+/// `MapPublicIpOnLaunch` of one subnet: on for public subnets (instances there get a public
+/// address), off for private ones (drift either way is shown and repaired).
+pub struct SubnetPublicIp {
+    /// The subnet's logical name.
+    pub name: String,
+    pub subnet: TaskKey,
+    pub public: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PublicIpState {
+    #[serde(skip)]
+    pub subnet_id: String,
+    pub map_public_ip: bool,
+}
+
+impl Resource<Cloud> for SubnetPublicIp {
+    type State = PublicIpState;
+    fn key(&self) -> TaskKey {
+        TaskKey::new("subnet-public-ip", &self.name)
+    }
+    fn deps(&self) -> Vec<TaskKey> {
+        vec![self.subnet.clone()]
+    }
+    fn desired(&self, i: &Outputs) -> Result<PublicIpState, TaskError> {
+        Ok(PublicIpState {
+            subnet_id: i.id(&self.subnet)?,
+            map_public_ip: self.public,
+        })
+    }
+    fn find<'a>(
+        &'a self,
         cx: &'a Cloud,
-        a: &'a Found<SubnetState>,
-        d: &'a SubnetState,
+        d: &'a PublicIpState,
+    ) -> BoxFuture<'a, Result<Option<Found<PublicIpState>>, TaskError>> {
+        Box::pin(async move {
+            if !known(&d.subnet_id) {
+                return Ok(None);
+            }
+            // A subnet created earlier in this run is not in the cached describe: it has the
+            // default (off), which `create` below starts from.
+            Ok(cx
+                .subnets()
+                .await?
+                .into_iter()
+                .find(|s| s.id == d.subnet_id)
+                .map(|s| Found {
+                    state: PublicIpState {
+                        subnet_id: s.id.clone(),
+                        map_public_ip: s.map_public_ip,
+                    },
+                    outputs: out_id(&s.id),
+                }))
+        })
+    }
+    fn create<'a>(
+        &'a self,
+        cx: &'a Cloud,
+        d: &'a PublicIpState,
+    ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
+        Box::pin(async move {
+            // A new subnet maps no public addresses: only "on" needs a call.
+            if d.map_public_ip {
+                cx.set_subnet_public_ip(&d.subnet_id, true).await?;
+            }
+            Ok(out_id(&d.subnet_id))
+        })
+    }
+    fn update<'a>(
+        &'a self,
+        cx: &'a Cloud,
+        _: &'a Found<PublicIpState>,
+        d: &'a PublicIpState,
         _: &'a [FieldChange],
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
-            cx.set_subnet_public_ip(&a.outputs["id"], d.map_public_ip)
+            cx.set_subnet_public_ip(&d.subnet_id, d.map_public_ip)
                 .await?;
             Ok(OutputMap::new())
         })

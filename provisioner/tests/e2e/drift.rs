@@ -1,5 +1,6 @@
 //! Drift: a route, a security-group rule and a DNS record deleted behind the provisioner's
-//! back show up in `plan` (each with its reason), `up` repairs them, and `plan` is clean
+//! back, and a public subnet's public-IP attribute and the internet gateway's attachment
+//! undone, show up in `plan` (each with its reason), `up` repairs them, and `plan` is clean
 //! again. An immutable change (a subnet's AZ) is rejected by the plan, naming the field.
 
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange};
@@ -71,7 +72,39 @@ async fn drift_is_planned_and_repaired() {
         .send()
         .await
         .unwrap();
-    // 3. one weighted DNS record
+    // 3. a public subnet no longer maps public addresses, and the internet gateway is detached
+    let public = ec2
+        .describe_subnets()
+        .filters(by_name("main-public-b"))
+        .send()
+        .await
+        .unwrap();
+    let subnet_id = public.subnets()[0].subnet_id().unwrap().to_string();
+    assert_eq!(public.subnets()[0].map_public_ip_on_launch(), Some(true));
+    ec2.modify_subnet_attribute()
+        .subnet_id(&subnet_id)
+        .map_public_ip_on_launch(
+            aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                .value(false)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let igw = ec2
+        .describe_internet_gateways()
+        .filters(by_name("main"))
+        .send()
+        .await
+        .unwrap();
+    let igw = &igw.internet_gateways()[0];
+    ec2.detach_internet_gateway()
+        .internet_gateway_id(igw.internet_gateway_id().unwrap())
+        .vpc_id(igw.attachments()[0].vpc_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    // 4. one weighted DNS record
     let r53 = aws_sdk_route53::Client::new(&conf);
     let zone = r53
         .list_hosted_zones_by_name()
@@ -120,7 +153,7 @@ async fn drift_is_planned_and_repaired() {
             .find(|c| c.key.as_str() == k)
             .unwrap_or_else(|| panic!("{k} missing from plan:\n{text}"))
     };
-    let route = find("route-table/main-private-a");
+    let route = find("routes/main-private-a");
     assert_eq!(route.action, Action::Update, "{text}");
     assert!(route.reason.contains("routes"), "{text}");
     let rules = find("sg-rules/alb");
@@ -128,15 +161,28 @@ async fn drift_is_planned_and_repaired() {
     assert!(rules.reason.contains("ingress"), "{text}");
     let rec = find("record/search.dev.proximity.internal-A-blue");
     assert_eq!(rec.action, Action::Create, "{text}");
+    let public_ip = find("subnet-public-ip/main-public-b");
+    assert_eq!(public_ip.action, Action::Update, "{text}");
+    assert!(public_ip.reason.contains("map_public_ip"), "{text}");
+    let attachment = find("igw-attachment/main");
+    assert_eq!(attachment.action, Action::Update, "{text}");
+    assert!(attachment.reason.contains("attached_vpc"), "{text}");
     assert_eq!(
         p.create + p.update,
-        3,
+        5,
         "only the drifted resources:\n{text}"
     );
 
     let fix = up::converge(&cloud, &env, &no_progress()).await.unwrap();
     assert!(fix.errors.is_empty(), "{:?}", fix.errors);
-    assert_eq!((fix.created, fix.updated), (1, 2));
+    assert_eq!((fix.created, fix.updated), (1, 4));
+    let repaired = ec2
+        .describe_subnets()
+        .subnet_ids(&subnet_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repaired.subnets()[0].map_public_ip_on_launch(), Some(true));
     let p = plan::plan(&cloud, &env).await.unwrap();
     assert!(!p.has_changes(), "{}", plan::render_text(&p));
 }

@@ -29,7 +29,18 @@ fn cases() -> Vec<(&'static str, String, &'static [&'static str])> {
         (
             "vpc, subnets, igw, nat + eip, route tables",
             format!("{HEAD}{NETWORK}"),
-            &["vpc/", "subnet/", "igw/", "eip/", "nat/", "route-table/"],
+            &[
+                "vpc/",
+                "subnet/",
+                "subnet-public-ip/",
+                "igw/",
+                "igw-attachment/",
+                "eip/",
+                "nat/",
+                "route-table/",
+                "routes/",
+                "rt-assoc/",
+            ],
         ),
         (
             "vpc peering with routes on both sides",

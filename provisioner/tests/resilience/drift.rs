@@ -131,7 +131,7 @@ async fn drift_shows_in_plan_and_up_repairs_it() -> anyhow::Result<()> {
         .map(|c| c["key"].as_str().unwrap_or("").to_owned())
         .collect();
     for key in [
-        "route-table/main-private-a",
+        "routes/main-private-a",
         "sg-rules/postgres-nodes",
         "record/k8s.dev.proximity.internal-A",
     ] {
