@@ -1,6 +1,7 @@
 //! Auto Scaling groups (found with one `DescribeAutoScalingGroups` filtered by tag).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use aws_sdk_autoscaling::types::{Filter, LaunchTemplateSpecification, Tag};
 
@@ -36,8 +37,36 @@ pub struct AsgInfo {
     pub tags: BTreeMap<String, String>,
 }
 
-impl Cloud {
-    pub async fn auto_scaling_groups(&self) -> Result<Vec<AsgInfo>, CloudError> {
+/// Auto Scaling groups, with the waiter for instances in service.
+pub trait AutoScalingGroups: Send + Sync {
+    fn auto_scaling_groups(&self) -> impl Future<Output = Result<Vec<AsgInfo>, CloudError>> + Send;
+    fn create_auto_scaling_group(
+        &self,
+        name: &str,
+        aws_name: &str,
+        spec: &AsgSpec,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn update_auto_scaling_group(
+        &self,
+        aws_name: &str,
+        actual: &AsgSpec,
+        spec: &AsgSpec,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Waiter: at least `desired` instances `InService` (real AWS: minutes; moto: at once).
+    fn wait_asg_in_service(
+        &self,
+        aws_name: &str,
+        desired: i32,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Force-delete (terminates its instances), then wait until it is gone.
+    fn delete_auto_scaling_group(
+        &self,
+        aws_name: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+impl AutoScalingGroups for Cloud {
+    async fn auto_scaling_groups(&self) -> Result<Vec<AsgInfo>, CloudError> {
         self.inventory
             .cached("asg:groups", || async {
                 let r = self
@@ -101,7 +130,7 @@ impl Cloud {
             .await
     }
 
-    pub async fn create_auto_scaling_group(
+    async fn create_auto_scaling_group(
         &self,
         name: &str,
         aws_name: &str,
@@ -142,7 +171,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn update_auto_scaling_group(
+    async fn update_auto_scaling_group(
         &self,
         aws_name: &str,
         actual: &AsgSpec,
@@ -200,12 +229,7 @@ impl Cloud {
         Ok(())
     }
 
-    /// Waiter: at least `desired` instances `InService` (real AWS: minutes; moto: at once).
-    pub async fn wait_asg_in_service(
-        &self,
-        aws_name: &str,
-        desired: i32,
-    ) -> Result<(), CloudError> {
+    async fn wait_asg_in_service(&self, aws_name: &str, desired: i32) -> Result<(), CloudError> {
         if desired <= 0 {
             return Ok(());
         }
@@ -235,8 +259,7 @@ impl Cloud {
         .await
     }
 
-    /// Force-delete (terminates its instances), then wait until it is gone.
-    pub async fn delete_auto_scaling_group(&self, aws_name: &str) -> Result<(), CloudError> {
+    async fn delete_auto_scaling_group(&self, aws_name: &str) -> Result<(), CloudError> {
         self.call("autoscaling:DeleteAutoScalingGroup", Strong, || {
             self.asg
                 .delete_auto_scaling_group()

@@ -3,6 +3,7 @@
 //! `tag:provisioner:env` filter, re-checked client side (some emulators ignore tag filters).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, DomainType, Filter, IpPermission, IpRange,
@@ -186,20 +187,205 @@ fn to_permission(r: &RuleInfo) -> IpPermission {
     b.build()
 }
 
-impl Cloud {
-    fn env_filter(&self) -> Filter {
-        Filter::builder()
-            .name(format!("tag:{TAG_ENV}"))
-            .values(&self.env)
-            .build()
-    }
+/// VPCs of this environment.
+pub trait Vpcs: Send + Sync {
+    fn vpcs(&self) -> impl Future<Output = Result<Vec<VpcInfo>, CloudError>> + Send;
+    fn create_vpc(
+        &self,
+        name: &str,
+        cidr: &str,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    fn delete_vpc(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
 
-    fn mine(&self, tags: &BTreeMap<String, String>) -> bool {
-        tags.get(TAG_ENV).is_some_and(|v| v == &self.env)
-    }
+/// Subnets and their public-IP-on-launch attribute.
+pub trait Subnets: Send + Sync {
+    fn subnets(&self) -> impl Future<Output = Result<Vec<SubnetInfo>, CloudError>> + Send;
+    fn create_subnet(
+        &self,
+        name: &str,
+        vpc_id: &str,
+        cidr: &str,
+        az: &str,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    fn set_subnet_public_ip(
+        &self,
+        id: &str,
+        on: bool,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_subnet(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
 
-    // ---- VPC ----
-    pub async fn vpcs(&self) -> Result<Vec<VpcInfo>, CloudError> {
+/// Internet gateways and their VPC attachments.
+pub trait InternetGateways: Send + Sync {
+    fn internet_gateways(&self) -> impl Future<Output = Result<Vec<IgwInfo>, CloudError>> + Send;
+    fn create_internet_gateway(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    fn attach_internet_gateway(
+        &self,
+        igw: &str,
+        vpc: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn detach_internet_gateway(
+        &self,
+        igw: &str,
+        vpc: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_internet_gateway(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// Elastic IP addresses (for NAT gateways).
+pub trait ElasticIps: Send + Sync {
+    fn elastic_ips(&self) -> impl Future<Output = Result<Vec<EipInfo>, CloudError>> + Send;
+    fn allocate_eip(&self, name: &str) -> impl Future<Output = Result<String, CloudError>> + Send;
+    fn release_eip(
+        &self,
+        allocation_id: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// NAT gateways, with the waiter for `available`.
+pub trait NatGateways: Send + Sync {
+    fn nat_gateways(&self) -> impl Future<Output = Result<Vec<NatInfo>, CloudError>> + Send;
+    fn create_nat_gateway(
+        &self,
+        name: &str,
+        subnet: &str,
+        allocation_id: &str,
+    ) -> impl Future<Output = Result<(String, String), CloudError>> + Send;
+    /// State of one NAT gateway (`pending`, `available`, `deleting`, `deleted`, `failed`).
+    fn nat_gateway_state(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    /// Waiter: NAT gateway `available` (fails early on `failed`).
+    fn wait_nat_available(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_nat_gateway(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// Route tables, their routes and subnet associations.
+pub trait RouteTables: Send + Sync {
+    fn route_tables(&self) -> impl Future<Output = Result<Vec<RouteTableInfo>, CloudError>> + Send;
+    fn create_route_table(
+        &self,
+        name: &str,
+        vpc: &str,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    fn create_route(
+        &self,
+        rtb: &str,
+        route: &RouteInfo,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_route(
+        &self,
+        rtb: &str,
+        destination: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn associate_route_table(
+        &self,
+        rtb: &str,
+        subnet: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn disassociate_route_table(
+        &self,
+        association: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_route_table(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// Security groups and their ingress rules.
+pub trait SecurityGroups: Send + Sync {
+    fn security_groups(&self) -> impl Future<Output = Result<Vec<SgInfo>, CloudError>> + Send;
+    fn create_security_group(
+        &self,
+        name: &str,
+        group_name: &str,
+        description: &str,
+        vpc: &str,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    fn authorize_ingress(
+        &self,
+        sg: &str,
+        rules: &[RuleInfo],
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn revoke_ingress(
+        &self,
+        sg: &str,
+        rules: &[RuleInfo],
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_security_group(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// Launch templates (IMDSv2 required, user-data, tags for instances).
+pub trait LaunchTemplates: Send + Sync {
+    fn launch_templates(
+        &self,
+    ) -> impl Future<Output = Result<Vec<LaunchTemplateInfo>, CloudError>> + Send;
+    fn launch_template_data(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<LaunchTemplateData>, CloudError>> + Send;
+    fn create_launch_template(
+        &self,
+        name: &str,
+        template_name: &str,
+        data: &LaunchTemplateData,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    /// A new version, made the default.
+    fn update_launch_template(
+        &self,
+        id: &str,
+        data: &LaunchTemplateData,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_launch_template(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// VPC peering connections.
+pub trait Peerings: Send + Sync {
+    fn peerings(&self) -> impl Future<Output = Result<Vec<PeeringInfo>, CloudError>> + Send;
+    fn create_peering(
+        &self,
+        name: &str,
+        requester: &str,
+        accepter: &str,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    fn accept_peering(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_peering(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// What teardown and `status` look at beyond the tasks: network interfaces, instances, and every tagged EC2 id.
+pub trait Leftovers: Send + Sync {
+    /// Network interfaces in the given subnets (untagged children of owned subnets).
+    fn enis_in_subnets(
+        &self,
+        subnets: &[String],
+    ) -> impl Future<Output = Result<Vec<EniInfo>, CloudError>> + Send;
+    fn delete_eni(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Instances tagged for this environment (launched by its Auto Scaling groups).
+    fn instances(&self) -> impl Future<Output = Result<Vec<InstanceInfo>, CloudError>> + Send;
+    fn terminate_instances(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Every resource id in this env by `describe-tags` (used to count leftovers).
+    fn tagged_resource_ids(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, CloudError>> + Send;
+}
+
+impl Vpcs for Cloud {
+    async fn vpcs(&self) -> Result<Vec<VpcInfo>, CloudError> {
         self.inventory
             .cached("ec2:vpcs", || async {
                 let out = self
@@ -221,7 +407,7 @@ impl Cloud {
             .await
     }
 
-    pub async fn create_vpc(&self, name: &str, cidr: &str) -> Result<String, CloudError> {
+    async fn create_vpc(&self, name: &str, cidr: &str) -> Result<String, CloudError> {
         let out = self
             .call("ec2:CreateVpc", Strong, || {
                 self.ec2
@@ -257,16 +443,17 @@ impl Cloud {
         Ok(id)
     }
 
-    pub async fn delete_vpc(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_vpc(&self, id: &str) -> Result<(), CloudError> {
         self.call("ec2:DeleteVpc", Strong, || {
             self.ec2.delete_vpc().vpc_id(id).send()
         })
         .await
         .map(|_| ())
     }
+}
 
-    // ---- Subnets ----
-    pub async fn subnets(&self) -> Result<Vec<SubnetInfo>, CloudError> {
+impl Subnets for Cloud {
+    async fn subnets(&self) -> Result<Vec<SubnetInfo>, CloudError> {
         self.inventory
             .cached("ec2:subnets", || async {
                 let out = self
@@ -294,7 +481,7 @@ impl Cloud {
             .await
     }
 
-    pub async fn create_subnet(
+    async fn create_subnet(
         &self,
         name: &str,
         vpc_id: &str,
@@ -319,7 +506,7 @@ impl Cloud {
             .to_string())
     }
 
-    pub async fn set_subnet_public_ip(&self, id: &str, on: bool) -> Result<(), CloudError> {
+    async fn set_subnet_public_ip(&self, id: &str, on: bool) -> Result<(), CloudError> {
         self.call("ec2:ModifySubnetAttribute", AfterCreate, || {
             self.ec2
                 .modify_subnet_attribute()
@@ -331,16 +518,17 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn delete_subnet(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_subnet(&self, id: &str) -> Result<(), CloudError> {
         self.call("ec2:DeleteSubnet", Strong, || {
             self.ec2.delete_subnet().subnet_id(id).send()
         })
         .await
         .map(|_| ())
     }
+}
 
-    // ---- Internet gateways ----
-    pub async fn internet_gateways(&self) -> Result<Vec<IgwInfo>, CloudError> {
+impl InternetGateways for Cloud {
+    async fn internet_gateways(&self) -> Result<Vec<IgwInfo>, CloudError> {
         self.inventory
             .cached("ec2:igws", || async {
                 let out = self
@@ -369,7 +557,7 @@ impl Cloud {
             .await
     }
 
-    pub async fn create_internet_gateway(&self, name: &str) -> Result<String, CloudError> {
+    async fn create_internet_gateway(&self, name: &str) -> Result<String, CloudError> {
         let out = self
             .call("ec2:CreateInternetGateway", Strong, || {
                 self.ec2
@@ -385,7 +573,7 @@ impl Cloud {
             .to_string())
     }
 
-    pub async fn attach_internet_gateway(&self, igw: &str, vpc: &str) -> Result<(), CloudError> {
+    async fn attach_internet_gateway(&self, igw: &str, vpc: &str) -> Result<(), CloudError> {
         self.call("ec2:AttachInternetGateway", AfterCreate, || {
             self.ec2
                 .attach_internet_gateway()
@@ -397,7 +585,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn detach_internet_gateway(&self, igw: &str, vpc: &str) -> Result<(), CloudError> {
+    async fn detach_internet_gateway(&self, igw: &str, vpc: &str) -> Result<(), CloudError> {
         self.call("ec2:DetachInternetGateway", Strong, || {
             self.ec2
                 .detach_internet_gateway()
@@ -409,7 +597,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn delete_internet_gateway(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_internet_gateway(&self, id: &str) -> Result<(), CloudError> {
         self.call("ec2:DeleteInternetGateway", Strong, || {
             self.ec2
                 .delete_internet_gateway()
@@ -419,9 +607,10 @@ impl Cloud {
         .await
         .map(|_| ())
     }
+}
 
-    // ---- Elastic IPs ----
-    pub async fn elastic_ips(&self) -> Result<Vec<EipInfo>, CloudError> {
+impl ElasticIps for Cloud {
+    async fn elastic_ips(&self) -> Result<Vec<EipInfo>, CloudError> {
         self.inventory
             .cached("ec2:eips", || async {
                 let out = self
@@ -447,7 +636,7 @@ impl Cloud {
             .await
     }
 
-    pub async fn allocate_eip(&self, name: &str) -> Result<String, CloudError> {
+    async fn allocate_eip(&self, name: &str) -> Result<String, CloudError> {
         let out = self
             .call("ec2:AllocateAddress", Strong, || {
                 self.ec2
@@ -463,7 +652,7 @@ impl Cloud {
             .to_string())
     }
 
-    pub async fn release_eip(&self, allocation_id: &str) -> Result<(), CloudError> {
+    async fn release_eip(&self, allocation_id: &str) -> Result<(), CloudError> {
         self.call("ec2:ReleaseAddress", Strong, || {
             self.ec2
                 .release_address()
@@ -473,9 +662,10 @@ impl Cloud {
         .await
         .map(|_| ())
     }
+}
 
-    // ---- NAT gateways ----
-    pub async fn nat_gateways(&self) -> Result<Vec<NatInfo>, CloudError> {
+impl NatGateways for Cloud {
+    async fn nat_gateways(&self) -> Result<Vec<NatInfo>, CloudError> {
         self.inventory
             .cached("ec2:nats", || async {
                 let out = self
@@ -496,7 +686,7 @@ impl Cloud {
             .await
     }
 
-    pub async fn create_nat_gateway(
+    async fn create_nat_gateway(
         &self,
         name: &str,
         subnet: &str,
@@ -523,8 +713,7 @@ impl Cloud {
         Ok((id, nat_info(n).state))
     }
 
-    /// State of one NAT gateway (`pending`, `available`, `deleting`, `deleted`, `failed`).
-    pub async fn nat_gateway_state(&self, id: &str) -> Result<String, CloudError> {
+    async fn nat_gateway_state(&self, id: &str) -> Result<String, CloudError> {
         let out = self
             .call("ec2:DescribeNatGateways", AfterCreate, || {
                 self.ec2.describe_nat_gateways().nat_gateway_ids(id).send()
@@ -537,8 +726,7 @@ impl Cloud {
             .unwrap_or_else(|| "deleted".into()))
     }
 
-    /// Waiter: NAT gateway `available` (fails early on `failed`).
-    pub async fn wait_nat_available(&self, id: &str) -> Result<(), CloudError> {
+    async fn wait_nat_available(&self, id: &str) -> Result<(), CloudError> {
         self.wait_for(&format!("NAT gateway {id} available"), || async {
             match self.nat_gateway_state(id).await?.as_str() {
                 "available" => Ok(Some(())),
@@ -554,7 +742,7 @@ impl Cloud {
         .await
     }
 
-    pub async fn delete_nat_gateway(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_nat_gateway(&self, id: &str) -> Result<(), CloudError> {
         self.call("ec2:DeleteNatGateway", Strong, || {
             self.ec2.delete_nat_gateway().nat_gateway_id(id).send()
         })
@@ -565,9 +753,10 @@ impl Cloud {
         })
         .await
     }
+}
 
-    // ---- Route tables ----
-    pub async fn route_tables(&self) -> Result<Vec<RouteTableInfo>, CloudError> {
+impl RouteTables for Cloud {
+    async fn route_tables(&self) -> Result<Vec<RouteTableInfo>, CloudError> {
         self.inventory
             .cached("ec2:rtbs", || async {
                 let out = self
@@ -618,7 +807,7 @@ impl Cloud {
             .await
     }
 
-    pub async fn create_route_table(&self, name: &str, vpc: &str) -> Result<String, CloudError> {
+    async fn create_route_table(&self, name: &str, vpc: &str) -> Result<String, CloudError> {
         let out = self
             .call("ec2:CreateRouteTable", AfterCreate, || {
                 self.ec2
@@ -635,7 +824,7 @@ impl Cloud {
             .to_string())
     }
 
-    pub async fn create_route(&self, rtb: &str, route: &RouteInfo) -> Result<(), CloudError> {
+    async fn create_route(&self, rtb: &str, route: &RouteInfo) -> Result<(), CloudError> {
         self.call("ec2:CreateRoute", AfterCreate, || {
             let b = self
                 .ec2
@@ -655,7 +844,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn delete_route(&self, rtb: &str, destination: &str) -> Result<(), CloudError> {
+    async fn delete_route(&self, rtb: &str, destination: &str) -> Result<(), CloudError> {
         self.call("ec2:DeleteRoute", Strong, || {
             self.ec2
                 .delete_route()
@@ -667,7 +856,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn associate_route_table(&self, rtb: &str, subnet: &str) -> Result<(), CloudError> {
+    async fn associate_route_table(&self, rtb: &str, subnet: &str) -> Result<(), CloudError> {
         self.call("ec2:AssociateRouteTable", AfterCreate, || {
             self.ec2
                 .associate_route_table()
@@ -679,7 +868,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn disassociate_route_table(&self, association: &str) -> Result<(), CloudError> {
+    async fn disassociate_route_table(&self, association: &str) -> Result<(), CloudError> {
         self.call("ec2:DisassociateRouteTable", Strong, || {
             self.ec2
                 .disassociate_route_table()
@@ -690,16 +879,17 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn delete_route_table(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_route_table(&self, id: &str) -> Result<(), CloudError> {
         self.call("ec2:DeleteRouteTable", Strong, || {
             self.ec2.delete_route_table().route_table_id(id).send()
         })
         .await
         .map(|_| ())
     }
+}
 
-    // ---- Security groups ----
-    pub async fn security_groups(&self) -> Result<Vec<SgInfo>, CloudError> {
+impl SecurityGroups for Cloud {
+    async fn security_groups(&self) -> Result<Vec<SgInfo>, CloudError> {
         self.inventory
             .cached("ec2:sgs", || async {
                 let out = self
@@ -756,7 +946,7 @@ impl Cloud {
             .await
     }
 
-    pub async fn create_security_group(
+    async fn create_security_group(
         &self,
         name: &str,
         group_name: &str,
@@ -780,7 +970,7 @@ impl Cloud {
             .to_string())
     }
 
-    pub async fn authorize_ingress(&self, sg: &str, rules: &[RuleInfo]) -> Result<(), CloudError> {
+    async fn authorize_ingress(&self, sg: &str, rules: &[RuleInfo]) -> Result<(), CloudError> {
         if rules.is_empty() {
             return Ok(());
         }
@@ -799,7 +989,7 @@ impl Cloud {
         }
     }
 
-    pub async fn revoke_ingress(&self, sg: &str, rules: &[RuleInfo]) -> Result<(), CloudError> {
+    async fn revoke_ingress(&self, sg: &str, rules: &[RuleInfo]) -> Result<(), CloudError> {
         if rules.is_empty() {
             return Ok(());
         }
@@ -814,16 +1004,17 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn delete_security_group(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_security_group(&self, id: &str) -> Result<(), CloudError> {
         self.call("ec2:DeleteSecurityGroup", Strong, || {
             self.ec2.delete_security_group().group_id(id).send()
         })
         .await
         .map(|_| ())
     }
+}
 
-    // ---- Launch templates ----
-    pub async fn launch_templates(&self) -> Result<Vec<LaunchTemplateInfo>, CloudError> {
+impl LaunchTemplates for Cloud {
+    async fn launch_templates(&self) -> Result<Vec<LaunchTemplateInfo>, CloudError> {
         self.inventory
             .cached("ec2:lts", || async {
                 let out = self
@@ -849,7 +1040,7 @@ impl Cloud {
             .await
     }
 
-    pub async fn launch_template_data(
+    async fn launch_template_data(
         &self,
         id: &str,
     ) -> Result<Option<LaunchTemplateData>, CloudError> {
@@ -904,42 +1095,7 @@ impl Cloud {
         }))
     }
 
-    fn lt_request(data: &LaunchTemplateData) -> RequestLaunchTemplateData {
-        let mut it =
-            LaunchTemplateTagSpecificationRequest::builder().resource_type(ResourceType::Instance);
-        for (k, v) in &data.instance_tags {
-            it = it.tags(Tag::builder().key(k).value(v).build());
-        }
-        let mut b = RequestLaunchTemplateData::builder()
-            .image_id(&data.image_id)
-            .instance_type(aws_sdk_ec2::types::InstanceType::from(
-                data.instance_type.as_str(),
-            ))
-            .user_data(&data.user_data)
-            .set_security_group_ids(Some(data.security_group_ids.clone()))
-            .metadata_options(
-                LaunchTemplateInstanceMetadataOptionsRequest::builder()
-                    .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::Enabled)
-                    .http_tokens(if data.http_tokens_required {
-                        LaunchTemplateHttpTokensState::Required
-                    } else {
-                        LaunchTemplateHttpTokensState::Optional
-                    })
-                    .http_put_response_hop_limit(data.hop_limit)
-                    .build(),
-            )
-            .tag_specifications(it.build());
-        if let Some(p) = &data.instance_profile {
-            b = b.iam_instance_profile(
-                LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
-                    .name(p)
-                    .build(),
-            );
-        }
-        b.build()
-    }
-
-    pub async fn create_launch_template(
+    async fn create_launch_template(
         &self,
         name: &str,
         template_name: &str,
@@ -962,8 +1118,7 @@ impl Cloud {
             .to_string())
     }
 
-    /// A new version, made the default.
-    pub async fn update_launch_template(
+    async fn update_launch_template(
         &self,
         id: &str,
         data: &LaunchTemplateData,
@@ -992,7 +1147,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn delete_launch_template(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_launch_template(&self, id: &str) -> Result<(), CloudError> {
         self.call("ec2:DeleteLaunchTemplate", Strong, || {
             self.ec2
                 .delete_launch_template()
@@ -1002,9 +1157,10 @@ impl Cloud {
         .await
         .map(|_| ())
     }
+}
 
-    // ---- VPC peering ----
-    pub async fn peerings(&self) -> Result<Vec<PeeringInfo>, CloudError> {
+impl Peerings for Cloud {
+    async fn peerings(&self) -> Result<Vec<PeeringInfo>, CloudError> {
         self.inventory
             .cached("ec2:pcx", || async {
                 let out = self
@@ -1044,7 +1200,7 @@ impl Cloud {
             .await
     }
 
-    pub async fn create_peering(
+    async fn create_peering(
         &self,
         name: &str,
         requester: &str,
@@ -1067,7 +1223,7 @@ impl Cloud {
             .to_string())
     }
 
-    pub async fn accept_peering(&self, id: &str) -> Result<(), CloudError> {
+    async fn accept_peering(&self, id: &str) -> Result<(), CloudError> {
         self.call("ec2:AcceptVpcPeeringConnection", AfterCreate, || {
             self.ec2
                 .accept_vpc_peering_connection()
@@ -1078,7 +1234,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn delete_peering(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_peering(&self, id: &str) -> Result<(), CloudError> {
         self.call("ec2:DeleteVpcPeeringConnection", Strong, || {
             self.ec2
                 .delete_vpc_peering_connection()
@@ -1088,10 +1244,10 @@ impl Cloud {
         .await
         .map(|_| ())
     }
+}
 
-    // ---- ENIs and instances (teardown, status) ----
-    /// Network interfaces in the given subnets (untagged children of owned subnets).
-    pub async fn enis_in_subnets(&self, subnets: &[String]) -> Result<Vec<EniInfo>, CloudError> {
+impl Leftovers for Cloud {
+    async fn enis_in_subnets(&self, subnets: &[String]) -> Result<Vec<EniInfo>, CloudError> {
         if subnets.is_empty() {
             return Ok(Vec::new());
         }
@@ -1132,7 +1288,7 @@ impl Cloud {
             .collect())
     }
 
-    pub async fn delete_eni(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_eni(&self, id: &str) -> Result<(), CloudError> {
         self.call("ec2:DeleteNetworkInterface", Strong, || {
             self.ec2
                 .delete_network_interface()
@@ -1143,8 +1299,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    /// Instances tagged for this environment (launched by its Auto Scaling groups).
-    pub async fn instances(&self) -> Result<Vec<InstanceInfo>, CloudError> {
+    async fn instances(&self) -> Result<Vec<InstanceInfo>, CloudError> {
         let out = self
             .call("ec2:DescribeInstances", Strong, || {
                 self.ec2
@@ -1172,7 +1327,7 @@ impl Cloud {
             .collect())
     }
 
-    pub async fn terminate_instances(&self, ids: &[String]) -> Result<(), CloudError> {
+    async fn terminate_instances(&self, ids: &[String]) -> Result<(), CloudError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -1186,8 +1341,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    /// Every resource id in this env by `describe-tags` (used to count leftovers).
-    pub async fn tagged_resource_ids(&self) -> Result<Vec<(String, String)>, CloudError> {
+    async fn tagged_resource_ids(&self) -> Result<Vec<(String, String)>, CloudError> {
         let out = self
             .call("ec2:DescribeTags", Strong, || {
                 self.ec2
@@ -1209,6 +1363,54 @@ impl Cloud {
                 )
             })
             .collect())
+    }
+}
+
+impl Cloud {
+    fn env_filter(&self) -> Filter {
+        Filter::builder()
+            .name(format!("tag:{TAG_ENV}"))
+            .values(&self.env)
+            .build()
+    }
+
+    fn mine(&self, tags: &BTreeMap<String, String>) -> bool {
+        tags.get(TAG_ENV).is_some_and(|v| v == &self.env)
+    }
+
+    fn lt_request(data: &LaunchTemplateData) -> RequestLaunchTemplateData {
+        let mut it =
+            LaunchTemplateTagSpecificationRequest::builder().resource_type(ResourceType::Instance);
+        for (k, v) in &data.instance_tags {
+            it = it.tags(Tag::builder().key(k).value(v).build());
+        }
+        let mut b = RequestLaunchTemplateData::builder()
+            .image_id(&data.image_id)
+            .instance_type(aws_sdk_ec2::types::InstanceType::from(
+                data.instance_type.as_str(),
+            ))
+            .user_data(&data.user_data)
+            .set_security_group_ids(Some(data.security_group_ids.clone()))
+            .metadata_options(
+                LaunchTemplateInstanceMetadataOptionsRequest::builder()
+                    .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::Enabled)
+                    .http_tokens(if data.http_tokens_required {
+                        LaunchTemplateHttpTokensState::Required
+                    } else {
+                        LaunchTemplateHttpTokensState::Optional
+                    })
+                    .http_put_response_hop_limit(data.hop_limit)
+                    .build(),
+            )
+            .tag_specifications(it.build());
+        if let Some(p) = &data.instance_profile {
+            b = b.iam_instance_profile(
+                LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
+                    .name(p)
+                    .build(),
+            );
+        }
+        b.build()
     }
 }
 

@@ -3,6 +3,7 @@
 //! all of them in batches of 20 (`DescribeTags`), keeping only this environment's.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, LoadBalancerSchemeEnum, LoadBalancerTypeEnum, Matcher, ProtocolEnum,
@@ -112,44 +113,90 @@ impl ElbTagged for TgInfo {
     }
 }
 
-impl Cloud {
-    /// Fills in the tags of `all` and keeps only what this environment owns.
-    async fn keep_owned<T: ElbTagged>(&self, mut all: Vec<T>) -> Result<Vec<T>, CloudError> {
-        let arns: Vec<String> = all.iter().map(|x| x.arn().to_string()).collect();
-        let tags = self.elb_tags(&arns).await?;
-        for x in &mut all {
-            *x.tags_mut() = tags.get(x.arn()).cloned().unwrap_or_default();
-        }
-        all.retain_mut(|x| x.tags_mut().get(TAG_ENV) == Some(&self.env));
-        Ok(all)
-    }
-
-    /// Tags of ELBv2 resources, 20 ARNs per call.
-    async fn elb_tags(
+/// Application and network load balancers, with the waiter for `active`.
+pub trait LoadBalancers: Send + Sync {
+    fn load_balancers(&self) -> impl Future<Output = Result<Vec<LbInfo>, CloudError>> + Send;
+    fn create_load_balancer(
         &self,
-        arns: &[String],
-    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, CloudError> {
-        let mut out = BTreeMap::new();
-        for chunk in arns.chunks(20) {
-            let r = self
-                .call("elbv2:DescribeTags", Strong, || {
-                    self.elb
-                        .describe_tags()
-                        .set_resource_arns(Some(chunk.to_vec()))
-                        .send()
-                })
-                .await?;
-            for d in r.tag_descriptions() {
-                out.insert(
-                    d.resource_arn().unwrap_or_default().to_string(),
-                    tag_map(d.tags().iter().map(|t| (t.key(), t.value()))),
-                );
-            }
-        }
-        Ok(out)
-    }
+        name: &str,
+        aws_name: &str,
+        network: bool,
+        internal: bool,
+        subnets: &[String],
+        security_groups: &[String],
+    ) -> impl Future<Output = Result<LbInfo, CloudError>> + Send;
+    fn set_lb_subnets(
+        &self,
+        arn: &str,
+        subnets: &[String],
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn set_lb_security_groups(
+        &self,
+        arn: &str,
+        sgs: &[String],
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_load_balancer(
+        &self,
+        arn: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
 
-    pub async fn load_balancers(&self) -> Result<Vec<LbInfo>, CloudError> {
+/// Target groups and the health of their targets.
+pub trait TargetGroups: Send + Sync {
+    fn target_groups(&self) -> impl Future<Output = Result<Vec<TgInfo>, CloudError>> + Send;
+    fn create_target_group(
+        &self,
+        name: &str,
+        aws_name: &str,
+        spec: &TgSpec,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    fn modify_target_group(
+        &self,
+        arn: &str,
+        spec: &TgSpec,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_target_group(&self, arn: &str)
+        -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn target_health(
+        &self,
+        arn: &str,
+    ) -> impl Future<Output = Result<Vec<TargetHealthInfo>, CloudError>> + Send;
+}
+
+/// Listeners and their path rules.
+pub trait Listeners: Send + Sync {
+    /// Listeners of one (owned) load balancer: untagged children, owned through it.
+    fn listeners(
+        &self,
+        lb_arn: &str,
+    ) -> impl Future<Output = Result<Vec<ListenerInfo>, CloudError>> + Send;
+    fn create_listener(
+        &self,
+        lb_arn: &str,
+        protocol: &str,
+        port: i32,
+        target: &str,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    fn modify_listener_target(
+        &self,
+        arn: &str,
+        target: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_listener(&self, arn: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn listener_rules(
+        &self,
+        listener_arn: &str,
+    ) -> impl Future<Output = Result<Vec<PathRuleInfo>, CloudError>> + Send;
+    fn create_rule(
+        &self,
+        listener_arn: &str,
+        rule: &PathRuleInfo,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_rule(&self, arn: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+impl LoadBalancers for Cloud {
+    async fn load_balancers(&self) -> Result<Vec<LbInfo>, CloudError> {
         self.inventory
             .cached("elb:lbs", || async {
                 let mut all = Vec::new();
@@ -213,7 +260,7 @@ impl Cloud {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub async fn create_load_balancer(
+    async fn create_load_balancer(
         &self,
         name: &str,
         aws_name: &str,
@@ -305,7 +352,7 @@ impl Cloud {
         })
     }
 
-    pub async fn set_lb_subnets(&self, arn: &str, subnets: &[String]) -> Result<(), CloudError> {
+    async fn set_lb_subnets(&self, arn: &str, subnets: &[String]) -> Result<(), CloudError> {
         self.call("elbv2:SetSubnets", Strong, || {
             self.elb
                 .set_subnets()
@@ -317,11 +364,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn set_lb_security_groups(
-        &self,
-        arn: &str,
-        sgs: &[String],
-    ) -> Result<(), CloudError> {
+    async fn set_lb_security_groups(&self, arn: &str, sgs: &[String]) -> Result<(), CloudError> {
         self.call("elbv2:SetSecurityGroups", Strong, || {
             self.elb
                 .set_security_groups()
@@ -333,7 +376,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn delete_load_balancer(&self, arn: &str) -> Result<(), CloudError> {
+    async fn delete_load_balancer(&self, arn: &str) -> Result<(), CloudError> {
         self.call("elbv2:DeleteLoadBalancer", Strong, || {
             self.elb
                 .delete_load_balancer()
@@ -343,8 +386,10 @@ impl Cloud {
         .await
         .map(|_| ())
     }
+}
 
-    pub async fn target_groups(&self) -> Result<Vec<TgInfo>, CloudError> {
+impl TargetGroups for Cloud {
+    async fn target_groups(&self) -> Result<Vec<TgInfo>, CloudError> {
         self.inventory
             .cached("elb:tgs", || async {
                 let mut all = Vec::new();
@@ -399,7 +444,7 @@ impl Cloud {
             .await
     }
 
-    pub async fn create_target_group(
+    async fn create_target_group(
         &self,
         name: &str,
         aws_name: &str,
@@ -439,7 +484,7 @@ impl Cloud {
             .to_string())
     }
 
-    pub async fn modify_target_group(&self, arn: &str, spec: &TgSpec) -> Result<(), CloudError> {
+    async fn modify_target_group(&self, arn: &str, spec: &TgSpec) -> Result<(), CloudError> {
         self.call("elbv2:ModifyTargetGroup", Strong, || {
             let mut b = self
                 .elb
@@ -461,7 +506,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn delete_target_group(&self, arn: &str) -> Result<(), CloudError> {
+    async fn delete_target_group(&self, arn: &str) -> Result<(), CloudError> {
         self.call("elbv2:DeleteTargetGroup", Strong, || {
             self.elb.delete_target_group().target_group_arn(arn).send()
         })
@@ -469,7 +514,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn target_health(&self, arn: &str) -> Result<Vec<TargetHealthInfo>, CloudError> {
+    async fn target_health(&self, arn: &str) -> Result<Vec<TargetHealthInfo>, CloudError> {
         let r = self
             .call("elbv2:DescribeTargetHealth", Strong, || {
                 self.elb
@@ -490,9 +535,10 @@ impl Cloud {
             })
             .collect())
     }
+}
 
-    /// Listeners of one (owned) load balancer: untagged children, owned through it.
-    pub async fn listeners(&self, lb_arn: &str) -> Result<Vec<ListenerInfo>, CloudError> {
+impl Listeners for Cloud {
+    async fn listeners(&self, lb_arn: &str) -> Result<Vec<ListenerInfo>, CloudError> {
         self.inventory
             .cached(&format!("elb:listeners:{lb_arn}"), || async {
                 let r = self
@@ -522,7 +568,7 @@ impl Cloud {
             .await
     }
 
-    pub async fn create_listener(
+    async fn create_listener(
         &self,
         lb_arn: &str,
         protocol: &str,
@@ -547,7 +593,7 @@ impl Cloud {
             .to_string())
     }
 
-    pub async fn modify_listener_target(&self, arn: &str, target: &str) -> Result<(), CloudError> {
+    async fn modify_listener_target(&self, arn: &str, target: &str) -> Result<(), CloudError> {
         self.call("elbv2:ModifyListener", Strong, || {
             self.elb
                 .modify_listener()
@@ -559,7 +605,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn delete_listener(&self, arn: &str) -> Result<(), CloudError> {
+    async fn delete_listener(&self, arn: &str) -> Result<(), CloudError> {
         self.call("elbv2:DeleteListener", Strong, || {
             self.elb.delete_listener().listener_arn(arn).send()
         })
@@ -567,10 +613,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn listener_rules(
-        &self,
-        listener_arn: &str,
-    ) -> Result<Vec<PathRuleInfo>, CloudError> {
+    async fn listener_rules(&self, listener_arn: &str) -> Result<Vec<PathRuleInfo>, CloudError> {
         let r = self
             .call("elbv2:DescribeRules", Strong, || {
                 self.elb.describe_rules().listener_arn(listener_arn).send()
@@ -606,11 +649,7 @@ impl Cloud {
         Ok(v)
     }
 
-    pub async fn create_rule(
-        &self,
-        listener_arn: &str,
-        rule: &PathRuleInfo,
-    ) -> Result<(), CloudError> {
+    async fn create_rule(&self, listener_arn: &str, rule: &PathRuleInfo) -> Result<(), CloudError> {
         self.call("elbv2:CreateRule", AfterCreate, || {
             self.elb
                 .create_rule()
@@ -629,11 +668,49 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn delete_rule(&self, arn: &str) -> Result<(), CloudError> {
+    async fn delete_rule(&self, arn: &str) -> Result<(), CloudError> {
         self.call("elbv2:DeleteRule", Strong, || {
             self.elb.delete_rule().rule_arn(arn).send()
         })
         .await
         .map(|_| ())
+    }
+}
+
+impl Cloud {
+    /// Fills in the tags of `all` and keeps only what this environment owns.
+    async fn keep_owned<T: ElbTagged>(&self, mut all: Vec<T>) -> Result<Vec<T>, CloudError> {
+        let arns: Vec<String> = all.iter().map(|x| x.arn().to_string()).collect();
+        let tags = self.elb_tags(&arns).await?;
+        for x in &mut all {
+            *x.tags_mut() = tags.get(x.arn()).cloned().unwrap_or_default();
+        }
+        all.retain_mut(|x| x.tags_mut().get(TAG_ENV) == Some(&self.env));
+        Ok(all)
+    }
+
+    /// Tags of ELBv2 resources, 20 ARNs per call.
+    async fn elb_tags(
+        &self,
+        arns: &[String],
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, CloudError> {
+        let mut out = BTreeMap::new();
+        for chunk in arns.chunks(20) {
+            let r = self
+                .call("elbv2:DescribeTags", Strong, || {
+                    self.elb
+                        .describe_tags()
+                        .set_resource_arns(Some(chunk.to_vec()))
+                        .send()
+                })
+                .await?;
+            for d in r.tag_descriptions() {
+                out.insert(
+                    d.resource_arn().unwrap_or_default().to_string(),
+                    tag_map(d.tags().iter().map(|t| (t.key(), t.value()))),
+                );
+            }
+        }
+        Ok(out)
     }
 }

@@ -2,6 +2,7 @@
 //! are found with one list call each (IAM has no tag filter), and tagged as well.
 
 use aws_sdk_iam::types::Tag;
+use std::future::Future;
 
 use super::Cloud;
 use crate::engine::retry::Consistency::{AfterCreate, Strong};
@@ -13,12 +14,44 @@ pub struct RoleInfo {
     pub arn: String,
 }
 
-impl Cloud {
-    pub fn iam_path(&self) -> String {
-        format!("/provisioner/{}/", self.env)
-    }
+/// The node pools' IAM roles, inline policies and instance profiles (under the environment's path).
+pub trait NodeRoles: Send + Sync {
+    fn iam_roles(&self) -> impl Future<Output = Result<Vec<RoleInfo>, CloudError>> + Send;
+    fn iam_instance_profiles(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, Vec<String>)>, CloudError>> + Send;
+    fn iam_role_policy(
+        &self,
+        role: &str,
+        policy: &str,
+    ) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
+    /// Role + inline policy + instance profile holding the role.
+    fn create_node_role(
+        &self,
+        logical: &str,
+        name: &str,
+        assume_policy: &str,
+        policy_name: &str,
+        policy: &str,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    fn put_role_policy(
+        &self,
+        role: &str,
+        policy_name: &str,
+        policy: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Instance profile (role removed first), inline policies, then the role.
+    fn delete_node_role(&self, name: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
 
-    pub async fn iam_roles(&self) -> Result<Vec<RoleInfo>, CloudError> {
+/// The caller's account (STS), for ARNs in node policies.
+pub trait Account: Send + Sync {
+    /// Account id (for ARNs in policies).
+    fn account_id(&self) -> impl Future<Output = Result<String, CloudError>> + Send;
+}
+
+impl NodeRoles for Cloud {
+    async fn iam_roles(&self) -> Result<Vec<RoleInfo>, CloudError> {
         self.inventory
             .cached("iam:roles", || async {
                 let r = self
@@ -37,7 +70,7 @@ impl Cloud {
             .await
     }
 
-    pub async fn iam_instance_profiles(&self) -> Result<Vec<(String, Vec<String>)>, CloudError> {
+    async fn iam_instance_profiles(&self) -> Result<Vec<(String, Vec<String>)>, CloudError> {
         self.inventory
             .cached("iam:profiles", || async {
                 let r = self
@@ -64,7 +97,7 @@ impl Cloud {
             .await
     }
 
-    pub async fn iam_role_policy(
+    async fn iam_role_policy(
         &self,
         role: &str,
         policy: &str,
@@ -85,8 +118,7 @@ impl Cloud {
         }
     }
 
-    /// Role + inline policy + instance profile holding the role.
-    pub async fn create_node_role(
+    async fn create_node_role(
         &self,
         logical: &str,
         name: &str,
@@ -185,53 +217,7 @@ impl Cloud {
         Ok(arn)
     }
 
-    /// Path and role names of one instance profile.
-    async fn instance_profile(&self, name: &str) -> Result<(String, Vec<String>), CloudError> {
-        let r = self
-            .call("iam:GetInstanceProfile", AfterCreate, || {
-                self.iam
-                    .get_instance_profile()
-                    .instance_profile_name(name)
-                    .send()
-            })
-            .await?;
-        Ok(r.instance_profile()
-            .map(|p| {
-                (
-                    p.path().to_string(),
-                    p.roles()
-                        .iter()
-                        .map(|r| r.role_name().to_string())
-                        .collect(),
-                )
-            })
-            .unwrap_or_default())
-    }
-
-    /// An IAM entity that already exists is adopted only if it is under this environment's
-    /// path; otherwise the original "already exists" error stands, naming whose it is not.
-    fn check_owned_path(
-        &self,
-        what: &str,
-        name: &str,
-        path: &str,
-        err: CloudError,
-    ) -> Result<(), CloudError> {
-        if path == self.iam_path() {
-            return Ok(());
-        }
-        Err(CloudError {
-            message: format!(
-                "{}; the existing {what} {name} has path {path:?}, not {:?}: not owned by environment {}, so it is not adopted",
-                err.message,
-                self.iam_path(),
-                self.env
-            ),
-            ..err
-        })
-    }
-
-    pub async fn put_role_policy(
+    async fn put_role_policy(
         &self,
         role: &str,
         policy_name: &str,
@@ -249,8 +235,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    /// Instance profile (role removed first), inline policies, then the role.
-    pub async fn delete_node_role(&self, name: &str) -> Result<(), CloudError> {
+    async fn delete_node_role(&self, name: &str) -> Result<(), CloudError> {
         let ignore_nf = |r: Result<(), CloudError>| match r {
             Err(e) if e.is_not_found() => Ok(()),
             r => r,
@@ -305,9 +290,10 @@ impl Cloud {
         .await
         .map(|_| ())
     }
+}
 
-    /// Account id (for ARNs in policies).
-    pub async fn account_id(&self) -> Result<String, CloudError> {
+impl Account for Cloud {
+    async fn account_id(&self) -> Result<String, CloudError> {
         self.inventory
             .cached("sts:account", || async {
                 let r = self
@@ -318,5 +304,57 @@ impl Cloud {
                 Ok(r.account().unwrap_or_default().to_string())
             })
             .await
+    }
+}
+
+impl Cloud {
+    pub fn iam_path(&self) -> String {
+        format!("/provisioner/{}/", self.env)
+    }
+
+    /// Path and role names of one instance profile.
+    async fn instance_profile(&self, name: &str) -> Result<(String, Vec<String>), CloudError> {
+        let r = self
+            .call("iam:GetInstanceProfile", AfterCreate, || {
+                self.iam
+                    .get_instance_profile()
+                    .instance_profile_name(name)
+                    .send()
+            })
+            .await?;
+        Ok(r.instance_profile()
+            .map(|p| {
+                (
+                    p.path().to_string(),
+                    p.roles()
+                        .iter()
+                        .map(|r| r.role_name().to_string())
+                        .collect(),
+                )
+            })
+            .unwrap_or_default())
+    }
+
+    /// An IAM entity that already exists is adopted only if it is under this environment's
+    /// path; otherwise the original "already exists" error stands, naming whose it is not.
+    fn check_owned_path(
+        &self,
+        what: &str,
+        name: &str,
+        path: &str,
+        err: CloudError,
+    ) -> Result<(), CloudError> {
+        if path == self.iam_path() {
+            return Ok(());
+        }
+        Err(CloudError {
+            message: format!(
+                "{}; the existing {what} {name} has path {path:?}, not {:?}: not owned by environment {}, so it is not adopted",
+                err.message,
+                self.iam_path(),
+                self.env
+            ),
+            ..err
+        })
     }
 }

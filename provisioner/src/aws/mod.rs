@@ -5,8 +5,9 @@
 //!   credential chain), the SDK's own retries disabled so that the ONE policy in
 //!   [`crate::engine::retry`] governs (and counts) every call.
 //! - [`errors`]: the one mapping of AWS error codes to [`crate::engine::ErrorKind`].
-//! - Per service (`ec2`, `elb`, `asg`, `route53`, `iam`, `ssm`): narrow methods returning our own
-//!   structs. Finds are batched: one describe per resource type per environment, filtered by the
+//! - [`api`]: the narrow traits, one per resource family, defined per service (`ec2`, `elb`,
+//!   `asg`, `route53`, `iam`, `ssm`) and implemented for [`Cloud`], returning our own structs.
+//!   Resources and commands reach AWS only through them. Finds are batched: one describe per resource type per environment, filtered by the
 //!   `provisioner:env` tag (and re-checked client side), cached for the run in [`Inventory`].
 //! - [`preflight`]: probes each service a template needs; names the missing one and the endpoint.
 
@@ -32,10 +33,40 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use tokio::sync::OnceCell;
 
+use self::api::*;
 use crate::engine::retry::{with_retry_call, CallStats, Consistency, RetryPolicy};
 use crate::engine::CloudError;
 
 pub use errors::{classify, map_sdk_error};
+
+/// The narrow traits everything else reaches AWS through: one per resource family, each
+/// with its batched describe, its creates, modifies and deletes, and its waiter. [`Cloud`]
+/// implements them all; a resource names only the ones it uses
+/// (`impl<C: Subnets> Resource<C> for Subnet`).
+pub mod api {
+    pub use super::asg::AutoScalingGroups;
+    pub use super::ec2::{
+        ElasticIps, InternetGateways, LaunchTemplates, Leftovers, NatGateways, Peerings,
+        RouteTables, SecurityGroups, Subnets, Vpcs,
+    };
+    pub use super::elb::{Listeners, LoadBalancers, TargetGroups};
+    pub use super::iam::{Account, NodeRoles};
+    pub use super::route53::{HealthChecks, HostedZones, Records};
+    pub use super::ssm::Parameters;
+    pub use super::ssm_secrets::SecureParameters;
+    pub use super::Owner;
+}
+
+/// Whose resources these are: the environment name tagged on everything created.
+pub trait Owner: Send + Sync {
+    fn env_name(&self) -> &str;
+}
+
+impl Owner for Cloud {
+    fn env_name(&self) -> &str {
+        &self.env
+    }
+}
 
 /// Tag keys of ownership.
 pub const TAG_ENV: &str = "provisioner:env";

@@ -2,6 +2,7 @@
 //! reading their tags 10 at a time) and record sets (untagged: owned through their zone).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use aws_sdk_route53::types::{
     AliasTarget, Change, ChangeAction, ChangeBatch, HostedZoneConfig, ResourceRecord,
@@ -126,8 +127,73 @@ fn bad(e: impl std::fmt::Display) -> CloudError {
     )
 }
 
-impl Cloud {
-    pub async fn hosted_zones(&self) -> Result<Vec<ZoneInfo>, CloudError> {
+/// Route 53 hosted zones (public, or private with VPC associations).
+pub trait HostedZones: Send + Sync {
+    fn hosted_zones(&self) -> impl Future<Output = Result<Vec<ZoneInfo>, CloudError>> + Send;
+    /// Create a zone (private ones associated with `vpc`), then tag it.
+    fn create_hosted_zone(
+        &self,
+        logical: &str,
+        domain: &str,
+        private_vpc: Option<&str>,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    /// Put the ownership tags on a zone or health check.
+    fn tag_route53(
+        &self,
+        kind: Route53Kind,
+        id: &str,
+        logical: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_hosted_zone(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Associate one more VPC with a private zone (idempotent: "already associated" is fine).
+    fn associate_zone_vpc(
+        &self,
+        zone_id: &str,
+        vpc_id: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// VPC ids associated with a private zone.
+    fn zone_vpcs(
+        &self,
+        zone_id: &str,
+    ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
+}
+
+/// Record sets of one zone, changed in one batch.
+pub trait Records: Send + Sync {
+    /// Record sets of a zone except its own SOA and apex NS.
+    fn record_sets(
+        &self,
+        zone_id: &str,
+    ) -> impl Future<Output = Result<Vec<RecordSet>, CloudError>> + Send;
+    fn change_records(
+        &self,
+        zone_id: &str,
+        upsert: &[RecordSet],
+        delete: &[RecordSet],
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// Route 53 health checks (for failover records).
+pub trait HealthChecks: Send + Sync {
+    /// Health checks tagged for this environment (list, then tags 10 at a time).
+    fn health_checks(
+        &self,
+    ) -> impl Future<Output = Result<Vec<HealthCheckInfo>, CloudError>> + Send;
+    fn create_health_check(
+        &self,
+        logical: &str,
+        spec: &HealthCheckSpec,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    fn update_health_check(
+        &self,
+        id: &str,
+        spec: &HealthCheckSpec,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_health_check(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+impl HostedZones for Cloud {
+    async fn hosted_zones(&self) -> Result<Vec<ZoneInfo>, CloudError> {
         self.inventory
             .cached("r53:zones", || async {
                 let mut zones = Vec::new();
@@ -179,8 +245,7 @@ impl Cloud {
             .await
     }
 
-    /// Create a zone (private ones associated with `vpc`), then tag it.
-    pub async fn create_hosted_zone(
+    async fn create_hosted_zone(
         &self,
         logical: &str,
         domain: &str,
@@ -216,8 +281,7 @@ impl Cloud {
         Ok(id)
     }
 
-    /// Put the ownership tags on a zone or health check.
-    pub async fn tag_route53(
+    async fn tag_route53(
         &self,
         kind: Route53Kind,
         id: &str,
@@ -244,7 +308,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn delete_hosted_zone(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_hosted_zone(&self, id: &str) -> Result<(), CloudError> {
         self.call("route53:DeleteHostedZone", Strong, || {
             self.r53.delete_hosted_zone().id(id).send()
         })
@@ -252,8 +316,47 @@ impl Cloud {
         .map(|_| ())
     }
 
-    /// Record sets of a zone except its own SOA and apex NS.
-    pub async fn record_sets(&self, zone_id: &str) -> Result<Vec<RecordSet>, CloudError> {
+    async fn associate_zone_vpc(&self, zone_id: &str, vpc_id: &str) -> Result<(), CloudError> {
+        let r = self
+            .call("route53:AssociateVPCWithHostedZone", AfterCreate, || {
+                self.r53
+                    .associate_vpc_with_hosted_zone()
+                    .hosted_zone_id(zone_id)
+                    .vpc(
+                        Vpc::builder()
+                            .vpc_id(vpc_id)
+                            .vpc_region(VpcRegion::from(self.region.as_str()))
+                            .build(),
+                    )
+                    .send()
+            })
+            .await;
+        match r {
+            Err(e) if e.code == "ConflictingDomainExists" || e.kind == ErrorKind::AlreadyExists => {
+                Ok(())
+            }
+            r => r.map(|_| ()),
+        }
+    }
+
+    async fn zone_vpcs(&self, zone_id: &str) -> Result<Vec<String>, CloudError> {
+        let r = self
+            .call("route53:GetHostedZone", Strong, || {
+                self.r53.get_hosted_zone().id(zone_id).send()
+            })
+            .await?;
+        let mut v: Vec<String> = r
+            .vpcs()
+            .iter()
+            .filter_map(|v| v.vpc_id().map(String::from))
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+}
+
+impl Records for Cloud {
+    async fn record_sets(&self, zone_id: &str) -> Result<Vec<RecordSet>, CloudError> {
         self.inventory
             .cached(&format!("r53:records:{zone_id}"), || async {
                 let mut out = Vec::new();
@@ -325,7 +428,7 @@ impl Cloud {
             .await
     }
 
-    pub async fn change_records(
+    async fn change_records(
         &self,
         zone_id: &str,
         upsert: &[RecordSet],
@@ -369,37 +472,8 @@ impl Cloud {
     }
 }
 
-/// Taggable Route 53 objects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route53Kind {
-    Zone,
-    HealthCheck,
-}
-
-/// Managed settings of a Route 53 health check.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct HealthCheckSpec {
-    /// `HTTP`, `HTTPS`, `TCP`.
-    pub kind: String,
-    pub fqdn: Option<String>,
-    pub ip: Option<String>,
-    pub port: i32,
-    pub path: Option<String>,
-    pub interval: i32,
-    pub failure_threshold: i32,
-}
-
-#[derive(Debug, Clone)]
-pub struct HealthCheckInfo {
-    pub id: String,
-    pub ref_hash: Option<String>,
-    pub spec: HealthCheckSpec,
-    pub tags: BTreeMap<String, String>,
-}
-
-impl Cloud {
-    /// Health checks tagged for this environment (list, then tags 10 at a time).
-    pub async fn health_checks(&self) -> Result<Vec<HealthCheckInfo>, CloudError> {
+impl HealthChecks for Cloud {
+    async fn health_checks(&self) -> Result<Vec<HealthCheckInfo>, CloudError> {
         self.inventory
             .cached("r53:healthchecks", || async {
                 let mut all = Vec::new();
@@ -463,7 +537,7 @@ impl Cloud {
             .await
     }
 
-    pub async fn create_health_check(
+    async fn create_health_check(
         &self,
         logical: &str,
         spec: &HealthCheckSpec,
@@ -498,7 +572,7 @@ impl Cloud {
         Ok(id)
     }
 
-    pub async fn update_health_check(
+    async fn update_health_check(
         &self,
         id: &str,
         spec: &HealthCheckSpec,
@@ -518,53 +592,41 @@ impl Cloud {
         .map(|_| ())
     }
 
-    pub async fn delete_health_check(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_health_check(&self, id: &str) -> Result<(), CloudError> {
         self.call("route53:DeleteHealthCheck", Strong, || {
             self.r53.delete_health_check().health_check_id(id).send()
         })
         .await
         .map(|_| ())
     }
+}
 
-    /// Associate one more VPC with a private zone (idempotent: "already associated" is fine).
-    pub async fn associate_zone_vpc(&self, zone_id: &str, vpc_id: &str) -> Result<(), CloudError> {
-        let r = self
-            .call("route53:AssociateVPCWithHostedZone", AfterCreate, || {
-                self.r53
-                    .associate_vpc_with_hosted_zone()
-                    .hosted_zone_id(zone_id)
-                    .vpc(
-                        Vpc::builder()
-                            .vpc_id(vpc_id)
-                            .vpc_region(VpcRegion::from(self.region.as_str()))
-                            .build(),
-                    )
-                    .send()
-            })
-            .await;
-        match r {
-            Err(e) if e.code == "ConflictingDomainExists" || e.kind == ErrorKind::AlreadyExists => {
-                Ok(())
-            }
-            r => r.map(|_| ()),
-        }
-    }
+/// Taggable Route 53 objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route53Kind {
+    Zone,
+    HealthCheck,
+}
 
-    /// VPC ids associated with a private zone.
-    pub async fn zone_vpcs(&self, zone_id: &str) -> Result<Vec<String>, CloudError> {
-        let r = self
-            .call("route53:GetHostedZone", Strong, || {
-                self.r53.get_hosted_zone().id(zone_id).send()
-            })
-            .await?;
-        let mut v: Vec<String> = r
-            .vpcs()
-            .iter()
-            .filter_map(|v| v.vpc_id().map(String::from))
-            .collect();
-        v.sort();
-        Ok(v)
-    }
+/// Managed settings of a Route 53 health check.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HealthCheckSpec {
+    /// `HTTP`, `HTTPS`, `TCP`.
+    pub kind: String,
+    pub fqdn: Option<String>,
+    pub ip: Option<String>,
+    pub port: i32,
+    pub path: Option<String>,
+    pub interval: i32,
+    pub failure_threshold: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthCheckInfo {
+    pub id: String,
+    pub ref_hash: Option<String>,
+    pub spec: HealthCheckSpec,
+    pub tags: BTreeMap<String, String>,
 }
 
 #[cfg(test)]

@@ -2,14 +2,38 @@
 //! never logged: they only travel in request bodies).
 
 use aws_sdk_ssm::types::{ParameterType, Tag};
+use std::future::Future;
 
 use super::Cloud;
 use crate::engine::retry::Consistency::Strong;
 use crate::engine::CloudError;
 
-impl Cloud {
+/// SSM parameters: public AMI parameters, and the environment's SecureStrings.
+pub trait Parameters: Send + Sync {
     /// Value of a (public) parameter, e.g. the AMI id behind `/aws/service/…/ami-id`.
-    pub async fn ssm_parameter_value(&self, name: &str) -> Result<String, CloudError> {
+    fn ssm_parameter_value(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    /// Does an (owned) parameter exist? Only its metadata is read, never its value.
+    fn ssm_parameter_exists(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<bool, CloudError>> + Send;
+    /// Create a SecureString (fails if it exists: never overwritten).
+    fn ssm_put_secure(
+        &self,
+        logical: &str,
+        name: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Names of parameters under `/provisioner/<env>/`.
+    fn ssm_env_parameters(&self) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
+    fn ssm_delete(&self, name: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+impl Parameters for Cloud {
+    async fn ssm_parameter_value(&self, name: &str) -> Result<String, CloudError> {
         self.inventory
             .cached(&format!("ssm:value:{name}"), || async {
                 let r = self
@@ -25,8 +49,7 @@ impl Cloud {
             .await
     }
 
-    /// Does an (owned) parameter exist? Only its metadata is read, never its value.
-    pub async fn ssm_parameter_exists(&self, name: &str) -> Result<bool, CloudError> {
+    async fn ssm_parameter_exists(&self, name: &str) -> Result<bool, CloudError> {
         let r = self
             .call("ssm:DescribeParameters", Strong, || {
                 self.ssm
@@ -45,8 +68,7 @@ impl Cloud {
         Ok(!r.parameters().is_empty())
     }
 
-    /// Create a SecureString (fails if it exists: never overwritten).
-    pub async fn ssm_put_secure(
+    async fn ssm_put_secure(
         &self,
         logical: &str,
         name: &str,
@@ -76,8 +98,7 @@ impl Cloud {
         .map(|_| ())
     }
 
-    /// Names of parameters under `/provisioner/<env>/`.
-    pub async fn ssm_env_parameters(&self) -> Result<Vec<String>, CloudError> {
+    async fn ssm_env_parameters(&self) -> Result<Vec<String>, CloudError> {
         let path = format!("/provisioner/{}/", self.env);
         let mut names = Vec::new();
         let mut token: Option<String> = None;
@@ -111,7 +132,7 @@ impl Cloud {
         Ok(names)
     }
 
-    pub async fn ssm_delete(&self, name: &str) -> Result<(), CloudError> {
+    async fn ssm_delete(&self, name: &str) -> Result<(), CloudError> {
         self.call("ssm:DeleteParameter", Strong, || {
             self.ssm.delete_parameter().name(name).send()
         })

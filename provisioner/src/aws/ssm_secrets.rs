@@ -6,10 +6,19 @@ use super::Cloud;
 use crate::engine::retry::Consistency::Strong;
 use crate::engine::CloudError;
 use crate::k8s::deploy::PublishedKubeconfig;
+use std::future::Future;
 
-impl Cloud {
+/// Reading a SecureString back (the kubeconfig published by the first server).
+pub trait SecureParameters: Send + Sync {
     /// The decrypted value of SecureString `name`; `None` while it does not exist.
-    pub async fn ssm_secure_string(&self, name: &str) -> Result<Option<String>, CloudError> {
+    fn ssm_secure_string(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
+}
+
+impl SecureParameters for Cloud {
+    async fn ssm_secure_string(&self, name: &str) -> Result<Option<String>, CloudError> {
         match self
             .call("ssm:GetParameter", Strong, || {
                 self.ssm

@@ -17,6 +17,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use super::plan::connect;
+use crate::aws::api::*;
 use crate::aws::Cloud;
 use crate::cli::Config;
 use crate::engine::teardown::{delete_in_rounds, Deleted, Doomed, TeardownOptions};

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::aws::api::*;
 use crate::aws::{AwsSettings, Cloud, Service};
 use crate::cli::{Config, OutputFormat};
 use crate::engine::executor::{execute, Event, ExecOptions, Report};

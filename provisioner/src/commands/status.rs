@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::down::discover;
 use super::plan::connect;
+use crate::aws::api::*;
 use crate::aws::Cloud;
 use crate::cli::{Config, OutputFormat};
 

@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use super::plan::{connect, exec_options, plan, render_text, services, summarise, tasks};
+use crate::aws::api::*;
 use crate::aws::Cloud;
 use crate::cli::Config;
 use crate::engine::executor::{execute, Event};

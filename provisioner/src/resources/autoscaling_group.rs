@@ -3,8 +3,8 @@
 use futures::future::BoxFuture;
 
 use super::{by_name, known, out_id};
+use crate::aws::api::AutoScalingGroups;
 use crate::aws::asg::AsgSpec;
-use crate::aws::Cloud;
 use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
 
 pub struct AutoScalingGroup {
@@ -19,7 +19,7 @@ pub struct AutoScalingGroup {
     pub desired: i32,
 }
 
-impl Resource<Cloud> for AutoScalingGroup {
+impl<C: AutoScalingGroups> Resource<C> for AutoScalingGroup {
     type State = AsgSpec;
     fn key(&self) -> TaskKey {
         TaskKey::new("asg", &self.name)
@@ -55,7 +55,7 @@ impl Resource<Cloud> for AutoScalingGroup {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         _: &'a AsgSpec,
     ) -> BoxFuture<'a, Result<Option<Found<AsgSpec>>, TaskError>> {
         Box::pin(async move {
@@ -69,7 +69,7 @@ impl Resource<Cloud> for AutoScalingGroup {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a AsgSpec,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
@@ -85,7 +85,7 @@ impl Resource<Cloud> for AutoScalingGroup {
     }
     fn update<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         a: &'a Found<AsgSpec>,
         d: &'a AsgSpec,
         _: &'a [FieldChange],

@@ -5,7 +5,7 @@
 use futures::future::BoxFuture;
 use serde::Serialize;
 
-use crate::aws::Cloud;
+use crate::aws::api::NodeRoles;
 use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
 
 pub const POLICY_NAME: &str = "provisioner-node";
@@ -46,7 +46,7 @@ fn parse_policy(doc: &str) -> serde_json::Value {
     serde_json::from_slice(&out).unwrap_or(serde_json::Value::String(doc.to_string()))
 }
 
-impl Resource<Cloud> for InstanceProfile {
+impl<C: NodeRoles> Resource<C> for InstanceProfile {
     type State = ProfileState;
     fn key(&self) -> TaskKey {
         TaskKey::new("instance-profile", &self.name)
@@ -64,7 +64,7 @@ impl Resource<Cloud> for InstanceProfile {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         _: &'a ProfileState,
     ) -> BoxFuture<'a, Result<Option<Found<ProfileState>>, TaskError>> {
         Box::pin(async move {
@@ -92,7 +92,7 @@ impl Resource<Cloud> for InstanceProfile {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         _: &'a ProfileState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
@@ -113,7 +113,7 @@ impl Resource<Cloud> for InstanceProfile {
     }
     fn update<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         _: &'a Found<ProfileState>,
         _: &'a ProfileState,
         _: &'a [FieldChange],

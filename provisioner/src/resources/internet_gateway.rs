@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use super::{by_name, known, out_id};
-use crate::aws::Cloud;
+use crate::aws::api::InternetGateways;
 use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
 
 pub struct InternetGateway {
@@ -18,7 +18,7 @@ pub struct InternetGateway {
 #[derive(Debug, Clone, Serialize)]
 pub struct IgwState {}
 
-impl Resource<Cloud> for InternetGateway {
+impl<C: InternetGateways> Resource<C> for InternetGateway {
     type State = IgwState;
     fn key(&self) -> TaskKey {
         TaskKey::new("igw", &self.name)
@@ -31,7 +31,7 @@ impl Resource<Cloud> for InternetGateway {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         _: &'a IgwState,
     ) -> BoxFuture<'a, Result<Option<Found<IgwState>>, TaskError>> {
         Box::pin(async move {
@@ -45,14 +45,14 @@ impl Resource<Cloud> for InternetGateway {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         _: &'a IgwState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move { Ok(out_id(&cx.create_internet_gateway(&self.name).await?)) })
     }
     fn update<'a>(
         &'a self,
-        _: &'a Cloud,
+        _: &'a C,
         _: &'a Found<IgwState>,
         _: &'a IgwState,
         _: &'a [FieldChange],
@@ -78,7 +78,7 @@ pub struct AttachmentState {
     pub attached_vpc: String,
 }
 
-impl Resource<Cloud> for IgwAttachment {
+impl<C: InternetGateways> Resource<C> for IgwAttachment {
     type State = AttachmentState;
     fn key(&self) -> TaskKey {
         TaskKey::new("igw-attachment", &self.name)
@@ -94,7 +94,7 @@ impl Resource<Cloud> for IgwAttachment {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a AttachmentState,
     ) -> BoxFuture<'a, Result<Option<Found<AttachmentState>>, TaskError>> {
         Box::pin(async move {
@@ -119,7 +119,7 @@ impl Resource<Cloud> for IgwAttachment {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a AttachmentState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
@@ -130,7 +130,7 @@ impl Resource<Cloud> for IgwAttachment {
     }
     fn update<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         a: &'a Found<AttachmentState>,
         d: &'a AttachmentState,
         _: &'a [FieldChange],

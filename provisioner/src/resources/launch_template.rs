@@ -10,8 +10,8 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use super::{by_name, known, out_id};
+use crate::aws::api::LaunchTemplates;
 use crate::aws::ec2::LaunchTemplateData;
-use crate::aws::Cloud;
 use crate::engine::{
     FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey, UNKNOWN,
 };
@@ -69,7 +69,7 @@ impl LtState {
     }
 }
 
-impl Resource<Cloud> for LaunchTemplate {
+impl<C: LaunchTemplates> Resource<C> for LaunchTemplate {
     type State = LtState;
     fn key(&self) -> TaskKey {
         TaskKey::new("launch-template", &self.name)
@@ -115,7 +115,7 @@ impl Resource<Cloud> for LaunchTemplate {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a LtState,
     ) -> BoxFuture<'a, Result<Option<Found<LtState>>, TaskError>> {
         Box::pin(async move {
@@ -144,7 +144,7 @@ impl Resource<Cloud> for LaunchTemplate {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a LtState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
@@ -159,7 +159,7 @@ impl Resource<Cloud> for LaunchTemplate {
     }
     fn update<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         a: &'a Found<LtState>,
         d: &'a LtState,
         _: &'a [FieldChange],

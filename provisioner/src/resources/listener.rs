@@ -5,8 +5,8 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use super::{known, out_id};
+use crate::aws::api::Listeners;
 use crate::aws::elb::PathRuleInfo;
-use crate::aws::Cloud;
 use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
 
 pub struct PathRuleSpec {
@@ -34,7 +34,7 @@ pub struct ListenerState {
     pub rules: Vec<PathRuleInfo>,
 }
 
-impl Resource<Cloud> for Listener {
+impl<C: Listeners> Resource<C> for Listener {
     type State = ListenerState;
     fn key(&self) -> TaskKey {
         TaskKey::new("listener", &self.name)
@@ -69,7 +69,7 @@ impl Resource<Cloud> for Listener {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a ListenerState,
     ) -> BoxFuture<'a, Result<Option<Found<ListenerState>>, TaskError>> {
         Box::pin(async move {
@@ -102,7 +102,7 @@ impl Resource<Cloud> for Listener {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a ListenerState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
@@ -117,7 +117,7 @@ impl Resource<Cloud> for Listener {
     }
     fn update<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         a: &'a Found<ListenerState>,
         d: &'a ListenerState,
         _: &'a [FieldChange],

@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use super::{by_name, known};
-use crate::aws::Cloud;
+use crate::aws::api::LoadBalancers;
 use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
 
 pub struct LoadBalancer {
@@ -35,7 +35,7 @@ fn outputs(arn: &str, dns: &str, zone: &str) -> OutputMap {
     .into()
 }
 
-impl Resource<Cloud> for LoadBalancer {
+impl<C: LoadBalancers> Resource<C> for LoadBalancer {
     type State = LbState;
     fn key(&self) -> TaskKey {
         TaskKey::new(self.kind, &self.name)
@@ -79,7 +79,7 @@ impl Resource<Cloud> for LoadBalancer {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         _: &'a LbState,
     ) -> BoxFuture<'a, Result<Option<Found<LbState>>, TaskError>> {
         Box::pin(async move {
@@ -98,7 +98,7 @@ impl Resource<Cloud> for LoadBalancer {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a LbState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
@@ -124,7 +124,7 @@ impl Resource<Cloud> for LoadBalancer {
     }
     fn update<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         a: &'a Found<LbState>,
         d: &'a LbState,
         _: &'a [FieldChange],

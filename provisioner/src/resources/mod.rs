@@ -1,4 +1,5 @@
-//! One file per AWS resource type, each a [`crate::engine::Resource`] over [`Cloud`]
+//! One file per AWS resource type, each a [`crate::engine::Resource`] over the narrow traits
+//! of [`crate::aws::api`] it uses
 //! (find by tag → diff → check immutable fields → create/update), and [`build`], which turns
 //! a validated [`Environment`] into the task list the engine runs.
 //!
@@ -8,10 +9,11 @@
 //! `record/api.dev.example.com-A` …
 //!
 //! ## Adding a resource type
-//! 1. `crate::aws::<service>`: the narrow calls it needs, returning our own structs; a batched,
-//!    cached describe filtered by `provisioner:env` (re-checked client side); creates tag at
-//!    creation time (`TagSpecifications`/`Tags`) so a crash never leaves an untagged object.
-//! 2. Here, a file with a `Resource<Cloud>` impl: `State` holds exactly the managed fields
+//! 1. `crate::aws::<service>`: a narrow trait for its family (listed in [`crate::aws::api`])
+//!    and its impl for [`Cloud`], returning our own structs; a batched, cached describe
+//!    filtered by `provisioner:env` (re-checked client side); creates tag at creation time
+//!    (`TagSpecifications`/`Tags`) so a crash never leaves an untagged object.
+//! 2. Here, a file with an `impl<C: ThatTrait> Resource<C>`: `State` holds exactly the managed fields
 //!    (the plan shows them by these names), `immutable_fields` what AWS cannot change in
 //!    place, `desired` resolves references through the inputs (a not-yet-created one reads
 //!    [`crate::engine::UNKNOWN`]: `find` then returns `None` without calling AWS).
@@ -40,6 +42,7 @@ pub mod vpc_peering;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::aws::api::*;
 use crate::aws::route53::RecordSet;
 use crate::aws::{Cloud, TAG_NAME};
 use crate::engine::{is_known, OutputMap, ResourceTask, Task, TaskError, TaskKey};

@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use super::{by_name, known, out_id};
-use crate::aws::Cloud;
+use crate::aws::api::{ElasticIps, NatGateways};
 use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
 
 pub struct ElasticIp {
@@ -15,7 +15,7 @@ pub struct ElasticIp {
 #[derive(Debug, Clone, Serialize)]
 pub struct EipState {}
 
-impl Resource<Cloud> for ElasticIp {
+impl<C: ElasticIps> Resource<C> for ElasticIp {
     type State = EipState;
     fn key(&self) -> TaskKey {
         TaskKey::new("eip", &self.name)
@@ -28,7 +28,7 @@ impl Resource<Cloud> for ElasticIp {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         _: &'a EipState,
     ) -> BoxFuture<'a, Result<Option<Found<EipState>>, TaskError>> {
         Box::pin(async move {
@@ -42,14 +42,14 @@ impl Resource<Cloud> for ElasticIp {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         _: &'a EipState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move { Ok(out_id(&cx.allocate_eip(&self.name).await?)) })
     }
     fn update<'a>(
         &'a self,
-        _: &'a Cloud,
+        _: &'a C,
         _: &'a Found<EipState>,
         _: &'a EipState,
         _: &'a [FieldChange],
@@ -72,7 +72,7 @@ pub struct NatState {
     pub allocation_id: String,
 }
 
-impl Resource<Cloud> for NatGateway {
+impl<C: NatGateways> Resource<C> for NatGateway {
     type State = NatState;
     fn key(&self) -> TaskKey {
         TaskKey::new("nat", &self.name)
@@ -91,7 +91,7 @@ impl Resource<Cloud> for NatGateway {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a NatState,
     ) -> BoxFuture<'a, Result<Option<Found<NatState>>, TaskError>> {
         Box::pin(async move {
@@ -122,7 +122,7 @@ impl Resource<Cloud> for NatGateway {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a NatState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
@@ -137,7 +137,7 @@ impl Resource<Cloud> for NatGateway {
     }
     fn update<'a>(
         &'a self,
-        _: &'a Cloud,
+        _: &'a C,
         _: &'a Found<NatState>,
         _: &'a NatState,
         _: &'a [FieldChange],

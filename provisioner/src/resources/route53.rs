@@ -6,8 +6,8 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use super::{by_name, known, out_id};
+use crate::aws::api::{HealthChecks, HostedZones, Owner, Records};
 use crate::aws::route53::{logical_hash, HealthCheckSpec, RecordSet, Route53Kind};
-use crate::aws::Cloud;
 use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
 
 pub struct HostedZone {
@@ -27,7 +27,7 @@ pub struct ZoneState {
     pub vpcs: Vec<String>,
 }
 
-impl Resource<Cloud> for HostedZone {
+impl<C: HostedZones + Owner> Resource<C> for HostedZone {
     type State = ZoneState;
     fn key(&self) -> TaskKey {
         TaskKey::new("zone", &self.name)
@@ -56,7 +56,7 @@ impl Resource<Cloud> for HostedZone {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         _: &'a ZoneState,
     ) -> BoxFuture<'a, Result<Option<Found<ZoneState>>, TaskError>> {
         Box::pin(async move {
@@ -77,7 +77,8 @@ impl Resource<Cloud> for HostedZone {
             };
             Ok(Some(Found {
                 state: ZoneState {
-                    tagged: z.tags.get(crate::aws::TAG_ENV) == Some(&cx.env),
+                    tagged: z.tags.get(crate::aws::TAG_ENV).map(String::as_str)
+                        == Some(cx.env_name()),
                     private: z.private,
                     vpcs,
                 },
@@ -87,7 +88,7 @@ impl Resource<Cloud> for HostedZone {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a ZoneState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
@@ -102,7 +103,7 @@ impl Resource<Cloud> for HostedZone {
     }
     fn update<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         a: &'a Found<ZoneState>,
         d: &'a ZoneState,
         _: &'a [FieldChange],
@@ -139,7 +140,7 @@ pub struct HealthCheckState {
     pub spec: HealthCheckSpec,
 }
 
-impl Resource<Cloud> for HealthCheck {
+impl<C: HealthChecks + HostedZones + Owner> Resource<C> for HealthCheck {
     type State = HealthCheckState;
     fn key(&self) -> TaskKey {
         TaskKey::new("health-check", &self.name)
@@ -162,7 +163,7 @@ impl Resource<Cloud> for HealthCheck {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         _: &'a Self::State,
     ) -> BoxFuture<'a, Result<Option<Found<Self::State>>, TaskError>> {
         Box::pin(async move {
@@ -178,7 +179,8 @@ impl Resource<Cloud> for HealthCheck {
             };
             Ok(Some(Found {
                 state: HealthCheckState {
-                    tagged: h.tags.get(crate::aws::TAG_ENV) == Some(&cx.env),
+                    tagged: h.tags.get(crate::aws::TAG_ENV).map(String::as_str)
+                        == Some(cx.env_name()),
                     spec: h.spec,
                 },
                 outputs: out_id(&h.id),
@@ -187,7 +189,7 @@ impl Resource<Cloud> for HealthCheck {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a Self::State,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
@@ -201,7 +203,7 @@ impl Resource<Cloud> for HealthCheck {
     }
     fn update<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         a: &'a Found<Self::State>,
         d: &'a Self::State,
         _: &'a [FieldChange],
@@ -246,7 +248,7 @@ pub struct RecordState {
     pub record: RecordSet,
 }
 
-impl Resource<Cloud> for Record {
+impl<C: Records> Resource<C> for Record {
     type State = RecordState;
     fn key(&self) -> TaskKey {
         TaskKey::new("record", &self.name)
@@ -279,7 +281,7 @@ impl Resource<Cloud> for Record {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a RecordState,
     ) -> BoxFuture<'a, Result<Option<Found<RecordState>>, TaskError>> {
         Box::pin(async move {
@@ -308,7 +310,7 @@ impl Resource<Cloud> for Record {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a RecordState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
@@ -319,7 +321,7 @@ impl Resource<Cloud> for Record {
     }
     fn update<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         _: &'a Found<RecordState>,
         d: &'a RecordState,
         _: &'a [FieldChange],

@@ -9,8 +9,8 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use super::{by_name, known, out_id};
+use crate::aws::api::RouteTables;
 use crate::aws::ec2::{RouteInfo, RouteTableInfo};
-use crate::aws::Cloud;
 use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
 
 /// Where a route goes: a task whose `id` output is the target (igw attachment, nat, peering).
@@ -29,7 +29,7 @@ pub struct RouteTableState {
     pub vpc_id: String,
 }
 
-impl Resource<Cloud> for RouteTable {
+impl<C: RouteTables> Resource<C> for RouteTable {
     type State = RouteTableState;
     fn key(&self) -> TaskKey {
         TaskKey::new("route-table", &self.name)
@@ -47,7 +47,7 @@ impl Resource<Cloud> for RouteTable {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a RouteTableState,
     ) -> BoxFuture<'a, Result<Option<Found<RouteTableState>>, TaskError>> {
         Box::pin(async move {
@@ -64,14 +64,14 @@ impl Resource<Cloud> for RouteTable {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a RouteTableState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move { Ok(out_id(&cx.create_route_table(&self.name, &d.vpc_id).await?)) })
     }
     fn update<'a>(
         &'a self,
-        _: &'a Cloud,
+        _: &'a C,
         _: &'a Found<RouteTableState>,
         _: &'a RouteTableState,
         _: &'a [FieldChange],
@@ -83,7 +83,7 @@ impl Resource<Cloud> for RouteTable {
 
 /// The table `id` as it is in the cached describe (`None` for a table created earlier in this
 /// run: it has no routes and no associations yet, and `create` starts from that).
-async fn table(cx: &Cloud, id: &str) -> Result<Option<RouteTableInfo>, TaskError> {
+async fn table<C: RouteTables>(cx: &C, id: &str) -> Result<Option<RouteTableInfo>, TaskError> {
     Ok(cx.route_tables().await?.into_iter().find(|t| t.id == id))
 }
 
@@ -102,7 +102,7 @@ pub struct RoutesState {
     pub routes: Vec<RouteInfo>,
 }
 
-impl Resource<Cloud> for Routes {
+impl<C: RouteTables> Resource<C> for Routes {
     type State = RoutesState;
     fn key(&self) -> TaskKey {
         TaskKey::new("routes", &self.name)
@@ -130,7 +130,7 @@ impl Resource<Cloud> for Routes {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a RoutesState,
     ) -> BoxFuture<'a, Result<Option<Found<RoutesState>>, TaskError>> {
         Box::pin(async move {
@@ -152,7 +152,7 @@ impl Resource<Cloud> for Routes {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a RoutesState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
@@ -164,7 +164,7 @@ impl Resource<Cloud> for Routes {
     }
     fn update<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         a: &'a Found<RoutesState>,
         d: &'a RoutesState,
         _: &'a [FieldChange],
@@ -197,7 +197,7 @@ pub struct AssociationsState {
     pub subnets: Vec<String>,
 }
 
-impl Resource<Cloud> for RouteTableAssociations {
+impl<C: RouteTables> Resource<C> for RouteTableAssociations {
     type State = AssociationsState;
     fn key(&self) -> TaskKey {
         TaskKey::new("rt-assoc", &self.name)
@@ -222,7 +222,7 @@ impl Resource<Cloud> for RouteTableAssociations {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a AssociationsState,
     ) -> BoxFuture<'a, Result<Option<Found<AssociationsState>>, TaskError>> {
         Box::pin(async move {
@@ -249,7 +249,7 @@ impl Resource<Cloud> for RouteTableAssociations {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a AssociationsState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
@@ -264,7 +264,7 @@ impl Resource<Cloud> for RouteTableAssociations {
     }
     fn update<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         a: &'a Found<AssociationsState>,
         d: &'a AssociationsState,
         _: &'a [FieldChange],

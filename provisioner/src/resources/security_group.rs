@@ -6,8 +6,8 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use super::{by_name, known, out_id};
+use crate::aws::api::SecurityGroups;
 use crate::aws::ec2::RuleInfo;
-use crate::aws::Cloud;
 use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
 
 pub struct SecurityGroup {
@@ -23,7 +23,7 @@ pub struct SgState {
     pub group_name: String,
 }
 
-impl Resource<Cloud> for SecurityGroup {
+impl<C: SecurityGroups> Resource<C> for SecurityGroup {
     type State = SgState;
     fn key(&self) -> TaskKey {
         TaskKey::new("sg", &self.name)
@@ -42,7 +42,7 @@ impl Resource<Cloud> for SecurityGroup {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a SgState,
     ) -> BoxFuture<'a, Result<Option<Found<SgState>>, TaskError>> {
         Box::pin(async move {
@@ -62,7 +62,7 @@ impl Resource<Cloud> for SecurityGroup {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a SgState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
@@ -74,7 +74,7 @@ impl Resource<Cloud> for SecurityGroup {
     }
     fn update<'a>(
         &'a self,
-        _: &'a Cloud,
+        _: &'a C,
         _: &'a Found<SgState>,
         _: &'a SgState,
         _: &'a [FieldChange],
@@ -112,7 +112,7 @@ pub struct RulesState {
     pub ingress: Vec<RuleInfo>,
 }
 
-impl Resource<Cloud> for SecurityGroupRules {
+impl<C: SecurityGroups> Resource<C> for SecurityGroupRules {
     type State = RulesState;
     fn key(&self) -> TaskKey {
         TaskKey::new("sg-rules", &self.name)
@@ -151,7 +151,7 @@ impl Resource<Cloud> for SecurityGroupRules {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a RulesState,
     ) -> BoxFuture<'a, Result<Option<Found<RulesState>>, TaskError>> {
         Box::pin(async move {
@@ -173,7 +173,7 @@ impl Resource<Cloud> for SecurityGroupRules {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a RulesState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         // The group is new (created earlier in this run): add every rule.
@@ -184,7 +184,7 @@ impl Resource<Cloud> for SecurityGroupRules {
     }
     fn update<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         a: &'a Found<RulesState>,
         d: &'a RulesState,
         _: &'a [FieldChange],

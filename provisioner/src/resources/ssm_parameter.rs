@@ -6,7 +6,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use super::out_id;
-use crate::aws::Cloud;
+use crate::aws::api::Parameters;
 use crate::bootstrap::JoinToken;
 use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
 
@@ -20,7 +20,7 @@ pub struct SecureParameter {
 #[derive(Debug, Clone, Serialize)]
 pub struct ParamState {}
 
-impl Resource<Cloud> for SecureParameter {
+impl<C: Parameters> Resource<C> for SecureParameter {
     type State = ParamState;
     fn key(&self) -> TaskKey {
         TaskKey::new("ssm-parameter", &self.name)
@@ -33,7 +33,7 @@ impl Resource<Cloud> for SecureParameter {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         _: &'a ParamState,
     ) -> BoxFuture<'a, Result<Option<Found<ParamState>>, TaskError>> {
         Box::pin(async move {
@@ -45,7 +45,7 @@ impl Resource<Cloud> for SecureParameter {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         _: &'a ParamState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
@@ -57,7 +57,7 @@ impl Resource<Cloud> for SecureParameter {
     }
     fn update<'a>(
         &'a self,
-        _: &'a Cloud,
+        _: &'a C,
         _: &'a Found<ParamState>,
         _: &'a ParamState,
         _: &'a [FieldChange],

@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use super::{by_name, known, out_id};
-use crate::aws::Cloud;
+use crate::aws::api::Subnets;
 use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
 
 pub struct Subnet {
@@ -25,7 +25,7 @@ pub struct SubnetState {
     pub az: String,
 }
 
-impl Resource<Cloud> for Subnet {
+impl<C: Subnets> Resource<C> for Subnet {
     type State = SubnetState;
     fn key(&self) -> TaskKey {
         TaskKey::new("subnet", &self.name)
@@ -48,7 +48,7 @@ impl Resource<Cloud> for Subnet {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a SubnetState,
     ) -> BoxFuture<'a, Result<Option<Found<SubnetState>>, TaskError>> {
         Box::pin(async move {
@@ -69,7 +69,7 @@ impl Resource<Cloud> for Subnet {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a SubnetState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
@@ -83,7 +83,7 @@ impl Resource<Cloud> for Subnet {
     }
     fn update<'a>(
         &'a self,
-        _: &'a Cloud,
+        _: &'a C,
         _: &'a Found<SubnetState>,
         _: &'a SubnetState,
         _: &'a [FieldChange],
@@ -109,7 +109,7 @@ pub struct PublicIpState {
     pub map_public_ip: bool,
 }
 
-impl Resource<Cloud> for SubnetPublicIp {
+impl<C: Subnets> Resource<C> for SubnetPublicIp {
     type State = PublicIpState;
     fn key(&self) -> TaskKey {
         TaskKey::new("subnet-public-ip", &self.name)
@@ -125,7 +125,7 @@ impl Resource<Cloud> for SubnetPublicIp {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a PublicIpState,
     ) -> BoxFuture<'a, Result<Option<Found<PublicIpState>>, TaskError>> {
         Box::pin(async move {
@@ -150,7 +150,7 @@ impl Resource<Cloud> for SubnetPublicIp {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a PublicIpState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
@@ -163,7 +163,7 @@ impl Resource<Cloud> for SubnetPublicIp {
     }
     fn update<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         _: &'a Found<PublicIpState>,
         d: &'a PublicIpState,
         _: &'a [FieldChange],

@@ -3,8 +3,8 @@
 use futures::future::BoxFuture;
 
 use super::{by_name, known, out_id};
+use crate::aws::api::TargetGroups;
 use crate::aws::elb::TgSpec;
-use crate::aws::Cloud;
 use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
 
 pub struct TargetGroup {
@@ -15,7 +15,7 @@ pub struct TargetGroup {
     pub spec: TgSpec,
 }
 
-impl Resource<Cloud> for TargetGroup {
+impl<C: TargetGroups> Resource<C> for TargetGroup {
     type State = TgSpec;
     fn key(&self) -> TaskKey {
         TaskKey::new("target-group", &self.name)
@@ -34,7 +34,7 @@ impl Resource<Cloud> for TargetGroup {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a TgSpec,
     ) -> BoxFuture<'a, Result<Option<Found<TgSpec>>, TaskError>> {
         Box::pin(async move {
@@ -51,7 +51,7 @@ impl Resource<Cloud> for TargetGroup {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a TgSpec,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
@@ -63,7 +63,7 @@ impl Resource<Cloud> for TargetGroup {
     }
     fn update<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         a: &'a Found<TgSpec>,
         d: &'a TgSpec,
         _: &'a [FieldChange],

@@ -4,7 +4,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use super::{by_name, out_id};
-use crate::aws::Cloud;
+use crate::aws::api::Vpcs;
 use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
 
 pub struct Vpc {
@@ -17,7 +17,7 @@ pub struct VpcState {
     pub cidr: String,
 }
 
-impl Resource<Cloud> for Vpc {
+impl<C: Vpcs> Resource<C> for Vpc {
     type State = VpcState;
     fn key(&self) -> TaskKey {
         TaskKey::new("vpc", &self.name)
@@ -38,7 +38,7 @@ impl Resource<Cloud> for Vpc {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         _: &'a VpcState,
     ) -> BoxFuture<'a, Result<Option<Found<VpcState>>, TaskError>> {
         Box::pin(async move {
@@ -52,14 +52,14 @@ impl Resource<Cloud> for Vpc {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a VpcState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move { Ok(out_id(&cx.create_vpc(&self.name, &d.cidr).await?)) })
     }
     fn update<'a>(
         &'a self,
-        _: &'a Cloud,
+        _: &'a C,
         _: &'a Found<VpcState>,
         _: &'a VpcState,
         _: &'a [FieldChange],

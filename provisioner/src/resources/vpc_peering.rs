@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use super::{by_name, known, out_id};
-use crate::aws::Cloud;
+use crate::aws::api::Peerings;
 use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
 
 pub struct VpcPeering {
@@ -21,7 +21,7 @@ pub struct PeeringState {
     pub active: bool,
 }
 
-impl Resource<Cloud> for VpcPeering {
+impl<C: Peerings> Resource<C> for VpcPeering {
     type State = PeeringState;
     fn key(&self) -> TaskKey {
         TaskKey::new("peering", &self.name)
@@ -41,7 +41,7 @@ impl Resource<Cloud> for VpcPeering {
     }
     fn find<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a PeeringState,
     ) -> BoxFuture<'a, Result<Option<Found<PeeringState>>, TaskError>> {
         Box::pin(async move {
@@ -62,7 +62,7 @@ impl Resource<Cloud> for VpcPeering {
     }
     fn create<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         d: &'a PeeringState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
@@ -75,7 +75,7 @@ impl Resource<Cloud> for VpcPeering {
     }
     fn update<'a>(
         &'a self,
-        cx: &'a Cloud,
+        cx: &'a C,
         a: &'a Found<PeeringState>,
         _: &'a PeeringState,
         _: &'a [FieldChange],

@@ -1,6 +1,7 @@
 //! `up` on each template in vpc-templates/, then `plan` reports no changes, then `down`
 //! leaves nothing tagged for the environment (counted through the emulator's APIs).
 
+use provisioner::aws::api::*;
 use provisioner::commands::{down, plan, up};
 
 use crate::{cloud, load, no_progress};

@@ -2,6 +2,7 @@
 //! a VPC created by someone else, another environment's resources), works from `--env NAME`
 //! alone, and lists (and fails on) what it could not delete.
 
+use provisioner::aws::api::*;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
