@@ -389,13 +389,21 @@ impl Vpcs for Cloud {
         self.inventory
             .cached("ec2:vpcs", || async {
                 let out = self
-                    .call("ec2:DescribeVpcs", Strong, || {
-                        self.ec2.describe_vpcs().filters(self.env_filter()).send()
-                    })
+                    .all_pages(
+                        "ec2:DescribeVpcs",
+                        |token| {
+                            self.ec2
+                                .describe_vpcs()
+                                .filters(self.env_filter())
+                                .set_next_token(token)
+                                .send()
+                        },
+                        |o| o.next_token(),
+                    )
                     .await?;
                 Ok(out
-                    .vpcs()
                     .iter()
+                    .flat_map(|o| o.vpcs())
                     .map(|v| VpcInfo {
                         id: v.vpc_id().unwrap_or_default().into(),
                         cidr: v.cidr_block().unwrap_or_default().into(),
@@ -457,16 +465,21 @@ impl Subnets for Cloud {
         self.inventory
             .cached("ec2:subnets", || async {
                 let out = self
-                    .call("ec2:DescribeSubnets", Strong, || {
-                        self.ec2
-                            .describe_subnets()
-                            .filters(self.env_filter())
-                            .send()
-                    })
+                    .all_pages(
+                        "ec2:DescribeSubnets",
+                        |token| {
+                            self.ec2
+                                .describe_subnets()
+                                .filters(self.env_filter())
+                                .set_next_token(token)
+                                .send()
+                        },
+                        |o| o.next_token(),
+                    )
                     .await?;
                 Ok(out
-                    .subnets()
                     .iter()
+                    .flat_map(|o| o.subnets())
                     .map(|s| SubnetInfo {
                         id: s.subnet_id().unwrap_or_default().into(),
                         vpc_id: s.vpc_id().unwrap_or_default().into(),
@@ -532,16 +545,21 @@ impl InternetGateways for Cloud {
         self.inventory
             .cached("ec2:igws", || async {
                 let out = self
-                    .call("ec2:DescribeInternetGateways", Strong, || {
-                        self.ec2
-                            .describe_internet_gateways()
-                            .filters(self.env_filter())
-                            .send()
-                    })
+                    .all_pages(
+                        "ec2:DescribeInternetGateways",
+                        |token| {
+                            self.ec2
+                                .describe_internet_gateways()
+                                .filters(self.env_filter())
+                                .set_next_token(token)
+                                .send()
+                        },
+                        |o| o.next_token(),
+                    )
                     .await?;
                 Ok(out
-                    .internet_gateways()
                     .iter()
+                    .flat_map(|o| o.internet_gateways())
                     .map(|g| IgwInfo {
                         id: g.internet_gateway_id().unwrap_or_default().into(),
                         attached_vpcs: g
@@ -669,16 +687,21 @@ impl NatGateways for Cloud {
         self.inventory
             .cached("ec2:nats", || async {
                 let out = self
-                    .call("ec2:DescribeNatGateways", Strong, || {
-                        self.ec2
-                            .describe_nat_gateways()
-                            .filter(self.env_filter())
-                            .send()
-                    })
+                    .all_pages(
+                        "ec2:DescribeNatGateways",
+                        |token| {
+                            self.ec2
+                                .describe_nat_gateways()
+                                .filter(self.env_filter())
+                                .set_next_token(token)
+                                .send()
+                        },
+                        |o| o.next_token(),
+                    )
                     .await?;
                 Ok(out
-                    .nat_gateways()
                     .iter()
+                    .flat_map(|o| o.nat_gateways())
                     .map(nat_info)
                     .filter(|n| self.mine(&n.tags))
                     .collect::<Vec<_>>())
@@ -760,16 +783,21 @@ impl RouteTables for Cloud {
         self.inventory
             .cached("ec2:rtbs", || async {
                 let out = self
-                    .call("ec2:DescribeRouteTables", Strong, || {
-                        self.ec2
-                            .describe_route_tables()
-                            .filters(self.env_filter())
-                            .send()
-                    })
+                    .all_pages(
+                        "ec2:DescribeRouteTables",
+                        |token| {
+                            self.ec2
+                                .describe_route_tables()
+                                .filters(self.env_filter())
+                                .set_next_token(token)
+                                .send()
+                        },
+                        |o| o.next_token(),
+                    )
                     .await?;
                 Ok(out
-                    .route_tables()
                     .iter()
+                    .flat_map(|o| o.route_tables())
                     .map(|t| RouteTableInfo {
                         id: t.route_table_id().unwrap_or_default().into(),
                         vpc_id: t.vpc_id().unwrap_or_default().into(),
@@ -893,16 +921,21 @@ impl SecurityGroups for Cloud {
         self.inventory
             .cached("ec2:sgs", || async {
                 let out = self
-                    .call("ec2:DescribeSecurityGroups", Strong, || {
-                        self.ec2
-                            .describe_security_groups()
-                            .filters(self.env_filter())
-                            .send()
-                    })
+                    .all_pages(
+                        "ec2:DescribeSecurityGroups",
+                        |token| {
+                            self.ec2
+                                .describe_security_groups()
+                                .filters(self.env_filter())
+                                .set_next_token(token)
+                                .send()
+                        },
+                        |o| o.next_token(),
+                    )
                     .await?;
                 Ok(out
-                    .security_groups()
                     .iter()
+                    .flat_map(|o| o.security_groups())
                     .map(|g| {
                         let mut ingress = Vec::new();
                         for p in g.ip_permissions() {
@@ -1018,16 +1051,21 @@ impl LaunchTemplates for Cloud {
         self.inventory
             .cached("ec2:lts", || async {
                 let out = self
-                    .call("ec2:DescribeLaunchTemplates", Strong, || {
-                        self.ec2
-                            .describe_launch_templates()
-                            .filters(self.env_filter())
-                            .send()
-                    })
+                    .all_pages(
+                        "ec2:DescribeLaunchTemplates",
+                        |token| {
+                            self.ec2
+                                .describe_launch_templates()
+                                .filters(self.env_filter())
+                                .set_next_token(token)
+                                .send()
+                        },
+                        |o| o.next_token(),
+                    )
                     .await?;
                 Ok(out
-                    .launch_templates()
                     .iter()
+                    .flat_map(|o| o.launch_templates())
                     .map(|t| LaunchTemplateInfo {
                         id: t.launch_template_id().unwrap_or_default().into(),
                         name: t.launch_template_name().unwrap_or_default().into(),
@@ -1044,8 +1082,10 @@ impl LaunchTemplates for Cloud {
         &self,
         id: &str,
     ) -> Result<Option<LaunchTemplateData>, CloudError> {
+        // The template was just listed by DescribeLaunchTemplates: a NotFound for its versions
+        // is the read lagging a create (real AWS is eventually consistent), not absence.
         let out = self
-            .call("ec2:DescribeLaunchTemplateVersions", Strong, || {
+            .call("ec2:DescribeLaunchTemplateVersions", AfterCreate, || {
                 self.ec2
                     .describe_launch_template_versions()
                     .launch_template_id(id)
@@ -1164,16 +1204,21 @@ impl Peerings for Cloud {
         self.inventory
             .cached("ec2:pcx", || async {
                 let out = self
-                    .call("ec2:DescribeVpcPeeringConnections", Strong, || {
-                        self.ec2
-                            .describe_vpc_peering_connections()
-                            .filters(self.env_filter())
-                            .send()
-                    })
+                    .all_pages(
+                        "ec2:DescribeVpcPeeringConnections",
+                        |token| {
+                            self.ec2
+                                .describe_vpc_peering_connections()
+                                .filters(self.env_filter())
+                                .set_next_token(token)
+                                .send()
+                        },
+                        |o| o.next_token(),
+                    )
                     .await?;
                 Ok(out
-                    .vpc_peering_connections()
                     .iter()
+                    .flat_map(|o| o.vpc_peering_connections())
                     .map(|p| PeeringInfo {
                         id: p.vpc_peering_connection_id().unwrap_or_default().into(),
                         requester_vpc: p
@@ -1252,21 +1297,26 @@ impl Leftovers for Cloud {
             return Ok(Vec::new());
         }
         let out = self
-            .call("ec2:DescribeNetworkInterfaces", Strong, || {
-                self.ec2
-                    .describe_network_interfaces()
-                    .filters(
-                        Filter::builder()
-                            .name("subnet-id")
-                            .set_values(Some(subnets.to_vec()))
-                            .build(),
-                    )
-                    .send()
-            })
+            .all_pages(
+                "ec2:DescribeNetworkInterfaces",
+                |token| {
+                    self.ec2
+                        .describe_network_interfaces()
+                        .filters(
+                            Filter::builder()
+                                .name("subnet-id")
+                                .set_values(Some(subnets.to_vec()))
+                                .build(),
+                        )
+                        .set_next_token(token)
+                        .send()
+                },
+                |o| o.next_token(),
+            )
             .await?;
         Ok(out
-            .network_interfaces()
             .iter()
+            .flat_map(|o| o.network_interfaces())
             .map(|n| EniInfo {
                 id: n.network_interface_id().unwrap_or_default().into(),
                 subnet_id: n.subnet_id().unwrap_or_default().into(),
@@ -1301,16 +1351,21 @@ impl Leftovers for Cloud {
 
     async fn instances(&self) -> Result<Vec<InstanceInfo>, CloudError> {
         let out = self
-            .call("ec2:DescribeInstances", Strong, || {
-                self.ec2
-                    .describe_instances()
-                    .filters(self.env_filter())
-                    .send()
-            })
+            .all_pages(
+                "ec2:DescribeInstances",
+                |token| {
+                    self.ec2
+                        .describe_instances()
+                        .filters(self.env_filter())
+                        .set_next_token(token)
+                        .send()
+                },
+                |o| o.next_token(),
+            )
             .await?;
         Ok(out
-            .reservations()
             .iter()
+            .flat_map(|o| o.reservations())
             .flat_map(|r| r.instances())
             .map(|i| InstanceInfo {
                 id: i.instance_id().unwrap_or_default().into(),
@@ -1343,17 +1398,22 @@ impl Leftovers for Cloud {
 
     async fn tagged_resource_ids(&self) -> Result<Vec<(String, String)>, CloudError> {
         let out = self
-            .call("ec2:DescribeTags", Strong, || {
-                self.ec2
-                    .describe_tags()
-                    .filters(Filter::builder().name("key").values(TAG_ENV).build())
-                    .filters(Filter::builder().name("value").values(&self.env).build())
-                    .send()
-            })
+            .all_pages(
+                "ec2:DescribeTags",
+                |token| {
+                    self.ec2
+                        .describe_tags()
+                        .filters(Filter::builder().name("key").values(TAG_ENV).build())
+                        .filters(Filter::builder().name("value").values(&self.env).build())
+                        .set_next_token(token)
+                        .send()
+                },
+                |o| o.next_token(),
+            )
             .await?;
         Ok(out
-            .tags()
             .iter()
+            .flat_map(|o| o.tags())
             .map(|t| {
                 (
                     t.resource_type()

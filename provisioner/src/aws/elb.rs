@@ -516,7 +516,7 @@ impl TargetGroups for Cloud {
 
     async fn target_health(&self, arn: &str) -> Result<Vec<TargetHealthInfo>, CloudError> {
         let r = self
-            .call("elbv2:DescribeTargetHealth", Strong, || {
+            .call("elbv2:DescribeTargetHealth", AfterCreate, || {
                 self.elb
                     .describe_target_health()
                     .target_group_arn(arn)
@@ -542,7 +542,7 @@ impl Listeners for Cloud {
         self.inventory
             .cached(&format!("elb:listeners:{lb_arn}"), || async {
                 let r = self
-                    .call("elbv2:DescribeListeners", Strong, || {
+                    .call("elbv2:DescribeListeners", AfterCreate, || {
                         self.elb
                             .describe_listeners()
                             .load_balancer_arn(lb_arn)
@@ -615,7 +615,7 @@ impl Listeners for Cloud {
 
     async fn listener_rules(&self, listener_arn: &str) -> Result<Vec<PathRuleInfo>, CloudError> {
         let r = self
-            .call("elbv2:DescribeRules", Strong, || {
+            .call("elbv2:DescribeRules", AfterCreate, || {
                 self.elb.describe_rules().listener_arn(listener_arn).send()
             })
             .await?;

@@ -112,6 +112,21 @@ where
             let message = e.message().unwrap_or_default().to_string();
             CloudError::new(classify(&code, Some(status)), op, code, message)
         }
+        // Not a network problem (no credentials, a bad profile, a request the client could not
+        // build): retrying cannot help, and would keep a user without credentials waiting
+        // through every backoff before saying so.
+        SdkError::DispatchFailure(df) if !df.is_io() && !df.is_timeout() => {
+            let text = format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(&err)
+            );
+            let kind = if text.contains("credential") {
+                ErrorKind::AccessDenied
+            } else {
+                ErrorKind::Other
+            };
+            CloudError::new(kind, op, "", text)
+        }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => CloudError::new(
             ErrorKind::Transport,
             op,

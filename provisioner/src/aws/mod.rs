@@ -301,6 +301,37 @@ impl Cloud {
         .await
     }
 
+    /// Every page of a describe: `page(token)` sends one request (the first with `None`),
+    /// `next(&output)` reads the token of the next page; each page is one call under the retry
+    /// policy. AWS may page a describe even without `MaxResults`, and an item on a page left
+    /// unread would look absent: created again, or left behind by `down`.
+    pub async fn all_pages<O, E, F, Fut, N>(
+        &self,
+        op: &str,
+        mut page: F,
+        next: N,
+    ) -> Result<Vec<O>, CloudError>
+    where
+        F: FnMut(Option<String>) -> Fut,
+        Fut: Future<Output = Result<O, SdkError<E, aws_smithy_runtime_api::http::Response>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        N: Fn(&O) -> Option<&str>,
+    {
+        let mut tokens = PageTokens::default();
+        let mut pages = Vec::new();
+        loop {
+            let token = tokens.current();
+            let out = self
+                .call(op, Consistency::Strong, || page(token.clone()))
+                .await?;
+            let more = tokens.advance(next(&out))?;
+            pages.push(out);
+            if !more {
+                return Ok(pages);
+            }
+        }
+    }
+
     /// Poll `probe` until it returns `Some`, up to `wait_timeout` (waiters for NAT gateways,
     /// load balancers and instances: real AWS has pending states, moto does not).
     pub async fn wait_for<T, F, Fut>(&self, what: &str, mut probe: F) -> Result<T, CloudError>
@@ -332,6 +363,36 @@ impl Cloud {
 impl crate::engine::Rescan for Cloud {
     fn rescan(&self) {
         self.inventory.clear();
+    }
+}
+
+/// The next-page tokens of one paged describe: the token to send, and whether there is a
+/// next page (an empty token counts as none; a token seen twice is an error rather than a
+/// loop that reads forever).
+#[derive(Debug, Default)]
+pub(crate) struct PageTokens {
+    next: Option<String>,
+    seen: std::collections::HashSet<String>,
+}
+
+impl PageTokens {
+    /// The token to send with the next request (`None` for the first page).
+    pub(crate) fn current(&self) -> Option<String> {
+        self.next.clone()
+    }
+    /// Take the token a response returned; `Ok(true)` if there is another page to read.
+    pub(crate) fn advance(&mut self, returned: Option<&str>) -> Result<bool, CloudError> {
+        self.next = returned.filter(|t| !t.is_empty()).map(String::from);
+        match &self.next {
+            None => Ok(false),
+            Some(t) if !self.seen.insert(t.clone()) => Err(CloudError::new(
+                crate::engine::ErrorKind::Other,
+                "pagination",
+                "RepeatedNextToken",
+                format!("the service returned the next-page token {t:?} twice"),
+            )),
+            Some(_) => Ok(true),
+        }
     }
 }
 
@@ -458,4 +519,33 @@ pub(crate) fn tag_map<'a>(
     tags.into_iter()
         .filter_map(|(k, v)| Some((k?.to_string(), v.unwrap_or_default().to_string())))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_followed_until_the_token_runs_out() {
+        let mut t = PageTokens::default();
+        assert_eq!(t.current(), None, "the first page has no token");
+        assert!(t.advance(Some("a")).unwrap());
+        assert_eq!(t.current().as_deref(), Some("a"));
+        assert!(t.advance(Some("b")).unwrap());
+        assert_eq!(t.current().as_deref(), Some("b"));
+        assert!(
+            !t.advance(None).unwrap(),
+            "no token: that was the last page"
+        );
+    }
+
+    #[test]
+    fn an_empty_token_ends_and_a_repeated_one_is_an_error() {
+        let mut t = PageTokens::default();
+        assert!(!t.advance(Some("")).unwrap());
+        let mut t = PageTokens::default();
+        assert!(t.advance(Some("same")).unwrap());
+        let e = t.advance(Some("same")).unwrap_err();
+        assert!(e.message.contains("twice"), "{e}");
+    }
 }

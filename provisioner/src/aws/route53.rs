@@ -341,7 +341,7 @@ impl HostedZones for Cloud {
 
     async fn zone_vpcs(&self, zone_id: &str) -> Result<Vec<String>, CloudError> {
         let r = self
-            .call("route53:GetHostedZone", Strong, || {
+            .call("route53:GetHostedZone", AfterCreate, || {
                 self.r53.get_hosted_zone().id(zone_id).send()
             })
             .await?;
@@ -363,7 +363,7 @@ impl Records for Cloud {
                 let mut start: Option<(String, RrType, Option<String>)> = None;
                 loop {
                     let r = self
-                        .call("route53:ListResourceRecordSets", Strong, || {
+                        .call("route53:ListResourceRecordSets", AfterCreate, || {
                             let mut b =
                                 self.r53.list_resource_record_sets().hosted_zone_id(zone_id);
                             if let Some((n, t, s)) = &start {
