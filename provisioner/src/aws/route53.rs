@@ -151,6 +151,13 @@ pub trait HostedZones: Send + Sync {
         zone_id: &str,
         vpc_id: &str,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Remove one VPC from a private zone (idempotent: "not associated" is fine). Route 53
+    /// refuses to remove the last one.
+    fn disassociate_zone_vpc(
+        &self,
+        zone_id: &str,
+        vpc_id: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
     /// VPC ids associated with a private zone.
     fn zone_vpcs(
         &self,
@@ -314,6 +321,27 @@ impl HostedZones for Cloud {
         })
         .await
         .map(|_| ())
+    }
+
+    async fn disassociate_zone_vpc(&self, zone_id: &str, vpc_id: &str) -> Result<(), CloudError> {
+        let r = self
+            .call("route53:DisassociateVPCFromHostedZone", Strong, || {
+                self.r53
+                    .disassociate_vpc_from_hosted_zone()
+                    .hosted_zone_id(zone_id)
+                    .vpc(
+                        Vpc::builder()
+                            .vpc_id(vpc_id)
+                            .vpc_region(VpcRegion::from(self.region.as_str()))
+                            .build(),
+                    )
+                    .send()
+            })
+            .await;
+        match r {
+            Err(e) if e.code == "VPCAssociationNotFound" => Ok(()),
+            r => r.map(|_| ()),
+        }
     }
 
     async fn associate_zone_vpc(&self, zone_id: &str, vpc_id: &str) -> Result<(), CloudError> {

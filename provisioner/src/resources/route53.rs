@@ -6,7 +6,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use super::{by_name, known, out_id};
-use crate::aws::api::{HealthChecks, HostedZones, Owner, Records};
+use crate::aws::api::{HealthChecks, HostedZones, Owner, Records, Vpcs};
 use crate::aws::route53::{logical_hash, HealthCheckSpec, RecordSet, Route53Kind};
 use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
 
@@ -23,11 +23,12 @@ pub struct ZoneState {
     /// Carries the ownership tags (false: created, but the tagging call never happened).
     pub tagged: bool,
     pub private: bool,
-    /// Associated VPCs (private zones), sorted.
+    /// Associated VPCs of this environment (private zones), sorted. A VPC someone else
+    /// associated is neither shown nor removed: it is not ours.
     pub vpcs: Vec<String>,
 }
 
-impl<C: HostedZones + Owner> Resource<C> for HostedZone {
+impl<C: HostedZones + Owner + Vpcs> Resource<C> for HostedZone {
     type State = ZoneState;
     fn key(&self) -> TaskKey {
         TaskKey::new("zone", &self.name)
@@ -71,7 +72,15 @@ impl<C: HostedZones + Owner> Resource<C> for HostedZone {
                 return Ok(None);
             };
             let vpcs = if z.private {
-                cx.zone_vpcs(&z.id).await?
+                let ours: Vec<String> = cx.vpcs().await?.into_iter().map(|v| v.id).collect();
+                let mut vpcs: Vec<String> = cx
+                    .zone_vpcs(&z.id)
+                    .await?
+                    .into_iter()
+                    .filter(|v| ours.contains(v))
+                    .collect();
+                vpcs.sort();
+                vpcs
             } else {
                 Vec::new()
             };
@@ -108,15 +117,23 @@ impl<C: HostedZones + Owner> Resource<C> for HostedZone {
         d: &'a ZoneState,
         _: &'a [FieldChange],
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
-        // Associations are only added: removing one could cut a VPC off a zone it still uses.
         Box::pin(async move {
+            let id = &a.outputs["id"];
             if !a.state.tagged {
-                cx.tag_route53(Route53Kind::Zone, &a.outputs["id"], &self.name)
-                    .await?;
+                cx.tag_route53(Route53Kind::Zone, id, &self.name).await?;
             }
+            // Add first: Route 53 refuses to remove a zone's last VPC, so a template that
+            // moves the zone to other VPCs must see them associated before the old go.
             for v in &d.vpcs {
                 if !a.state.vpcs.contains(v) {
-                    cx.associate_zone_vpc(&a.outputs["id"], v).await?;
+                    cx.associate_zone_vpc(id, v).await?;
+                }
+            }
+            // Only this environment's VPCs are in `a.state.vpcs`: one the template no longer
+            // lists is removed; a VPC someone else associated is left alone.
+            for v in &a.state.vpcs {
+                if !d.vpcs.contains(v) {
+                    cx.disassociate_zone_vpc(id, v).await?;
                 }
             }
             Ok(OutputMap::new())

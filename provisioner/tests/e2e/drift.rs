@@ -208,3 +208,137 @@ async fn immutable_change_is_rejected_by_the_plan() {
         p.errors
     );
 }
+
+/// A private zone follows the template's VPC list both ways: a VPC dropped from `dns.vpcs`
+/// is disassociated by `up`; a VPC someone else associated by hand is neither shown in the
+/// plan nor removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_zone_associations_follow_the_template_and_spare_foreign_vpcs() {
+    let guard = harness::emulator().await.unwrap();
+    let yaml = |vpcs: &str| {
+        format!(
+            r#"
+name: zones
+region: us-east-1
+cluster: {{k3s_version: v1.34.1+k3s1, service_image: "example/img:1"}}
+vpcs:
+  - name: main
+    cidr: 10.80.0.0/16
+    az_count: 1
+    nat: none
+    subnets:
+      - {{name: private-a, kind: private, az_index: 0, cidr: 10.80.0.0/20}}
+  - name: other
+    cidr: 10.81.0.0/16
+    az_count: 1
+    nat: none
+    subnets:
+      - {{name: private-a, kind: private, az_index: 0, cidr: 10.81.0.0/20}}
+dns:
+  zone: zones.internal
+  private: true
+  vpcs: [{vpcs}]
+  records:
+    - {{name: db, type: A, values: [10.80.0.10], ttl: 60}}
+"#
+        )
+    };
+    let both = crate::parse(&yaml("main, other"));
+    let cloud = cloud(&guard, "zones").await;
+    let r = up::converge(&cloud, &both, &no_progress()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+
+    let conf = raw_conf(&guard).await;
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let r53 = aws_sdk_route53::Client::new(&conf);
+    let zone = r53
+        .list_hosted_zones_by_name()
+        .dns_name("zones.internal")
+        .send()
+        .await
+        .unwrap()
+        .hosted_zones()[0]
+        .id()
+        .to_string();
+    let vpc_id = |name: &'static str| {
+        let ec2 = ec2.clone();
+        async move {
+            ec2.describe_vpcs()
+                .filters(by_name(name))
+                .send()
+                .await
+                .unwrap()
+                .vpcs()[0]
+                .vpc_id()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let (main, other) = (vpc_id("main").await, vpc_id("other").await);
+    // Someone else's VPC, associated by hand.
+    let foreign = ec2
+        .create_vpc()
+        .cidr_block("10.99.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    r53.associate_vpc_with_hosted_zone()
+        .hosted_zone_id(&zone)
+        .vpc(
+            aws_sdk_route53::types::Vpc::builder()
+                .vpc_id(&foreign)
+                .vpc_region(aws_sdk_route53::types::VpcRegion::UsEast1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let associated = || {
+        let r53 = r53.clone();
+        let zone = zone.clone();
+        async move {
+            let mut v: Vec<String> = r53
+                .get_hosted_zone()
+                .id(&zone)
+                .send()
+                .await
+                .unwrap()
+                .vpcs()
+                .iter()
+                .filter_map(|v| v.vpc_id().map(String::from))
+                .collect();
+            v.sort();
+            v
+        }
+    };
+
+    // The foreign association is not drift.
+    let p = plan::plan(&cloud, &both).await.unwrap();
+    assert!(!p.has_changes(), "{}", plan::render_text(&p));
+
+    // Drop `other` from the template: planned as an update of the zone, done by `up`.
+    let only_main = crate::parse(&yaml("main"));
+    let p = plan::plan(&cloud, &only_main).await.unwrap();
+    let text = plan::render_text(&p);
+    let z = p
+        .changes
+        .iter()
+        .find(|c| c.key.as_str() == "zone/zones.internal")
+        .unwrap();
+    assert_eq!(z.action, Action::Update, "{text}");
+    assert!(z.reason.contains("vpcs"), "{text}");
+    let fix = up::converge(&cloud, &only_main, &no_progress())
+        .await
+        .unwrap();
+    assert!(fix.errors.is_empty(), "{:?}", fix.errors);
+    let mut expected = vec![main.clone(), foreign.clone()];
+    expected.sort();
+    assert_eq!(associated().await, expected, "other ({other}) removed");
+    let p = plan::plan(&cloud, &only_main).await.unwrap();
+    assert!(!p.has_changes(), "{}", plan::render_text(&p));
+}
