@@ -147,6 +147,9 @@ pub struct FaultProxyArgs {
     /// Share of calls done upstream but answered 500/503 (a lost response).
     #[arg(long, default_value_t = 0.0)]
     pub lost_responses: f64,
+    /// Milliseconds every call waits before it is forwarded (network latency).
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -510,6 +513,7 @@ async fn fault_proxy(args: &FaultProxyArgs) -> Result<()> {
     };
     let proxy = FaultProxy::start(&args.upstream, args.listen, cfg).await?;
     proxy.set_lost_responses(args.lost_responses);
+    proxy.set_latency(Duration::from_millis(args.latency_ms));
     println!("fault proxy on {} -> {}", proxy.endpoint(), args.upstream);
     tokio::signal::ctrl_c().await?;
     println!("{}", serde_json::to_string_pretty(&proxy.stats())?);

@@ -19,6 +19,11 @@
 //! - **lost responses** (off by default, [`FaultProxy::set_lost_responses`]):
 //!   the call is forwarded and done, but the client gets a 500/503 — the
 //!   case where a blind retry of a create makes a duplicate;
+//! - **network latency** (off by default, [`FaultProxy::set_latency`]): every
+//!   call waits this long before it is forwarded, as a call to a distant region
+//!   does; with it the emulator's own time per call no longer dominates, which
+//!   is how `BENCHMARKS.md` measures the engine's schedule against its critical
+//!   path;
 //! - **slow resources**: NAT gateways read `pending` and load balancers
 //!   `provisioning` for a while after their creation, and NAT gateways
 //!   `deleting` for a while after their deletion (responses rewritten).
@@ -113,6 +118,8 @@ struct Inner {
     stats: Mutex<FaultStats>,
     /// Share of calls whose response is lost (see [`FaultProxy::set_lost_responses`]).
     lost: Mutex<f64>,
+    /// Added before each call is forwarded (see [`FaultProxy::set_latency`]).
+    latency: Mutex<Duration>,
 }
 
 #[derive(Default)]
@@ -143,6 +150,7 @@ impl FaultProxy {
             state: Mutex::new(Tracked::default()),
             stats: Mutex::new(FaultStats::default()),
             lost: Mutex::new(0.0),
+            latency: Mutex::new(Duration::ZERO),
         });
         let app = Router::new().fallback(handle).with_state(inner.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -173,6 +181,11 @@ impl FaultProxy {
     /// 500/503 as if the response had been lost (`0.0` turns it off).
     pub fn set_lost_responses(&self, share: f64) {
         *self.inner.lost.lock().expect("lost lock") = share.clamp(0.0, 1.0);
+    }
+
+    /// From now on, hold every call this long before forwarding it (`ZERO` turns it off).
+    pub fn set_latency(&self, latency: Duration) {
+        *self.inner.latency.lock().expect("latency lock") = latency;
     }
 }
 
@@ -622,6 +635,10 @@ async fn proxy(inner: &Inner, req: Request) -> Result<Response> {
             return Ok(error_response(&call, fault, &rid));
         }
     }
+    let latency = *inner.latency.lock().expect("latency lock");
+    if !is_moto_api && !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let mut rb = inner
         .client
         .request(
@@ -892,5 +909,25 @@ mod tests {
         let stats = proxy.stats();
         assert_eq!(stats.not_found, 1, "{stats:?}");
         assert!(stats.pending_rewrites >= 1, "{stats:?}");
+    }
+
+    #[tokio::test]
+    async fn latency_holds_each_call_before_forwarding_it() {
+        let emu = harness::emulator().await.unwrap();
+        let cfg = FaultConfig {
+            throttle: 0.0,
+            server_error: 0.0,
+            ..FaultConfig::default()
+        };
+        let proxy = FaultProxy::start(&emu.endpoint, "127.0.0.1:0".parse().unwrap(), cfg)
+            .await
+            .unwrap();
+        proxy.set_latency(Duration::from_millis(150));
+        let ec2 = ec2_via(&proxy.endpoint()).await;
+        let start = Instant::now();
+        ec2.describe_vpcs().send().await.unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(150));
+        assert_eq!(proxy.stats().forwarded, 1);
+        assert_eq!(proxy.stats().injected(), 0, "latency is not a fault");
     }
 }

@@ -10,7 +10,7 @@ use aws_sdk_ec2::types::{
     LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
     LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
     LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType, Tag,
-    TagSpecification, UserIdGroupPair,
+    TagSpecification, UserIdGroupPair, VpcAttributeName,
 };
 
 use super::{tag_map, Cloud, TAG_ENV};
@@ -187,6 +187,13 @@ fn to_permission(r: &RuleInfo) -> IpPermission {
     b.build()
 }
 
+/// One of a VPC's two DNS attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VpcDnsAttribute {
+    Support,
+    Hostnames,
+}
+
 /// VPCs of this environment.
 pub trait Vpcs: Send + Sync {
     fn vpcs(&self) -> impl Future<Output = Result<Vec<VpcInfo>, CloudError>> + Send;
@@ -196,6 +203,15 @@ pub trait Vpcs: Send + Sync {
         cidr: &str,
     ) -> impl Future<Output = Result<String, CloudError>> + Send;
     fn delete_vpc(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `(enableDnsSupport, enableDnsHostnames)` of one VPC.
+    fn vpc_dns(&self, id: &str) -> impl Future<Output = Result<(bool, bool), CloudError>> + Send;
+    /// One DNS attribute (AWS changes one per call; hostnames need support on).
+    fn set_vpc_dns_attribute(
+        &self,
+        id: &str,
+        attribute: VpcDnsAttribute,
+        on: bool,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
 
 /// Subnets and their public-IP-on-launch attribute.
@@ -430,25 +446,31 @@ impl Vpcs for Cloud {
             .and_then(|v| v.vpc_id())
             .ok_or_else(|| missing("ec2:CreateVpc", "VpcId"))?
             .to_string();
-        let attr = AttributeBooleanValue::builder().value(true).build();
-        let support = self.call("ec2:ModifyVpcAttribute", AfterCreate, || {
-            self.ec2
-                .modify_vpc_attribute()
-                .vpc_id(&id)
-                .enable_dns_support(attr.clone())
-                .send()
-        });
-        let hostnames = self.call("ec2:ModifyVpcAttribute", AfterCreate, || {
-            self.ec2
-                .modify_vpc_attribute()
-                .vpc_id(&id)
-                .enable_dns_hostnames(attr.clone())
-                .send()
-        });
-        let (a, b) = futures::join!(support, hostnames);
-        a?;
-        b?;
         Ok(id)
+    }
+
+    async fn vpc_dns(&self, id: &str) -> Result<(bool, bool), CloudError> {
+        self.inventory
+            .cached(&format!("ec2:vpc-dns:{id}"), || self.read_vpc_dns(id))
+            .await
+    }
+
+    async fn set_vpc_dns_attribute(
+        &self,
+        id: &str,
+        attribute: VpcDnsAttribute,
+        on: bool,
+    ) -> Result<(), CloudError> {
+        self.call("ec2:ModifyVpcAttribute", AfterCreate, || {
+            let value = AttributeBooleanValue::builder().value(on).build();
+            let b = self.ec2.modify_vpc_attribute().vpc_id(id);
+            match attribute {
+                VpcDnsAttribute::Support => b.enable_dns_support(value).send(),
+                VpcDnsAttribute::Hostnames => b.enable_dns_hostnames(value).send(),
+            }
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn delete_vpc(&self, id: &str) -> Result<(), CloudError> {
@@ -1471,6 +1493,33 @@ impl Cloud {
             );
         }
         b.build()
+    }
+
+    /// DescribeVpcAttribute, twice at once.
+    async fn read_vpc_dns(&self, id: &str) -> Result<(bool, bool), CloudError> {
+        let read = |attr: VpcAttributeName| {
+            self.call("ec2:DescribeVpcAttribute", AfterCreate, move || {
+                self.ec2
+                    .describe_vpc_attribute()
+                    .vpc_id(id)
+                    .attribute(attr.clone())
+                    .send()
+            })
+        };
+        let (support, hostnames) = futures::try_join!(
+            read(VpcAttributeName::EnableDnsSupport),
+            read(VpcAttributeName::EnableDnsHostnames)
+        )?;
+        Ok((
+            support
+                .enable_dns_support()
+                .and_then(|a| a.value())
+                .unwrap_or(false),
+            hostnames
+                .enable_dns_hostnames()
+                .and_then(|a| a.value())
+                .unwrap_or(false),
+        ))
     }
 }
 

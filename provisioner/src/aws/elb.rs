@@ -125,6 +125,12 @@ pub trait LoadBalancers: Send + Sync {
         subnets: &[String],
         security_groups: &[String],
     ) -> impl Future<Output = Result<LbInfo, CloudError>> + Send;
+    /// Waiter: the load balancer `active` (fails early on `failed`).
+    fn wait_lb_active(
+        &self,
+        arn: &str,
+        aws_name: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
     fn set_lb_subnets(
         &self,
         arn: &str,
@@ -302,42 +308,14 @@ impl LoadBalancers for Cloud {
             )
         })?;
         let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
+        // A load balancer just made has no listeners: they need not be listed.
+        self.inventory
+            .seed(&format!("elb:listeners:{arn}"), Vec::<ListenerInfo>::new());
         let created_state = lb
             .state()
             .and_then(|s| s.code())
             .map(|c| c.as_str().to_string())
             .unwrap_or_default();
-        // Waiter: provisioning -> active (skipped if the create already answered active).
-        if created_state != "active" {
-            self.wait_for(&format!("load balancer {aws_name} active"), || async {
-                let r = self
-                    .call("elbv2:DescribeLoadBalancers", AfterCreate, || {
-                        self.elb
-                            .describe_load_balancers()
-                            .load_balancer_arns(&arn)
-                            .send()
-                    })
-                    .await?;
-                let state = r
-                    .load_balancers()
-                    .first()
-                    .and_then(|l| l.state())
-                    .and_then(|s| s.code())
-                    .map(|c| c.as_str().to_string())
-                    .unwrap_or_default();
-                match state.as_str() {
-                    "active" | "" => Ok(Some(())),
-                    "failed" => Err(CloudError::new(
-                        ErrorKind::Other,
-                        "elbv2:DescribeLoadBalancers",
-                        "LoadBalancerFailed",
-                        format!("{aws_name} failed to provision"),
-                    )),
-                    _ => Ok(None),
-                }
-            })
-            .await?;
-        }
         Ok(LbInfo {
             arn,
             name: aws_name.to_string(),
@@ -347,9 +325,41 @@ impl LoadBalancers for Cloud {
             lb_type: String::new(),
             subnets: subnets.to_vec(),
             security_groups: security_groups.to_vec(),
-            state: "active".into(),
+            state: created_state,
             tags: BTreeMap::new(),
         })
+    }
+
+    async fn wait_lb_active(&self, arn: &str, aws_name: &str) -> Result<(), CloudError> {
+        self.wait_for(&format!("load balancer {aws_name} active"), || async {
+            let r = self
+                .call("elbv2:DescribeLoadBalancers", AfterCreate, || {
+                    self.elb
+                        .describe_load_balancers()
+                        .load_balancer_arns(arn)
+                        .send()
+                })
+                .await?;
+            let state = r
+                .load_balancers()
+                .first()
+                .and_then(|l| l.state())
+                .and_then(|s| s.code())
+                .map(|c| c.as_str().to_string())
+                .unwrap_or_default();
+            match state.as_str() {
+                "active" | "" => Ok(Some(())),
+                "failed" => Err(CloudError::new(
+                    ErrorKind::Other,
+                    "elbv2:DescribeLoadBalancers",
+                    "LoadBalancerFailed",
+                    format!("{aws_name} failed to provision"),
+                )),
+                _ => Ok(None),
+            }
+        })
+        .await?;
+        Ok(())
     }
 
     async fn set_lb_subnets(&self, arn: &str, subnets: &[String]) -> Result<(), CloudError> {

@@ -121,6 +121,15 @@ impl Inventory {
             .expect("inventory key used with two types")
             .clone())
     }
+    /// Record what a describe would return without calling it (a resource just created, whose
+    /// children are known to be none). A value already there is kept.
+    pub fn seed<T: Send + Sync + 'static>(&self, key: &str, value: T) {
+        let cell = {
+            let mut m = self.cells.lock().expect("inventory lock");
+            m.entry(key.to_string()).or_default().clone()
+        };
+        let _ = cell.set(Arc::new(value));
+    }
     /// Forget one entry (after a change that must be re-read).
     pub fn invalidate(&self, key: &str) {
         self.cells.lock().expect("inventory lock").remove(key);
@@ -247,7 +256,7 @@ impl Cloud {
             all.extend([go(self.load_balancers()), go(self.target_groups())]);
         }
         if has(Service::Route53) {
-            all.push(go(self.hosted_zones()));
+            all.extend([go(self.hosted_zones()), go(self.health_checks())]);
         }
         futures::future::join_all(all).await;
     }

@@ -284,6 +284,9 @@ impl HostedZones for Cloud {
             })
             .await?;
         let id = strip_zone(r.hosted_zone().map(|z| z.id()).unwrap_or_default());
+        // A zone just made holds only its SOA and NS: its records need not be listed.
+        self.inventory
+            .seed(&format!("r53:records:{id}"), Vec::<RecordSet>::new());
         self.tag_route53(Route53Kind::Zone, &id, logical).await?;
         Ok(id)
     }

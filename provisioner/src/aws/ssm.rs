@@ -10,11 +10,12 @@ use crate::engine::CloudError;
 
 /// SSM parameters: public AMI parameters, and the environment's SecureStrings.
 pub trait Parameters: Send + Sync {
-    /// Value of a (public) parameter, e.g. the AMI id behind `/aws/service/…/ami-id`.
-    fn ssm_parameter_value(
+    /// Values of several (public) parameters in one call per ten names; a name the service
+    /// does not know is absent from the map.
+    fn ssm_parameter_values(
         &self,
-        name: &str,
-    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+        names: &[String],
+    ) -> impl Future<Output = Result<std::collections::BTreeMap<String, String>, CloudError>> + Send;
     /// Does an (owned) parameter exist? Only its metadata is read, never its value.
     fn ssm_parameter_exists(
         &self,
@@ -33,20 +34,29 @@ pub trait Parameters: Send + Sync {
 }
 
 impl Parameters for Cloud {
-    async fn ssm_parameter_value(&self, name: &str) -> Result<String, CloudError> {
-        self.inventory
-            .cached(&format!("ssm:value:{name}"), || async {
-                let r = self
-                    .call("ssm:GetParameter", Strong, || {
-                        self.ssm.get_parameter().name(name).send()
-                    })
-                    .await?;
-                Ok(r.parameter()
-                    .and_then(|p| p.value())
-                    .unwrap_or_default()
-                    .to_string())
+    async fn ssm_parameter_values(
+        &self,
+        names: &[String],
+    ) -> Result<std::collections::BTreeMap<String, String>, CloudError> {
+        // GetParameters takes at most ten names.
+        let batches = names.chunks(10).map(|batch| async move {
+            self.call("ssm:GetParameters", Strong, || {
+                self.ssm
+                    .get_parameters()
+                    .set_names(Some(batch.to_vec()))
+                    .send()
             })
             .await
+        });
+        let mut out = std::collections::BTreeMap::new();
+        for r in futures::future::try_join_all(batches).await? {
+            for p in r.parameters() {
+                if let (Some(n), Some(v)) = (p.name(), p.value()) {
+                    out.insert(n.to_string(), v.to_string());
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn ssm_parameter_exists(&self, name: &str) -> Result<bool, CloudError> {

@@ -116,7 +116,18 @@ pub async fn execute<C: Sync>(
 
     let started_at = Instant::now();
     let mut outputs = Outputs::default();
-    let mut pending: Vec<TaskKey> = order; // in topo order, so readiness scans are cheap
+    // Longest chain first: when more tasks are ready than the bound lets run, the ones with
+    // the most work waiting behind them start first (list scheduling by height). A
+    // dependency always has a greater height than what depends on it, so this is still a
+    // dependency order, and readiness scans stay cheap.
+    let height: BTreeMap<TaskKey, usize> = graph
+        .teardown_rounds()?
+        .into_iter()
+        .enumerate()
+        .flat_map(|(h, round)| round.into_iter().map(move |k| (k, h)))
+        .collect();
+    let mut pending: Vec<TaskKey> = order;
+    pending.sort_by_key(|k| std::cmp::Reverse(height.get(k).copied().unwrap_or_default()));
     let mut succeeded: BTreeSet<TaskKey> = BTreeSet::new();
     let mut failed: BTreeSet<TaskKey> = BTreeSet::new();
     let mut first_start: BTreeMap<TaskKey, Instant> = BTreeMap::new();
@@ -329,6 +340,31 @@ mod tests {
                 })
             })
         }
+    }
+
+    #[tokio::test]
+    async fn with_one_slot_the_longest_chain_goes_first() {
+        let cx = Cx::default();
+        // z1 → z2 → z3 is the critical path; a, b and c could run any time.
+        let tasks = vec![
+            T::task("a", &[]),
+            T::task("b", &[]),
+            T::task("c", &[]),
+            T::task("z1", &[]),
+            T::task("z2", &["z1"]),
+            T::task("z3", &["z2"]),
+        ];
+        let o = ExecOptions {
+            concurrency: 1,
+            ..opts()
+        };
+        let r = execute(&cx, &tasks, &o, &|_| {}).await.unwrap();
+        assert!(r.failures().is_empty(), "{:?}", r.failures());
+        // Without the priority, the topological order would run a, b and c first (layer 0
+        // holds a, b, c, z1, by name). z3 then ties with a, b and c: nothing waits on any.
+        let log = cx.log.lock().unwrap().clone();
+        assert_eq!(log[..2], ["t/z1", "t/z2"], "{log:?}");
+        assert_eq!(log.len(), 6);
     }
 
     fn opts() -> ExecOptions {

@@ -109,9 +109,8 @@ impl<C: Listeners> Resource<C> for Listener {
             let arn = cx
                 .create_listener(&d.lb_arn, &d.protocol, self.port, &d.default_target)
                 .await?;
-            for r in &d.rules {
-                cx.create_rule(&arn, r).await?;
-            }
+            // Distinct priorities: independent of each other, all at once.
+            futures::future::try_join_all(d.rules.iter().map(|r| cx.create_rule(&arn, r))).await?;
             Ok(out_id(&arn))
         })
     }
@@ -130,16 +129,18 @@ impl<C: Listeners> Resource<C> for Listener {
             let same = |x: &PathRuleInfo, y: &PathRuleInfo| {
                 x.priority == y.priority && x.path == y.path && x.target == y.target
             };
-            for r in &a.state.rules {
-                if !d.rules.iter().any(|w| same(w, r)) {
-                    cx.delete_rule(&r.arn).await?;
-                }
-            }
-            for r in &d.rules {
-                if !a.state.rules.iter().any(|h| same(h, r)) {
-                    cx.create_rule(arn, r).await?;
-                }
-            }
+            // Stale rules first (a new rule may take a priority an old one holds).
+            let stale = a
+                .state
+                .rules
+                .iter()
+                .filter(|r| !d.rules.iter().any(|w| same(w, r)));
+            futures::future::try_join_all(stale.map(|r| cx.delete_rule(&r.arn))).await?;
+            let missing = d
+                .rules
+                .iter()
+                .filter(|r| !a.state.rules.iter().any(|h| same(h, r)));
+            futures::future::try_join_all(missing.map(|r| cx.create_rule(arn, r))).await?;
             Ok(OutputMap::new())
         })
     }

@@ -1,5 +1,9 @@
-//! Network and application load balancers. Type and scheme are immutable; subnets and
-//! security groups are updated in place. Creating waits until it is `active`.
+//! Network and application load balancers (`nlb/<name>`, `alb/<name>`): type and scheme are
+//! immutable; subnets and security groups are updated in place. Waiting until one is `active`
+//! is a task of its own (`nlb-active/<name>`, `alb-active/<name>`) that nothing else waits
+//! for: listeners, alias records and the launch templates that name the NLB need only its ARN
+//! and DNS name, so on real AWS the instances boot while the load balancer provisions (minutes),
+//! and `up` still ends only once it is active.
 
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -137,6 +141,85 @@ impl<C: LoadBalancers> Resource<C> for LoadBalancer {
             if a.state.security_groups != d.security_groups {
                 cx.set_lb_security_groups(arn, &d.security_groups).await?;
             }
+            Ok(OutputMap::new())
+        })
+    }
+}
+
+/// The waiter: a load balancer `active`.
+pub struct LoadBalancerActive {
+    /// `nlb` or `alb`.
+    pub kind: &'static str,
+    pub name: String,
+    pub aws_name: String,
+    pub lb: TaskKey,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActiveState {
+    #[serde(skip)]
+    pub arn: String,
+    pub state: String,
+}
+
+impl<C: LoadBalancers> Resource<C> for LoadBalancerActive {
+    type State = ActiveState;
+    fn key(&self) -> TaskKey {
+        TaskKey::new(&format!("{}-active", self.kind), &self.name)
+    }
+    fn deps(&self) -> Vec<TaskKey> {
+        vec![self.lb.clone()]
+    }
+    fn desired(&self, i: &Outputs) -> Result<ActiveState, TaskError> {
+        Ok(ActiveState {
+            arn: i.id(&self.lb)?,
+            state: "active".into(),
+        })
+    }
+    fn find<'a>(
+        &'a self,
+        cx: &'a C,
+        d: &'a ActiveState,
+    ) -> BoxFuture<'a, Result<Option<Found<ActiveState>>, TaskError>> {
+        Box::pin(async move {
+            if !known(&d.arn) {
+                return Ok(None);
+            }
+            // One created earlier in this run is not in the cached describe: `create` waits.
+            Ok(cx
+                .load_balancers()
+                .await?
+                .into_iter()
+                .find(|l| l.arn == d.arn)
+                .map(|l| Found {
+                    state: ActiveState {
+                        arn: l.arn.clone(),
+                        state: l.state,
+                    },
+                    outputs: [("id".to_string(), l.arn)].into(),
+                }))
+        })
+    }
+    fn create<'a>(
+        &'a self,
+        cx: &'a C,
+        d: &'a ActiveState,
+    ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
+        Box::pin(async move {
+            cx.wait_lb_active(&d.arn, &self.aws_name).await?;
+            Ok([("id".to_string(), d.arn.clone())].into())
+        })
+    }
+    fn update<'a>(
+        &'a self,
+        cx: &'a C,
+        _: &'a Found<ActiveState>,
+        d: &'a ActiveState,
+        _: &'a [FieldChange],
+    ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
+        // Still provisioning (a run interrupted while it came up): wait here.
+        Box::pin(async move {
+            cx.wait_lb_active(&d.arn, &self.aws_name).await?;
             Ok(OutputMap::new())
         })
     }

@@ -42,6 +42,8 @@ pub mod vpc_peering;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use anyhow::Context;
+
 use crate::aws::api::*;
 use crate::aws::route53::RecordSet;
 use crate::aws::{Cloud, TAG_NAME};
@@ -90,39 +92,51 @@ pub fn aws_name(env: &str, name: &str, max: usize) -> String {
 const EMULATOR_AMI_PARAMETER: &str =
     "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
 
-/// Resolve every pool's AMI (SSM public parameters; one call per distinct parameter).
+/// Resolve every pool's AMI: the SSM public parameters of all pools in one call (on an
+/// emulator, with the fallback parameter in the same call).
 pub async fn resolve_amis(
     cloud: &Cloud,
     env: &Environment,
 ) -> anyhow::Result<HashMap<String, String>> {
+    let mut params: Vec<String> = env
+        .node_pools
+        .iter()
+        .filter_map(|p| match &p.ami {
+            Ami::Ssm(param) => Some(param.clone()),
+            Ami::Id(_) => None,
+        })
+        .collect();
+    if !params.is_empty() && cloud.is_emulator() {
+        params.push(EMULATOR_AMI_PARAMETER.to_string());
+    }
+    params.sort();
+    params.dedup();
+    let values = if params.is_empty() {
+        Default::default()
+    } else {
+        cloud
+            .ssm_parameter_values(&params)
+            .await
+            .context("resolving the node pools' AMI parameters")?
+    };
     let mut out = HashMap::new();
-    let mut by_param: HashMap<String, String> = HashMap::new();
     for p in &env.node_pools {
         let ami = match &p.ami {
             Ami::Id(id) => id.clone(),
-            Ami::Ssm(param) => {
-                if let Some(v) = by_param.get(param) {
-                    v.clone()
-                } else {
-                    let v = match cloud.ssm_parameter_value(param).await {
-                        Ok(v) => v,
-                        Err(e) if e.is_not_found() && cloud.is_emulator() => {
-                            tracing::warn!(
-                                "SSM parameter {param} is not on the emulator; using {EMULATOR_AMI_PARAMETER}"
-                            );
-                            cloud.ssm_parameter_value(EMULATOR_AMI_PARAMETER).await?
-                        }
-                        Err(e) => {
-                            return Err(anyhow::anyhow!(e).context(format!(
-                                "node_pools.{}.ami: resolving the SSM public parameter {param}",
-                                p.name
-                            )))
-                        }
-                    };
-                    by_param.insert(param.clone(), v.clone());
-                    v
+            Ami::Ssm(param) => match values.get(param) {
+                Some(v) => v.clone(),
+                None if cloud.is_emulator() && values.contains_key(EMULATOR_AMI_PARAMETER) => {
+                    tracing::warn!(
+                        "SSM parameter {param} is not on the emulator; using {EMULATOR_AMI_PARAMETER}"
+                    );
+                    values[EMULATOR_AMI_PARAMETER].clone()
                 }
-            }
+                None => anyhow::bail!(
+                    "node_pools.{}.ami: the SSM public parameter {param} does not exist in {}",
+                    p.name,
+                    cloud.region
+                ),
+            },
         };
         out.insert(p.name.to_string(), ami);
     }
@@ -212,6 +226,10 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
         tasks.push(task(vpc::Vpc {
             name: v.name.to_string(),
             cidr: v.cidr.to_string(),
+        }));
+        tasks.push(task(vpc::VpcDns {
+            name: v.name.to_string(),
+            vpc: vpc.clone(),
         }));
         // Routes and NAT gateways go through the attached gateway: its `id` is the gateway's.
         let igw = k("igw-attachment", v.name.as_str());
@@ -391,6 +409,12 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
                 .map(|g| k("sg", g.as_str()))
                 .collect(),
         }));
+        tasks.push(task(load_balancer::LoadBalancerActive {
+            kind: "nlb",
+            name: n.name.to_string(),
+            aws_name: aws_name(envname, n.name.as_str(), 32),
+            lb: lb.clone(),
+        }));
         for l in &n.listeners {
             let id = format!("{}-{}", n.name, l.port);
             let tg = k("target-group", &id);
@@ -434,6 +458,12 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
                 .iter()
                 .map(|g| k("sg", g.as_str()))
                 .collect(),
+        }));
+        tasks.push(task(load_balancer::LoadBalancerActive {
+            kind: "alb",
+            name: a.name.to_string(),
+            aws_name: aws_name(envname, a.name.as_str(), 32),
+            lb: lb.clone(),
         }));
         let tg_key = |t: &crate::template::Name| k("target-group", &format!("{}-{}", a.name, t));
         for t in &a.target_groups {
@@ -551,6 +581,7 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
                     k("subnet-public-ip", &id),
                 ]
             })
+            .chain([k("vpc-dns", p.vpc.as_str())])
             .collect();
         tasks.push(task(autoscaling_group::AutoScalingGroup {
             name: p.name.to_string(),
@@ -579,6 +610,8 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
         } else {
             d.vpcs.iter().map(|v| k("vpc", v.as_str())).collect()
         };
+        // A private zone answers only in VPCs with DNS on (`vpc-dns/…`), but can be made
+        // before: the instances that query it wait for `vpc-dns/…`.
         tasks.push(task(route53::HostedZone {
             name: d.zone.to_string(),
             private_vpcs,

@@ -1,6 +1,6 @@
 //! Drift: a route, a security-group rule and a DNS record deleted behind the provisioner's
-//! back, and a public subnet's public-IP attribute and the internet gateway's attachment
-//! undone, show up in `plan` (each with its reason), `up` repairs them, and `plan` is clean
+//! back, and a public subnet's public-IP attribute, the internet gateway's attachment and the
+//! VPC's DNS hostnames undone, show up in `plan` (each with its reason), `up` repairs them, and `plan` is clean
 //! again. An immutable change (a subnet's AZ) is rejected by the plan, naming the field.
 
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange};
@@ -104,7 +104,19 @@ async fn drift_is_planned_and_repaired() {
         .send()
         .await
         .unwrap();
-    // 4. one weighted DNS record
+    // 4. the VPC's DNS hostnames turned off
+    let vpc_id = igw.attachments()[0].vpc_id().unwrap().to_string();
+    ec2.modify_vpc_attribute()
+        .vpc_id(&vpc_id)
+        .enable_dns_hostnames(
+            aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                .value(false)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // 5. one weighted DNS record
     let r53 = aws_sdk_route53::Client::new(&conf);
     let zone = r53
         .list_hosted_zones_by_name()
@@ -167,15 +179,18 @@ async fn drift_is_planned_and_repaired() {
     let attachment = find("igw-attachment/main");
     assert_eq!(attachment.action, Action::Update, "{text}");
     assert!(attachment.reason.contains("attached_vpc"), "{text}");
+    let dns = find("vpc-dns/main");
+    assert_eq!(dns.action, Action::Update, "{text}");
+    assert!(dns.reason.contains("dns_hostnames"), "{text}");
     assert_eq!(
         p.create + p.update,
-        5,
+        6,
         "only the drifted resources:\n{text}"
     );
 
     let fix = up::converge(&cloud, &env, &no_progress()).await.unwrap();
     assert!(fix.errors.is_empty(), "{:?}", fix.errors);
-    assert_eq!((fix.created, fix.updated), (1, 4));
+    assert_eq!((fix.created, fix.updated), (1, 5));
     let repaired = ec2
         .describe_subnets()
         .subnet_ids(&subnet_id)
