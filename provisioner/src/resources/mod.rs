@@ -4,9 +4,13 @@
 //! a validated [`Environment`] into the task list the engine runs.
 //!
 //! Task keys (`kind/logical-name`) are the `provisioner:name` tag values and match
-//! `provisioner graph`: `vpc/main`, `subnet/main-public-a`, `route-table/main-private-a`,
-//! `sg/alb` + `sg-rules/alb`, `target-group/web-service`, `listener/web-80`,
-//! `record/api.dev.example.com-A` …
+//! `provisioner graph`: `vpc/main` + `vpc-dns/main`, `subnet/main-public-a` +
+//! `subnet-public-ip/main-public-a`, `igw/main` + `igw-attachment/main`,
+//! `route-table/main-private-a` + `routes/…` + `rt-assoc/…`, `sg/alb` + `sg-rules/alb`,
+//! `alb/web` + `alb-active/web`, `target-group/web-service`, `listener/web-80`,
+//! `record/api.dev.example.com-A` … A `+` task is a part of the resource that needs a call of
+//! its own after the resource exists; as its own task it waits only for what it names, and
+//! nothing waits for it that does not need it.
 //!
 //! ## Adding a resource type
 //! 1. `crate::aws::<service>`: a narrow trait for its family (listed in [`crate::aws::api`])
