@@ -273,12 +273,7 @@ impl HostedZones for Cloud {
                             .build(),
                     );
                 if let Some(vpc) = private_vpc {
-                    b = b.vpc(
-                        Vpc::builder()
-                            .vpc_id(vpc)
-                            .vpc_region(VpcRegion::from(self.region.as_str()))
-                            .build(),
-                    );
+                    b = b.vpc(self.zone_vpc(vpc));
                 }
                 b.send()
             })
@@ -332,12 +327,7 @@ impl HostedZones for Cloud {
                 self.r53
                     .disassociate_vpc_from_hosted_zone()
                     .hosted_zone_id(zone_id)
-                    .vpc(
-                        Vpc::builder()
-                            .vpc_id(vpc_id)
-                            .vpc_region(VpcRegion::from(self.region.as_str()))
-                            .build(),
-                    )
+                    .vpc(self.zone_vpc(vpc_id))
                     .send()
             })
             .await;
@@ -353,12 +343,7 @@ impl HostedZones for Cloud {
                 self.r53
                     .associate_vpc_with_hosted_zone()
                     .hosted_zone_id(zone_id)
-                    .vpc(
-                        Vpc::builder()
-                            .vpc_id(vpc_id)
-                            .vpc_region(VpcRegion::from(self.region.as_str()))
-                            .build(),
-                    )
+                    .vpc(self.zone_vpc(vpc_id))
                     .send()
             })
             .await;
@@ -500,6 +485,16 @@ impl Records for Cloud {
         })
         .await
         .map(|_| ())
+    }
+}
+
+impl Cloud {
+    /// A VPC of this region, as Route 53 names it in a zone association.
+    fn zone_vpc(&self, vpc_id: &str) -> Vpc {
+        Vpc::builder()
+            .vpc_id(vpc_id)
+            .vpc_region(VpcRegion::from(self.region.as_str()))
+            .build()
     }
 }
 
