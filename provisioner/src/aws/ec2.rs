@@ -584,9 +584,17 @@ impl InternetGateways for Cloud {
                     .flat_map(|o| o.internet_gateways())
                     .map(|g| IgwInfo {
                         id: g.internet_gateway_id().unwrap_or_default().into(),
+                        // One on its way out is no longer attached (and cannot be detached
+                        // again).
                         attached_vpcs: g
                             .attachments()
                             .iter()
+                            .filter(|a| {
+                                !matches!(
+                                    a.state().map(|st| st.as_str()),
+                                    Some("detaching" | "detached")
+                                )
+                            })
                             .filter_map(|a| a.vpc_id().map(String::from))
                             .collect(),
                         tags: tags_of(g.tags()),

@@ -112,20 +112,18 @@ where
             let message = e.message().unwrap_or_default().to_string();
             CloudError::new(classify(&code, Some(status)), op, code, message)
         }
-        // Not a network problem (no credentials, a bad profile, a request the client could not
-        // build): retrying cannot help, and would keep a user without credentials waiting
-        // through every backoff before saying so.
-        SdkError::DispatchFailure(df) if !df.is_io() && !df.is_timeout() => {
-            let text = format!(
-                "{}",
-                aws_smithy_types::error::display::DisplayErrorContext(&err)
-            );
-            let kind = if text.contains("credential") {
-                ErrorKind::AccessDenied
-            } else {
-                ErrorKind::Other
-            };
-            CloudError::new(kind, op, "", text)
+        // No credentials (none in the chain, a bad profile): not a network problem, so
+        // retrying cannot help, and would keep such a user waiting through every backoff
+        // before saying so. Anything else that failed to dispatch (a connection closed
+        // mid-response is "other" with a transient kind) stays a transport error: retried,
+        // and a create is then re-found rather than trusted to have failed.
+        SdkError::DispatchFailure(df)
+            if !df.is_io()
+                && !df.is_timeout()
+                && df.as_other().is_none()
+                && dispatch_text(&err).contains("credential") =>
+        {
+            CloudError::new(ErrorKind::AccessDenied, op, "", dispatch_text(&err))
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => CloudError::new(
             ErrorKind::Transport,
@@ -167,6 +165,17 @@ where
             ),
         ),
     }
+}
+
+fn dispatch_text<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    format!(
+        "{}",
+        aws_smithy_types::error::display::DisplayErrorContext(err)
+    )
 }
 
 /// The HTTP status of a raw response (implemented for the SDK's response type).
@@ -237,5 +246,35 @@ mod tests {
             ErrorKind::AccessDenied
         );
         assert_eq!(classify("SomethingOdd", Some(400)), ErrorKind::Other);
+    }
+
+    fn dispatch(connector: aws_smithy_runtime_api::client::result::ConnectorError) -> CloudError {
+        type E = aws_sdk_ec2::operation::describe_vpcs::DescribeVpcsError;
+        let err: SdkError<E, aws_smithy_runtime_api::http::Response> =
+            SdkError::dispatch_failure(connector);
+        map_sdk_error("ec2:DescribeVpcs", err)
+    }
+
+    #[test]
+    fn missing_credentials_are_not_retried_but_a_dropped_connection_is() {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        use aws_smithy_types::retry::ErrorKind as RetryKind;
+        let no_credentials = dispatch(ConnectorError::other(
+            "an error occurred while loading credentials: no providers in chain provided credentials"
+                .into(),
+            None,
+        ));
+        assert_eq!(no_credentials.kind, ErrorKind::AccessDenied);
+        assert!(no_credentials.message.contains("credentials"));
+        // hyper's "connection closed before message completed": the call may have been done.
+        let closed = dispatch(ConnectorError::other(
+            "connection closed before message completed".into(),
+            Some(RetryKind::TransientError),
+        ));
+        assert_eq!(closed.kind, ErrorKind::Transport);
+        let refused = dispatch(ConnectorError::io(
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into(),
+        ));
+        assert_eq!(refused.kind, ErrorKind::Transport);
     }
 }

@@ -10,8 +10,9 @@ use crate::engine::CloudError;
 
 /// SSM parameters: public AMI parameters, and the environment's SecureStrings.
 pub trait Parameters: Send + Sync {
-    /// Values of several (public) parameters in one call per ten names; a name the service
-    /// does not know is absent from the map.
+    /// Values of several (public) parameters: one call per ten plain names, one per name with
+    /// a `:version` or `:label` selector; keyed by the name as asked. A name the service does
+    /// not know is absent from the map.
     fn ssm_parameter_values(
         &self,
         names: &[String],
@@ -38,24 +39,50 @@ impl Parameters for Cloud {
         &self,
         names: &[String],
     ) -> Result<std::collections::BTreeMap<String, String>, CloudError> {
-        // GetParameters takes at most ten names.
-        let batches = names.chunks(10).map(|batch| async move {
-            self.call("ssm:GetParameters", Strong, || {
-                self.ssm
-                    .get_parameters()
-                    .set_names(Some(batch.to_vec()))
-                    .send()
-            })
-            .await
+        // A name with a version or label (`/path:3`) is asked on its own: GetParameters
+        // answers with the bare name, which would not say which selector a value is for when
+        // a template names one parameter twice. The rest go ten at a time.
+        let (selected, bare): (Vec<&String>, Vec<&String>) = names
+            .iter()
+            .partition(|n| n.rsplit('/').next().is_some_and(|last| last.contains(':')));
+        let bare: Vec<String> = bare.into_iter().cloned().collect();
+        let batches = bare.chunks(10).map(|batch| async move {
+            let r = self
+                .call("ssm:GetParameters", Strong, || {
+                    self.ssm
+                        .get_parameters()
+                        .set_names(Some(batch.to_vec()))
+                        .send()
+                })
+                .await?;
+            Ok::<_, CloudError>(
+                r.parameters()
+                    .iter()
+                    .filter_map(|p| Some((p.name()?.to_string(), p.value()?.to_string())))
+                    .collect::<Vec<_>>(),
+            )
         });
-        let mut out = std::collections::BTreeMap::new();
-        for r in futures::future::try_join_all(batches).await? {
-            for p in r.parameters() {
-                if let (Some(n), Some(v)) = (p.name(), p.value()) {
-                    out.insert(n.to_string(), v.to_string());
-                }
+        let singles = selected.into_iter().map(|name| async move {
+            let r = self
+                .call("ssm:GetParameter", Strong, || {
+                    self.ssm.get_parameter().name(name).send()
+                })
+                .await;
+            match r {
+                Ok(r) => Ok(r
+                    .parameter()
+                    .and_then(|p| p.value())
+                    .map(|v| vec![(name.clone(), v.to_string())])
+                    .unwrap_or_default()),
+                Err(e) if e.is_not_found() => Ok(vec![]),
+                Err(e) => Err(e),
             }
-        }
+        });
+        let (batches, singles) = futures::try_join!(
+            futures::future::try_join_all(batches),
+            futures::future::try_join_all(singles)
+        )?;
+        let out = batches.into_iter().chain(singles).flatten().collect();
         Ok(out)
     }
 

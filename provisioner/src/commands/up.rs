@@ -36,7 +36,8 @@ pub struct UpReport {
     /// ran. The 1 is the level of batched describes every `find` waits on.
     pub critical_path_ratio: f64,
     /// The describes, then the longest chain of dependent tasks weighted by how long each
-    /// actually took: the least any schedule could take with the latencies this run saw.
+    /// actually took (retries and waits included): a lower bound for any order of the same
+    /// tasks taking as long each.
     pub observed_critical_path_secs: f64,
     /// `--parallelism`.
     pub parallelism: usize,

@@ -66,9 +66,10 @@ pub struct Report {
     pub elapsed: Duration,
     /// Layers of the dependency graph (critical path length).
     pub depth: usize,
-    /// The longest chain of dependent tasks, each weighted by how long it actually took:
-    /// the least any schedule could have taken with these call latencies. `elapsed` close to
-    /// it means the executor started every task as soon as its dependencies were done.
+    /// The longest chain of dependent tasks, each weighted by how long it actually took
+    /// (its calls, retries and waits included): a lower bound for any order of these tasks
+    /// that takes as long per task. `elapsed` close to it means the executor started every
+    /// task as soon as its dependencies were done.
     pub critical_path: Duration,
 }
 
@@ -175,8 +176,12 @@ pub async fn execute<C: Sync>(
             }
             i += 1;
         }
-        // Relaunch tasks that were not ready (they carry their own pause).
-        for key in retry_queue.drain(..) {
+        // Relaunch tasks that were not ready (they carry their own pause), oldest first and
+        // within the bound like any other start.
+        let room = opts.concurrency.max(1).saturating_sub(running.len());
+        let n = room.min(retry_queue.len());
+        let relaunch: Vec<TaskKey> = retry_queue.drain(..n).collect();
+        for key in relaunch {
             let spent = first_start[&key].elapsed();
             let left = opts.task_deadline.saturating_sub(spent);
             *attempts.entry(key.clone()).or_default() += 1;

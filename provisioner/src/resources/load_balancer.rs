@@ -18,6 +18,8 @@ pub struct LoadBalancer {
     pub name: String,
     pub aws_name: String,
     pub internal: bool,
+    /// Ordering only (an internet-facing one waits for its VPC's internet gateway).
+    pub extra_deps: Vec<TaskKey>,
     pub subnets: Vec<TaskKey>,
     pub security_groups: Vec<TaskKey>,
 }
@@ -47,6 +49,7 @@ impl<C: LoadBalancers> Resource<C> for LoadBalancer {
     fn deps(&self) -> Vec<TaskKey> {
         let mut d = self.subnets.clone();
         d.extend(self.security_groups.iter().cloned());
+        d.extend(self.extra_deps.iter().cloned());
         d
     }
     fn output_names(&self) -> &'static [&'static str] {

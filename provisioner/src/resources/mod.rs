@@ -397,6 +397,15 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
             .collect()
     };
 
+    // An internet-facing load balancer needs its VPC's internet gateway attached
+    // (CreateLoadBalancer: "VPC … has no internet gateway").
+    let internet_facing_deps = |kind: SubnetKind, vpc: &crate::template::Name| -> Vec<TaskKey> {
+        match kind {
+            SubnetKind::Public => vec![k("igw-attachment", vpc.as_str())],
+            SubnetKind::Private => vec![],
+        }
+    };
+
     // Load balancers, target groups, listeners.
     let mut pool_tgs: Vec<(String, TaskKey)> = Vec::new();
     if let Some(n) = &env.load_balancers.nlb {
@@ -406,6 +415,7 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
             name: n.name.to_string(),
             aws_name: aws_name(envname, n.name.as_str(), 32),
             internal: n.subnets == SubnetKind::Private,
+            extra_deps: internet_facing_deps(n.subnets, &n.vpc),
             subnets: subnets_of(&n.vpc, n.subnets),
             security_groups: n
                 .security_groups
@@ -456,6 +466,7 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
             name: a.name.to_string(),
             aws_name: aws_name(envname, a.name.as_str(), 32),
             internal: a.subnets == SubnetKind::Private,
+            extra_deps: internet_facing_deps(a.subnets, &a.vpc),
             subnets: subnets_of(&a.vpc, a.subnets),
             security_groups: a
                 .security_groups
@@ -576,14 +587,23 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
         let network: Vec<TaskKey> = env
             .vpc(&p.vpc)
             .into_iter()
-            .flat_map(|v| v.subnets_of(p.subnets))
-            .flat_map(|s| {
-                let id = format!("{}-{}", p.vpc, s.name);
-                [
-                    k("routes", &id),
-                    k("rt-assoc", &id),
-                    k("subnet-public-ip", &id),
-                ]
+            .flat_map(|v| {
+                v.subnets_of(p.subnets).flat_map(move |s| {
+                    // A private subnet's egress goes through a NAT gateway, which goes out
+                    // through its own (public) subnet's route to the internet gateway.
+                    let nat = match s.kind {
+                        SubnetKind::Private => v.nat_subnet_for(s.az_index),
+                        SubnetKind::Public => None,
+                    };
+                    [Some(s), nat].into_iter().flatten().flat_map(|s| {
+                        let id = format!("{}-{}", v.name, s.name);
+                        [
+                            k("routes", &id),
+                            k("rt-assoc", &id),
+                            k("subnet-public-ip", &id),
+                        ]
+                    })
+                })
             })
             .chain([k("vpc-dns", p.vpc.as_str())])
             .collect();
@@ -781,6 +801,21 @@ mod tests {
         assert_eq!(deps_of("route-table/main-private-a"), ["vpc/main"]);
         assert!(deps_of("igw/main").is_empty());
         assert!(!deps_of("nat/main-public-a").contains(&"subnet-public-ip/main-public-a".into()));
+        // Private nodes egress through the NAT gateway's own subnet: its routes too.
+        let asg = deps_of("asg/servers");
+        for d in [
+            "routes/main-private-b",
+            "routes/main-public-a",
+            "rt-assoc/main-public-a",
+        ] {
+            assert!(
+                asg.contains(&d.to_string()),
+                "asg/servers lacks {d}: {asg:?}"
+            );
+        }
+        // The internet-facing ALB waits for the internet gateway; the internal NLB need not.
+        assert!(deps_of("alb/web").contains(&"igw-attachment/main".into()));
+        assert!(!deps_of("nlb/k8s-api").contains(&"igw-attachment/main".into()));
         let rounds = g.teardown_rounds().unwrap();
         let round = |s: &str| {
             rounds

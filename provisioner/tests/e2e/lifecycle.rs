@@ -178,3 +178,33 @@ async fn plan_of_a_new_environment_shows_ids_known_after_up() {
         .await
         .is_empty());
 }
+
+/// AMI parameters are read in one call and keyed as the template names them, with or without
+/// a `:version` selector; a name that does not exist is simply absent (the caller names it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ami_parameters_resolve_with_and_without_a_version_selector() {
+    let guard = harness::emulator().await.unwrap();
+    let cloud = cloud(&guard, "amis").await;
+    let ssm = aws_sdk_ssm::Client::new(&crate::raw_conf(&guard).await);
+    for value in ["ami-0000000000000001a", "ami-0000000000000002b"] {
+        ssm.put_parameter()
+            .name("/test/ami")
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap();
+    }
+    let names = ["/test/ami", "/test/ami:1", "/test/missing"].map(String::from);
+    let calls = cloud.stats.calls();
+    let got = cloud.ssm_parameter_values(&names).await.unwrap();
+    assert_eq!(
+        cloud.stats.calls() - calls,
+        2,
+        "one GetParameters for the plain names, one GetParameter for the versioned one"
+    );
+    assert_eq!(got["/test/ami"], "ami-0000000000000002b", "{got:?}");
+    assert_eq!(got["/test/ami:1"], "ami-0000000000000001a", "{got:?}");
+    assert!(!got.contains_key("/test/missing"), "{got:?}");
+}
