@@ -2,7 +2,7 @@
 //! ELBv2 has no tag filter on describes: one paginated describe per type, then the tags of
 //! all of them in batches of 20 (`DescribeTags`), keeping only this environment's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use aws_sdk_elasticloadbalancingv2::types::{
@@ -91,25 +91,43 @@ fn forward(tg: &str) -> Action {
 
 /// An ELBv2 resource listed before its tags are known (ELBv2 describes return no tags).
 trait ElbTagged {
+    /// `lb` or `tg`: what a name is unique among.
+    const KIND: &'static str;
     fn arn(&self) -> &str;
+    fn name(&self) -> &str;
     fn tags_mut(&mut self) -> &mut BTreeMap<String, String>;
+    fn tags(&self) -> &BTreeMap<String, String>;
 }
 
 impl ElbTagged for LbInfo {
+    const KIND: &'static str = "lb";
     fn arn(&self) -> &str {
         &self.arn
     }
+    fn name(&self) -> &str {
+        &self.name
+    }
     fn tags_mut(&mut self) -> &mut BTreeMap<String, String> {
         &mut self.tags
+    }
+    fn tags(&self) -> &BTreeMap<String, String> {
+        &self.tags
     }
 }
 
 impl ElbTagged for TgInfo {
+    const KIND: &'static str = "tg";
     fn arn(&self) -> &str {
         &self.arn
     }
+    fn name(&self) -> &str {
+        &self.name
+    }
     fn tags_mut(&mut self) -> &mut BTreeMap<String, String> {
         &mut self.tags
+    }
+    fn tags(&self) -> &BTreeMap<String, String> {
+        &self.tags
     }
 }
 
@@ -275,6 +293,9 @@ impl LoadBalancers for Cloud {
         subnets: &[String],
         security_groups: &[String],
     ) -> Result<LbInfo, CloudError> {
+        self.load_balancers().await?;
+        self.refuse_foreign_name("lb", "load balancer", aws_name)
+            .await?;
         let out = self
             .call("elbv2:CreateLoadBalancer", AfterCreate, || {
                 let mut b = self
@@ -460,6 +481,9 @@ impl TargetGroups for Cloud {
         aws_name: &str,
         spec: &TgSpec,
     ) -> Result<String, CloudError> {
+        self.target_groups().await?;
+        self.refuse_foreign_name("tg", "target group", aws_name)
+            .await?;
         let out = self
             .call("elbv2:CreateTargetGroup", AfterCreate, || {
                 let mut b = self
@@ -695,8 +719,44 @@ impl Cloud {
         for x in &mut all {
             *x.tags_mut() = tags.get(x.arn()).cloned().unwrap_or_default();
         }
-        all.retain_mut(|x| x.tags_mut().get(TAG_ENV) == Some(&self.env));
-        Ok(all)
+        let (mine, foreign): (Vec<T>, Vec<T>) = all
+            .into_iter()
+            .partition(|x| x.tags().get(TAG_ENV) == Some(&self.env));
+        // Names are unique per account and region, and a create naming an existing load
+        // balancer or target group returns it: remember the names that are not ours.
+        let foreign: BTreeSet<String> = foreign.iter().map(|x| x.name().to_string()).collect();
+        self.inventory
+            .seed(&format!("elb:foreign-names:{}", T::KIND), foreign);
+        Ok(mine)
+    }
+
+    /// Refuse to "create" a name someone else's object holds: CreateLoadBalancer and
+    /// CreateTargetGroup would answer with that object (same name and settings) and this
+    /// environment would then change what it does not own. Reads the describe `find` made.
+    async fn refuse_foreign_name(
+        &self,
+        kind: &str,
+        what: &str,
+        aws_name: &str,
+    ) -> Result<(), CloudError> {
+        let foreign: BTreeSet<String> = self
+            .inventory
+            .cached(&format!("elb:foreign-names:{kind}"), || async {
+                Ok(BTreeSet::new())
+            })
+            .await?;
+        if foreign.contains(aws_name) {
+            return Err(CloudError::new(
+                ErrorKind::InvalidRequest,
+                "elbv2:Create",
+                "NameHeldByAnotherOwner",
+                format!(
+                    "a {what} named {aws_name} already exists and is not tagged {TAG_ENV}={}: it is not adopted (rename the environment or the resource)",
+                    self.env
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Tags of ELBv2 resources, 20 ARNs per call.

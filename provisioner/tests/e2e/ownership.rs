@@ -234,3 +234,70 @@ async fn untagged_zone_from_an_interrupted_create_is_adopted() {
         .iter()
         .all(|z| z.name() != format!("{zone}.")));
 }
+
+/// A target group someone else made under the name the environment would use: AWS would answer
+/// the create with that group (same name, same settings), so `up` refuses, naming it, and
+/// leaves it as it was instead of adopting it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_balancer_name_held_by_someone_else_is_refused_not_adopted() {
+    let guard = harness::emulator().await.unwrap();
+    let env = load("dev.yaml");
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&crate::raw_conf(&guard).await);
+    let ec2 = raw_ec2(&guard).await;
+    let default_vpc = ec2
+        .describe_vpcs()
+        .filters(Filter::builder().name("is-default").values("true").build())
+        .send()
+        .await
+        .unwrap()
+        .vpcs()[0]
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let name = provisioner::resources::aws_name("dev", "web-service", 32);
+    let theirs = elb
+        .create_target_group()
+        .name(&name)
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(8080)
+        .vpc_id(&default_vpc)
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+
+    let cloud = cloud(&guard, "dev").await;
+    let r = up::converge(&cloud, &env, &no_progress()).await.unwrap();
+    let refused = r
+        .errors
+        .iter()
+        .find(|e| e.contains("target-group/web-service"))
+        .unwrap_or_else(|| panic!("no error for the target group: {:?}", r.errors));
+    assert!(
+        refused.contains(&name) && refused.contains("not tagged provisioner:env=dev"),
+        "{refused}"
+    );
+    let tags = elb
+        .describe_tags()
+        .resource_arns(&theirs)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tag_descriptions()[0].tags().is_empty(),
+        "their target group was not tagged as ours"
+    );
+    down::teardown(&cloud, Duration::from_secs(60), &no_progress())
+        .await
+        .unwrap();
+    let left = elb
+        .describe_target_groups()
+        .target_group_arns(&theirs)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.target_groups().len(), 1, "down left theirs alone");
+}
