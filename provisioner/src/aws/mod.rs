@@ -218,7 +218,7 @@ impl Cloud {
             stats: Arc::new(CallStats::default()),
             inventory: Inventory::default(),
             wait_timeout: Duration::from_secs(900),
-            parallelism: 16,
+            parallelism: 32,
         })
     }
 

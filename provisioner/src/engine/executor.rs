@@ -26,7 +26,7 @@ impl Default for ExecOptions {
     fn default() -> Self {
         Self {
             mode: Mode::Apply,
-            concurrency: 16,
+            concurrency: 32,
             task_deadline: Duration::from_secs(900),
             not_ready_pause: Duration::from_secs(2),
         }
