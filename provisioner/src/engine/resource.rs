@@ -33,6 +33,15 @@ pub trait Resource<C>: Send + Sync + 'static {
     fn output_names(&self) -> &'static [&'static str] {
         &["id"]
     }
+    /// Why `create` will run when `find` found nothing (shown in the plan). Tagged resources
+    /// keep the default; a part of another resource (routes, an attribute, an attachment, a
+    /// waiter) says what it waits for instead.
+    fn absent_reason(&self) -> String {
+        format!(
+            "does not exist (nothing tagged provisioner:name={})",
+            self.key().name()
+        )
+    }
     /// Fields that cannot be changed in place (a VPC's CIDR, a subnet's AZ …).
     fn immutable_fields(&self) -> &'static [&'static str] {
         &[]
@@ -200,10 +209,7 @@ impl<C: Sync + Rescan, R: Resource<C>> Task<C> for ResourceTask<R> {
             let found = r.find(cx, &desired).await?;
             match found {
                 None => {
-                    let reason = format!(
-                        "does not exist (nothing tagged provisioner:name={})",
-                        key.name()
-                    );
+                    let reason = r.absent_reason();
                     let outputs = match mode {
                         Mode::Apply => match create_or_adopt(r, cx, &desired).await? {
                             Created::Created(o) => o,

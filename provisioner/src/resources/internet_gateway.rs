@@ -80,6 +80,9 @@ pub struct AttachmentState {
 
 impl<C: InternetGateways> Resource<C> for IgwAttachment {
     type State = AttachmentState;
+    fn absent_reason(&self) -> String {
+        format!("attach {} to {}", self.igw, self.vpc)
+    }
     fn key(&self) -> TaskKey {
         TaskKey::new("igw-attachment", &self.name)
     }

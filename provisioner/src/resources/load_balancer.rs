@@ -167,6 +167,9 @@ pub struct ActiveState {
 
 impl<C: LoadBalancers> Resource<C> for LoadBalancerActive {
     type State = ActiveState;
+    fn absent_reason(&self) -> String {
+        format!("wait for {} to be active", self.lb)
+    }
     fn key(&self) -> TaskKey {
         TaskKey::new(&format!("{}-active", self.kind), &self.name)
     }

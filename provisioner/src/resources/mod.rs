@@ -124,15 +124,18 @@ pub async fn resolve_amis(
             .context("resolving the node pools' AMI parameters")?
     };
     let mut out = HashMap::new();
+    let mut warned = std::collections::HashSet::new();
     for p in &env.node_pools {
         let ami = match &p.ami {
             Ami::Id(id) => id.clone(),
             Ami::Ssm(param) => match values.get(param) {
                 Some(v) => v.clone(),
                 None if cloud.is_emulator() && values.contains_key(EMULATOR_AMI_PARAMETER) => {
-                    tracing::warn!(
-                        "SSM parameter {param} is not on the emulator; using {EMULATOR_AMI_PARAMETER}"
-                    );
+                    if warned.insert(param.clone()) {
+                        tracing::warn!(
+                            "SSM parameter {param} is not on the emulator; using {EMULATOR_AMI_PARAMETER}"
+                        );
+                    }
                     values[EMULATOR_AMI_PARAMETER].clone()
                 }
                 None => anyhow::bail!(

@@ -104,6 +104,9 @@ pub struct RoutesState {
 
 impl<C: RouteTables> Resource<C> for Routes {
     type State = RoutesState;
+    fn absent_reason(&self) -> String {
+        format!("added once {} exists", self.table)
+    }
     fn key(&self) -> TaskKey {
         TaskKey::new("routes", &self.name)
     }
@@ -199,6 +202,9 @@ pub struct AssociationsState {
 
 impl<C: RouteTables> Resource<C> for RouteTableAssociations {
     type State = AssociationsState;
+    fn absent_reason(&self) -> String {
+        format!("associated once {} exists", self.table)
+    }
     fn key(&self) -> TaskKey {
         TaskKey::new("rt-assoc", &self.name)
     }

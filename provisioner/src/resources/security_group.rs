@@ -114,6 +114,9 @@ pub struct RulesState {
 
 impl<C: SecurityGroups> Resource<C> for SecurityGroupRules {
     type State = RulesState;
+    fn absent_reason(&self) -> String {
+        format!("added once {} exists", self.group)
+    }
     fn key(&self) -> TaskKey {
         TaskKey::new("sg-rules", &self.name)
     }

@@ -111,6 +111,9 @@ pub struct PublicIpState {
 
 impl<C: Subnets> Resource<C> for SubnetPublicIp {
     type State = PublicIpState;
+    fn absent_reason(&self) -> String {
+        format!("set once {} exists", self.subnet)
+    }
     fn key(&self) -> TaskKey {
         TaskKey::new("subnet-public-ip", &self.name)
     }

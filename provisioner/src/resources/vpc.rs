@@ -88,6 +88,9 @@ pub struct VpcDnsState {
 
 impl<C: Vpcs> Resource<C> for VpcDns {
     type State = VpcDnsState;
+    fn absent_reason(&self) -> String {
+        format!("set once {} exists", self.vpc)
+    }
     fn key(&self) -> TaskKey {
         TaskKey::new("vpc-dns", &self.name)
     }

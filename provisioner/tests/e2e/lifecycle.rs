@@ -171,6 +171,26 @@ async fn plan_of_a_new_environment_shows_ids_known_after_up() {
     assert_eq!(cidr.desired, serde_json::json!("10.0.16.0/20"));
     let text = plan::render_text(&p);
     assert!(text.contains("vpc_id: \"(known after up)\""), "{text}");
+    // A tagged resource is absent by tag; a part of one says what it waits for.
+    let reason = |k: &str| {
+        p.changes
+            .iter()
+            .find(|c| c.key.as_str() == k)
+            .map(|c| c.reason.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        reason("vpc/main").contains("nothing tagged provisioner:name=main"),
+        "{text}"
+    );
+    assert!(
+        reason("routes/main-private-a").contains("route-table/main-private-a"),
+        "{text}"
+    );
+    assert!(
+        reason("nlb-active/k8s-api").contains("nlb/k8s-api"),
+        "{text}"
+    );
     let json = serde_json::to_value(&p).unwrap();
     assert_eq!(json["create"], serde_json::json!(p.create));
     // Nothing was created by the plan.
