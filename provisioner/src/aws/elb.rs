@@ -89,10 +89,35 @@ fn forward(tg: &str) -> Action {
         .build()
 }
 
+/// One ELBv2 describe, split by owner (cached as one value, so the names of the others are
+/// always those of the describe the caller just read).
+#[derive(Debug, Clone)]
+struct Listing<T> {
+    mine: Vec<T>,
+    foreign: BTreeSet<String>,
+}
+
+impl<T> Listing<T> {
+    /// Refuse to "create" a name someone else's object holds: CreateLoadBalancer and
+    /// CreateTargetGroup would answer with that object (same name and settings), and this
+    /// environment would then change what it does not own.
+    fn check_free(&self, what: &str, aws_name: &str, env: &str) -> Result<(), CloudError> {
+        if !self.foreign.contains(aws_name) {
+            return Ok(());
+        }
+        Err(CloudError::new(
+            ErrorKind::InvalidRequest,
+            "elbv2:Create",
+            "NameHeldByAnotherOwner",
+            format!(
+                "a {what} named {aws_name} already exists and is not tagged {TAG_ENV}={env}: it is not adopted (rename the environment or the resource)"
+            ),
+        ))
+    }
+}
+
 /// An ELBv2 resource listed before its tags are known (ELBv2 describes return no tags).
 trait ElbTagged {
-    /// `lb` or `tg`: what a name is unique among.
-    const KIND: &'static str;
     fn arn(&self) -> &str;
     fn name(&self) -> &str;
     fn tags_mut(&mut self) -> &mut BTreeMap<String, String>;
@@ -100,7 +125,6 @@ trait ElbTagged {
 }
 
 impl ElbTagged for LbInfo {
-    const KIND: &'static str = "lb";
     fn arn(&self) -> &str {
         &self.arn
     }
@@ -116,7 +140,6 @@ impl ElbTagged for LbInfo {
 }
 
 impl ElbTagged for TgInfo {
-    const KIND: &'static str = "tg";
     fn arn(&self) -> &str {
         &self.arn
     }
@@ -134,6 +157,13 @@ impl ElbTagged for TgInfo {
 /// Application and network load balancers, with the waiter for `active`.
 pub trait LoadBalancers: Send + Sync {
     fn load_balancers(&self) -> impl Future<Output = Result<Vec<LbInfo>, CloudError>> + Send;
+    /// An error if a load balancer named `aws_name` exists and is not this environment's:
+    /// CreateLoadBalancer would answer with it (same name and settings), and it would be
+    /// changed as if it were ours. From the describe `load_balancers` reads.
+    fn check_lb_name_free(
+        &self,
+        aws_name: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
     fn create_load_balancer(
         &self,
         name: &str,
@@ -168,6 +198,11 @@ pub trait LoadBalancers: Send + Sync {
 /// Target groups and the health of their targets.
 pub trait TargetGroups: Send + Sync {
     fn target_groups(&self) -> impl Future<Output = Result<Vec<TgInfo>, CloudError>> + Send;
+    /// As [`LoadBalancers::check_lb_name_free`], for target groups.
+    fn check_tg_name_free(
+        &self,
+        aws_name: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
     fn create_target_group(
         &self,
         name: &str,
@@ -221,66 +256,13 @@ pub trait Listeners: Send + Sync {
 
 impl LoadBalancers for Cloud {
     async fn load_balancers(&self) -> Result<Vec<LbInfo>, CloudError> {
-        self.inventory
-            .cached("elb:lbs", || async {
-                let mut all = Vec::new();
-                let mut marker: Option<String> = None;
-                loop {
-                    let r = self
-                        .call("elbv2:DescribeLoadBalancers", Strong, || {
-                            self.elb
-                                .describe_load_balancers()
-                                .set_marker(marker.clone())
-                                .send()
-                        })
-                        .await?;
-                    for lb in r.load_balancers() {
-                        all.push(LbInfo {
-                            arn: lb.load_balancer_arn().unwrap_or_default().into(),
-                            name: lb.load_balancer_name().unwrap_or_default().into(),
-                            dns_name: lb.dns_name().unwrap_or_default().into(),
-                            canonical_zone_id: lb
-                                .canonical_hosted_zone_id()
-                                .unwrap_or_default()
-                                .into(),
-                            scheme: lb
-                                .scheme()
-                                .map(|s| s.as_str().to_string())
-                                .unwrap_or_default(),
-                            lb_type: lb
-                                .r#type()
-                                .map(|s| s.as_str().to_string())
-                                .unwrap_or_default(),
-                            subnets: {
-                                let mut v: Vec<String> = lb
-                                    .availability_zones()
-                                    .iter()
-                                    .filter_map(|z| z.subnet_id().map(String::from))
-                                    .collect();
-                                v.sort();
-                                v
-                            },
-                            security_groups: {
-                                let mut v = lb.security_groups().to_vec();
-                                v.sort();
-                                v
-                            },
-                            state: lb
-                                .state()
-                                .and_then(|s| s.code())
-                                .map(|c| c.as_str().to_string())
-                                .unwrap_or_default(),
-                            tags: BTreeMap::new(),
-                        });
-                    }
-                    marker = r.next_marker().map(String::from);
-                    if marker.is_none() {
-                        break;
-                    }
-                }
-                self.keep_owned(all).await
-            })
-            .await
+        Ok(self.lb_listing().await?.mine)
+    }
+
+    async fn check_lb_name_free(&self, aws_name: &str) -> Result<(), CloudError> {
+        self.lb_listing()
+            .await?
+            .check_free("load balancer", aws_name, &self.env)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -293,9 +275,7 @@ impl LoadBalancers for Cloud {
         subnets: &[String],
         security_groups: &[String],
     ) -> Result<LbInfo, CloudError> {
-        self.load_balancers().await?;
-        self.refuse_foreign_name("lb", "load balancer", aws_name)
-            .await?;
+        self.check_lb_name_free(aws_name).await?;
         let out = self
             .call("elbv2:CreateLoadBalancer", AfterCreate, || {
                 let mut b = self
@@ -421,58 +401,13 @@ impl LoadBalancers for Cloud {
 
 impl TargetGroups for Cloud {
     async fn target_groups(&self) -> Result<Vec<TgInfo>, CloudError> {
-        self.inventory
-            .cached("elb:tgs", || async {
-                let mut all = Vec::new();
-                let mut marker: Option<String> = None;
-                loop {
-                    let r = self
-                        .call("elbv2:DescribeTargetGroups", Strong, || {
-                            self.elb
-                                .describe_target_groups()
-                                .set_marker(marker.clone())
-                                .send()
-                        })
-                        .await?;
-                    for t in r.target_groups() {
-                        let protocol = t
-                            .protocol()
-                            .map(|p| p.as_str().to_string())
-                            .unwrap_or_default();
-                        let http = protocol.starts_with("HTTP");
-                        all.push(TgInfo {
-                            arn: t.target_group_arn().unwrap_or_default().into(),
-                            name: t.target_group_name().unwrap_or_default().into(),
-                            spec: TgSpec {
-                                protocol,
-                                port: t.port().unwrap_or_default(),
-                                vpc_id: t.vpc_id().unwrap_or_default().into(),
-                                health_path: if http {
-                                    t.health_check_path().map(String::from)
-                                } else {
-                                    None
-                                },
-                                interval: t.health_check_interval_seconds().unwrap_or_default(),
-                                timeout: t.health_check_timeout_seconds().unwrap_or_default(),
-                                healthy: t.healthy_threshold_count().unwrap_or_default(),
-                                unhealthy: t.unhealthy_threshold_count().unwrap_or_default(),
-                                matcher: if http {
-                                    t.matcher().and_then(|m| m.http_code()).map(String::from)
-                                } else {
-                                    None
-                                },
-                            },
-                            tags: BTreeMap::new(),
-                        });
-                    }
-                    marker = r.next_marker().map(String::from);
-                    if marker.is_none() {
-                        break;
-                    }
-                }
-                self.keep_owned(all).await
-            })
-            .await
+        Ok(self.tg_listing().await?.mine)
+    }
+
+    async fn check_tg_name_free(&self, aws_name: &str) -> Result<(), CloudError> {
+        self.tg_listing()
+            .await?
+            .check_free("target group", aws_name, &self.env)
     }
 
     async fn create_target_group(
@@ -481,9 +416,7 @@ impl TargetGroups for Cloud {
         aws_name: &str,
         spec: &TgSpec,
     ) -> Result<String, CloudError> {
-        self.target_groups().await?;
-        self.refuse_foreign_name("tg", "target group", aws_name)
-            .await?;
+        self.check_tg_name_free(aws_name).await?;
         let out = self
             .call("elbv2:CreateTargetGroup", AfterCreate, || {
                 let mut b = self
@@ -712,8 +645,129 @@ impl Listeners for Cloud {
 }
 
 impl Cloud {
-    /// Fills in the tags of `all` and keeps only what this environment owns.
-    async fn keep_owned<T: ElbTagged>(&self, mut all: Vec<T>) -> Result<Vec<T>, CloudError> {
+    /// Every load balancer of the account and region: this environment's, and the names of the others.
+    async fn lb_listing(&self) -> Result<Listing<LbInfo>, CloudError> {
+        self.inventory
+            .cached("elb:lbs", || async {
+                let mut all = Vec::new();
+                let mut marker: Option<String> = None;
+                loop {
+                    let r = self
+                        .call("elbv2:DescribeLoadBalancers", Strong, || {
+                            self.elb
+                                .describe_load_balancers()
+                                .set_marker(marker.clone())
+                                .send()
+                        })
+                        .await?;
+                    for lb in r.load_balancers() {
+                        all.push(LbInfo {
+                            arn: lb.load_balancer_arn().unwrap_or_default().into(),
+                            name: lb.load_balancer_name().unwrap_or_default().into(),
+                            dns_name: lb.dns_name().unwrap_or_default().into(),
+                            canonical_zone_id: lb
+                                .canonical_hosted_zone_id()
+                                .unwrap_or_default()
+                                .into(),
+                            scheme: lb
+                                .scheme()
+                                .map(|s| s.as_str().to_string())
+                                .unwrap_or_default(),
+                            lb_type: lb
+                                .r#type()
+                                .map(|s| s.as_str().to_string())
+                                .unwrap_or_default(),
+                            subnets: {
+                                let mut v: Vec<String> = lb
+                                    .availability_zones()
+                                    .iter()
+                                    .filter_map(|z| z.subnet_id().map(String::from))
+                                    .collect();
+                                v.sort();
+                                v
+                            },
+                            security_groups: {
+                                let mut v = lb.security_groups().to_vec();
+                                v.sort();
+                                v
+                            },
+                            state: lb
+                                .state()
+                                .and_then(|s| s.code())
+                                .map(|c| c.as_str().to_string())
+                                .unwrap_or_default(),
+                            tags: BTreeMap::new(),
+                        });
+                    }
+                    marker = r.next_marker().map(String::from);
+                    if marker.is_none() {
+                        break;
+                    }
+                }
+                self.keep_owned(all).await
+            })
+            .await
+    }
+
+    /// Every target group: this environment's, and the names of the others.
+    async fn tg_listing(&self) -> Result<Listing<TgInfo>, CloudError> {
+        self.inventory
+            .cached("elb:tgs", || async {
+                let mut all = Vec::new();
+                let mut marker: Option<String> = None;
+                loop {
+                    let r = self
+                        .call("elbv2:DescribeTargetGroups", Strong, || {
+                            self.elb
+                                .describe_target_groups()
+                                .set_marker(marker.clone())
+                                .send()
+                        })
+                        .await?;
+                    for t in r.target_groups() {
+                        let protocol = t
+                            .protocol()
+                            .map(|p| p.as_str().to_string())
+                            .unwrap_or_default();
+                        let http = protocol.starts_with("HTTP");
+                        all.push(TgInfo {
+                            arn: t.target_group_arn().unwrap_or_default().into(),
+                            name: t.target_group_name().unwrap_or_default().into(),
+                            spec: TgSpec {
+                                protocol,
+                                port: t.port().unwrap_or_default(),
+                                vpc_id: t.vpc_id().unwrap_or_default().into(),
+                                health_path: if http {
+                                    t.health_check_path().map(String::from)
+                                } else {
+                                    None
+                                },
+                                interval: t.health_check_interval_seconds().unwrap_or_default(),
+                                timeout: t.health_check_timeout_seconds().unwrap_or_default(),
+                                healthy: t.healthy_threshold_count().unwrap_or_default(),
+                                unhealthy: t.unhealthy_threshold_count().unwrap_or_default(),
+                                matcher: if http {
+                                    t.matcher().and_then(|m| m.http_code()).map(String::from)
+                                } else {
+                                    None
+                                },
+                            },
+                            tags: BTreeMap::new(),
+                        });
+                    }
+                    marker = r.next_marker().map(String::from);
+                    if marker.is_none() {
+                        break;
+                    }
+                }
+                self.keep_owned(all).await
+            })
+            .await
+    }
+
+    /// Fills in the tags of `all` and splits it into what this environment owns and the names
+    /// of the rest (names are unique per account and region).
+    async fn keep_owned<T: ElbTagged>(&self, mut all: Vec<T>) -> Result<Listing<T>, CloudError> {
         let arns: Vec<String> = all.iter().map(|x| x.arn().to_string()).collect();
         let tags = self.elb_tags(&arns).await?;
         for x in &mut all {
@@ -722,41 +776,10 @@ impl Cloud {
         let (mine, foreign): (Vec<T>, Vec<T>) = all
             .into_iter()
             .partition(|x| x.tags().get(TAG_ENV) == Some(&self.env));
-        // Names are unique per account and region, and a create naming an existing load
-        // balancer or target group returns it: remember the names that are not ours.
-        let foreign: BTreeSet<String> = foreign.iter().map(|x| x.name().to_string()).collect();
-        self.inventory
-            .seed(&format!("elb:foreign-names:{}", T::KIND), foreign);
-        Ok(mine)
-    }
-
-    /// Refuse to "create" a name someone else's object holds: CreateLoadBalancer and
-    /// CreateTargetGroup would answer with that object (same name and settings) and this
-    /// environment would then change what it does not own. Reads the describe `find` made.
-    async fn refuse_foreign_name(
-        &self,
-        kind: &str,
-        what: &str,
-        aws_name: &str,
-    ) -> Result<(), CloudError> {
-        let foreign: BTreeSet<String> = self
-            .inventory
-            .cached(&format!("elb:foreign-names:{kind}"), || async {
-                Ok(BTreeSet::new())
-            })
-            .await?;
-        if foreign.contains(aws_name) {
-            return Err(CloudError::new(
-                ErrorKind::InvalidRequest,
-                "elbv2:Create",
-                "NameHeldByAnotherOwner",
-                format!(
-                    "a {what} named {aws_name} already exists and is not tagged {TAG_ENV}={}: it is not adopted (rename the environment or the resource)",
-                    self.env
-                ),
-            ));
-        }
-        Ok(())
+        Ok(Listing {
+            mine,
+            foreign: foreign.iter().map(|x| x.name().to_string()).collect(),
+        })
     }
 
     /// Tags of ELBv2 resources, 20 ARNs per call.

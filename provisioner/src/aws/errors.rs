@@ -121,7 +121,9 @@ where
             if !df.is_io()
                 && !df.is_timeout()
                 && df.as_other().is_none()
-                && dispatch_text(&err).contains("credential") =>
+                && dispatch_text(&err)
+                    .to_ascii_lowercase()
+                    .contains("credential") =>
         {
             CloudError::new(ErrorKind::AccessDenied, op, "", dispatch_text(&err))
         }

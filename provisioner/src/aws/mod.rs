@@ -7,8 +7,12 @@
 //! - [`errors`]: the one mapping of AWS error codes to [`crate::engine::ErrorKind`].
 //! - [`api`]: the narrow traits, one per resource family, defined per service (`ec2`, `elb`,
 //!   `asg`, `route53`, `iam`, `ssm`) and implemented for [`Cloud`], returning our own structs.
-//!   Resources and commands reach AWS only through them. Finds are batched: one describe per resource type per environment, filtered by the
-//!   `provisioner:env` tag (and re-checked client side), cached for the run in [`Inventory`].
+//!   Resources and commands reach AWS only through them. Finds are batched: one describe per
+//!   resource type (filtered by the `provisioner:env` tag where the service can, and always
+//!   re-checked client side; ELBv2 and Route 53 list, then read tags in batches), plus a few
+//!   reads per parent (a zone's records, a load balancer's listeners, a VPC's DNS attributes).
+//!   They are cached for the run in [`Inventory`], which also knows the children of a parent
+//!   created in this run to be none.
 //! - [`preflight`]: probes each service a template needs; names the missing one and the endpoint.
 
 pub mod asg;

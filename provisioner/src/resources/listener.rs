@@ -36,6 +36,9 @@ pub struct ListenerState {
 
 impl<C: Listeners> Resource<C> for Listener {
     type State = ListenerState;
+    fn absent_reason(&self) -> String {
+        format!("no listener on port {} of {}", self.port, self.lb)
+    }
     fn key(&self) -> TaskKey {
         TaskKey::new("listener", &self.name)
     }

@@ -90,7 +90,7 @@ impl<C: LoadBalancers> Resource<C> for LoadBalancer {
         _: &'a LbState,
     ) -> BoxFuture<'a, Result<Option<Found<LbState>>, TaskError>> {
         Box::pin(async move {
-            Ok(
+            let found =
                 by_name(cx.load_balancers().await?, &self.name, |l| &l.tags).map(|l| Found {
                     outputs: outputs(&l.arn, &l.dns_name, &l.canonical_zone_id),
                     state: LbState {
@@ -99,8 +99,12 @@ impl<C: LoadBalancers> Resource<C> for LoadBalancer {
                         subnets: l.subnets,
                         security_groups: l.security_groups,
                     },
-                }),
-            )
+                });
+            if found.is_none() {
+                // The plan fails as `up` would: the name is someone else's.
+                cx.check_lb_name_free(&self.aws_name).await?;
+            }
+            Ok(found)
         })
     }
     fn create<'a>(

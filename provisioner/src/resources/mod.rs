@@ -96,8 +96,9 @@ pub fn aws_name(env: &str, name: &str, max: usize) -> String {
 const EMULATOR_AMI_PARAMETER: &str =
     "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
 
-/// Resolve every pool's AMI: the SSM public parameters of all pools in one call (on an
-/// emulator, with the fallback parameter in the same call).
+/// Resolve every pool's AMI from SSM public parameters, all at once (one `GetParameters` for
+/// the plain names, on an emulator with the fallback among them; one `GetParameter` for a name
+/// with a `:version` or `:label` selector).
 pub async fn resolve_amis(
     cloud: &Cloud,
     env: &Environment,

@@ -267,6 +267,12 @@ pub struct RecordState {
 
 impl<C: Records> Resource<C> for Record {
     type State = RecordState;
+    fn absent_reason(&self) -> String {
+        format!(
+            "no {} record {} in {}",
+            self.record.rtype, self.record.name, self.zone
+        )
+    }
     fn key(&self) -> TaskKey {
         TaskKey::new("record", &self.name)
     }

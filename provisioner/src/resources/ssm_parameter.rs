@@ -22,6 +22,9 @@ pub struct ParamState {}
 
 impl<C: Parameters> Resource<C> for SecureParameter {
     type State = ParamState;
+    fn absent_reason(&self) -> String {
+        format!("no parameter at {}", self.path)
+    }
     fn key(&self) -> TaskKey {
         TaskKey::new("ssm-parameter", &self.name)
     }

@@ -39,14 +39,20 @@ impl<C: TargetGroups> Resource<C> for TargetGroup {
     ) -> BoxFuture<'a, Result<Option<Found<TgSpec>>, TaskError>> {
         Box::pin(async move {
             if !known(&d.vpc_id) {
+                // A new VPC: nothing of ours can be in it, but the name can still be taken.
+                cx.check_tg_name_free(&self.aws_name).await?;
                 return Ok(None);
             }
-            Ok(
+            let found =
                 by_name(cx.target_groups().await?, &self.name, |t| &t.tags).map(|t| Found {
                     state: t.spec,
                     outputs: out_id(&t.arn),
-                }),
-            )
+                });
+            if found.is_none() {
+                // The plan fails as `up` would: the name is someone else's.
+                cx.check_tg_name_free(&self.aws_name).await?;
+            }
+            Ok(found)
         })
     }
     fn create<'a>(

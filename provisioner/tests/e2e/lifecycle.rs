@@ -199,8 +199,9 @@ async fn plan_of_a_new_environment_shows_ids_known_after_up() {
         .is_empty());
 }
 
-/// AMI parameters are read in one call and keyed as the template names them, with or without
-/// a `:version` selector; a name that does not exist is simply absent (the caller names it).
+/// AMI parameters are read all at once (plain names in one call, a `:version` one on its own)
+/// and keyed as the template names them; a name that does not exist is simply absent (the
+/// caller names it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ami_parameters_resolve_with_and_without_a_version_selector() {
     let guard = harness::emulator().await.unwrap();

@@ -270,6 +270,17 @@ async fn a_load_balancer_name_held_by_someone_else_is_refused_not_adopted() {
         .to_string();
 
     let cloud = cloud(&guard, "dev").await;
+    // The plan says so before anything is created, as `up` does.
+    let p = provisioner::commands::plan::plan(&cloud, &env)
+        .await
+        .unwrap();
+    assert!(
+        p.errors
+            .iter()
+            .any(|e| e.contains("target-group/web-service") && e.contains("not tagged")),
+        "{:?}",
+        p.errors
+    );
     let r = up::converge(&cloud, &env, &no_progress()).await.unwrap();
     let refused = r
         .errors
