@@ -47,7 +47,7 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// How many resources `plan` and `up` work on at once (1 = one after the other).
+    /// How many resources `plan`, `up` and `down` work on at once (1 = one after the other).
     #[arg(long, global = true, value_name = "N", default_value_t = 32,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallelism: u16,

@@ -353,6 +353,7 @@ pub async fn teardown(
         .collect();
     let opts = TeardownOptions {
         round_deadline: deadline,
+        concurrency: cloud.parallelism.max(1),
         ..Default::default()
     };
     let names: BTreeMap<TaskKey, String> = inv
