@@ -198,6 +198,38 @@ fn node_user_data(
     }
 }
 
+/// A load balancer (`nlb/…` or `alb/…`) and its wait for `active` (`nlb-active/…` …).
+fn load_balancer_tasks(
+    env: &str,
+    kind: &'static str,
+    name: &str,
+    extra_deps: Vec<TaskKey>,
+    internal: bool,
+    subnets: Vec<TaskKey>,
+    security_groups: &[crate::template::Name],
+) -> [Arc<dyn Task<Cloud>>; 2] {
+    [
+        task(load_balancer::LoadBalancer {
+            kind,
+            name: name.to_string(),
+            aws_name: aws_name(env, name, 32),
+            internal,
+            extra_deps,
+            subnets,
+            security_groups: security_groups
+                .iter()
+                .map(|g| k("sg", g.as_str()))
+                .collect(),
+        }),
+        task(load_balancer::LoadBalancerActive {
+            kind,
+            name: name.to_string(),
+            aws_name: aws_name(env, name, 32),
+            lb: k(kind, name),
+        }),
+    ]
+}
+
 /// Build-time facts about the target.
 #[derive(Debug, Clone, Default)]
 pub struct Target {
@@ -414,25 +446,15 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
     let mut pool_tgs: Vec<(String, TaskKey)> = Vec::new();
     if let Some(n) = &env.load_balancers.nlb {
         let lb = k("nlb", n.name.as_str());
-        tasks.push(task(load_balancer::LoadBalancer {
-            kind: "nlb",
-            name: n.name.to_string(),
-            aws_name: aws_name(envname, n.name.as_str(), 32),
-            internal: n.subnets == SubnetKind::Private,
-            extra_deps: internet_facing_deps(n.subnets, &n.vpc),
-            subnets: subnets_of(&n.vpc, n.subnets),
-            security_groups: n
-                .security_groups
-                .iter()
-                .map(|g| k("sg", g.as_str()))
-                .collect(),
-        }));
-        tasks.push(task(load_balancer::LoadBalancerActive {
-            kind: "nlb",
-            name: n.name.to_string(),
-            aws_name: aws_name(envname, n.name.as_str(), 32),
-            lb: lb.clone(),
-        }));
+        tasks.extend(load_balancer_tasks(
+            envname,
+            "nlb",
+            n.name.as_str(),
+            internet_facing_deps(n.subnets, &n.vpc),
+            n.subnets == SubnetKind::Private,
+            subnets_of(&n.vpc, n.subnets),
+            &n.security_groups,
+        ));
         for l in &n.listeners {
             let id = format!("{}-{}", n.name, l.port);
             let tg = k("target-group", &id);
@@ -465,25 +487,15 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
     }
     if let Some(a) = &env.load_balancers.alb {
         let lb = k("alb", a.name.as_str());
-        tasks.push(task(load_balancer::LoadBalancer {
-            kind: "alb",
-            name: a.name.to_string(),
-            aws_name: aws_name(envname, a.name.as_str(), 32),
-            internal: a.subnets == SubnetKind::Private,
-            extra_deps: internet_facing_deps(a.subnets, &a.vpc),
-            subnets: subnets_of(&a.vpc, a.subnets),
-            security_groups: a
-                .security_groups
-                .iter()
-                .map(|g| k("sg", g.as_str()))
-                .collect(),
-        }));
-        tasks.push(task(load_balancer::LoadBalancerActive {
-            kind: "alb",
-            name: a.name.to_string(),
-            aws_name: aws_name(envname, a.name.as_str(), 32),
-            lb: lb.clone(),
-        }));
+        tasks.extend(load_balancer_tasks(
+            envname,
+            "alb",
+            a.name.as_str(),
+            internet_facing_deps(a.subnets, &a.vpc),
+            a.subnets == SubnetKind::Private,
+            subnets_of(&a.vpc, a.subnets),
+            &a.security_groups,
+        ));
         let tg_key = |t: &crate::template::Name| k("target-group", &format!("{}-{}", a.name, t));
         for t in &a.target_groups {
             let id = format!("{}-{}", a.name, t.name);
