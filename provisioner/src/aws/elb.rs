@@ -649,17 +649,15 @@ impl Cloud {
     async fn lb_listing(&self) -> Result<Listing<LbInfo>, CloudError> {
         self.inventory
             .cached("elb:lbs", || async {
+                let pages = self
+                    .all_pages(
+                        "elbv2:DescribeLoadBalancers",
+                        |marker| self.elb.describe_load_balancers().set_marker(marker).send(),
+                        |r| r.next_marker(),
+                    )
+                    .await?;
                 let mut all = Vec::new();
-                let mut marker: Option<String> = None;
-                loop {
-                    let r = self
-                        .call("elbv2:DescribeLoadBalancers", Strong, || {
-                            self.elb
-                                .describe_load_balancers()
-                                .set_marker(marker.clone())
-                                .send()
-                        })
-                        .await?;
+                for r in &pages {
                     for lb in r.load_balancers() {
                         all.push(LbInfo {
                             arn: lb.load_balancer_arn().unwrap_or_default().into(),
@@ -699,10 +697,6 @@ impl Cloud {
                             tags: BTreeMap::new(),
                         });
                     }
-                    marker = r.next_marker().map(String::from);
-                    if marker.is_none() {
-                        break;
-                    }
                 }
                 self.keep_owned(all).await
             })
@@ -713,17 +707,15 @@ impl Cloud {
     async fn tg_listing(&self) -> Result<Listing<TgInfo>, CloudError> {
         self.inventory
             .cached("elb:tgs", || async {
+                let pages = self
+                    .all_pages(
+                        "elbv2:DescribeTargetGroups",
+                        |marker| self.elb.describe_target_groups().set_marker(marker).send(),
+                        |r| r.next_marker(),
+                    )
+                    .await?;
                 let mut all = Vec::new();
-                let mut marker: Option<String> = None;
-                loop {
-                    let r = self
-                        .call("elbv2:DescribeTargetGroups", Strong, || {
-                            self.elb
-                                .describe_target_groups()
-                                .set_marker(marker.clone())
-                                .send()
-                        })
-                        .await?;
+                for r in &pages {
                     for t in r.target_groups() {
                         let protocol = t
                             .protocol()
@@ -754,10 +746,6 @@ impl Cloud {
                             },
                             tags: BTreeMap::new(),
                         });
-                    }
-                    marker = r.next_marker().map(String::from);
-                    if marker.is_none() {
-                        break;
                     }
                 }
                 self.keep_owned(all).await

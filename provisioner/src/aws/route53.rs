@@ -203,17 +203,15 @@ impl HostedZones for Cloud {
     async fn hosted_zones(&self) -> Result<Vec<ZoneInfo>, CloudError> {
         self.inventory
             .cached("r53:zones", || async {
+                let pages = self
+                    .all_pages(
+                        "route53:ListHostedZones",
+                        |marker| self.r53.list_hosted_zones().set_marker(marker).send(),
+                        |r| r.is_truncated().then(|| r.next_marker()).flatten(),
+                    )
+                    .await?;
                 let mut zones = Vec::new();
-                let mut marker: Option<String> = None;
-                loop {
-                    let r = self
-                        .call("route53:ListHostedZones", Strong, || {
-                            self.r53
-                                .list_hosted_zones()
-                                .set_marker(marker.clone())
-                                .send()
-                        })
-                        .await?;
+                for r in &pages {
                     for z in r.hosted_zones() {
                         zones.push(ZoneInfo {
                             id: strip_zone(z.id()),
@@ -222,10 +220,6 @@ impl HostedZones for Cloud {
                             private: z.config().is_some_and(|c| c.private_zone()),
                             tags: BTreeMap::new(),
                         });
-                    }
-                    marker = r.next_marker().map(String::from);
-                    if !r.is_truncated() || marker.is_none() {
-                        break;
                     }
                 }
                 for chunk in zones.chunks_mut(10) {
@@ -502,17 +496,15 @@ impl HealthChecks for Cloud {
     async fn health_checks(&self) -> Result<Vec<HealthCheckInfo>, CloudError> {
         self.inventory
             .cached("r53:healthchecks", || async {
+                let pages = self
+                    .all_pages(
+                        "route53:ListHealthChecks",
+                        |marker| self.r53.list_health_checks().set_marker(marker).send(),
+                        |r| r.is_truncated().then(|| r.next_marker()).flatten(),
+                    )
+                    .await?;
                 let mut all = Vec::new();
-                let mut marker: Option<String> = None;
-                loop {
-                    let r = self
-                        .call("route53:ListHealthChecks", Strong, || {
-                            self.r53
-                                .list_health_checks()
-                                .set_marker(marker.clone())
-                                .send()
-                        })
-                        .await?;
+                for r in &pages {
                     for h in r.health_checks() {
                         let Some(c) = h.health_check_config() else {
                             continue;
@@ -533,10 +525,6 @@ impl HealthChecks for Cloud {
                             },
                             tags: BTreeMap::new(),
                         });
-                    }
-                    marker = r.next_marker().map(String::from);
-                    if !r.is_truncated() || marker.is_none() {
-                        break;
                     }
                 }
                 for chunk in all.chunks_mut(10) {

@@ -137,35 +137,30 @@ impl Parameters for Cloud {
 
     async fn ssm_env_parameters(&self) -> Result<Vec<String>, CloudError> {
         let path = format!("/provisioner/{}/", self.env);
-        let mut names = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let r = self
-                .call("ssm:DescribeParameters", Strong, || {
+        let filter = aws_sdk_ssm::types::ParameterStringFilter::builder()
+            .key("Name")
+            .option("BeginsWith")
+            .values(&path)
+            .build()
+            .expect("key set");
+        let pages = self
+            .all_pages(
+                "ssm:DescribeParameters",
+                |token| {
                     self.ssm
                         .describe_parameters()
-                        .parameter_filters(
-                            aws_sdk_ssm::types::ParameterStringFilter::builder()
-                                .key("Name")
-                                .option("BeginsWith")
-                                .values(&path)
-                                .build()
-                                .expect("key set"),
-                        )
-                        .set_next_token(token.clone())
+                        .parameter_filters(filter.clone())
+                        .set_next_token(token)
                         .send()
-                })
-                .await?;
-            names.extend(
-                r.parameters()
-                    .iter()
-                    .filter_map(|p| p.name().map(String::from)),
-            );
-            token = r.next_token().map(String::from);
-            if token.is_none() {
-                break;
-            }
-        }
+                },
+                |r| r.next_token(),
+            )
+            .await?;
+        let names = pages
+            .iter()
+            .flat_map(|r| r.parameters())
+            .filter_map(|p| p.name().map(String::from))
+            .collect();
         Ok(names)
     }
 
