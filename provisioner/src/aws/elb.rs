@@ -275,8 +275,9 @@ impl LoadBalancers for Cloud {
         subnets: &[String],
         security_groups: &[String],
     ) -> Result<LbInfo, CloudError> {
+        // A name held by another owner is refused here (and already by `find`); one taken in
+        // the moment between that describe and this create is not caught.
         self.check_lb_name_free(aws_name).await?;
-        let called_at = std::time::SystemTime::now();
         let out = self
             .call("elbv2:CreateLoadBalancer", AfterCreate, || {
                 let mut b = self
@@ -310,17 +311,6 @@ impl LoadBalancers for Cloud {
             )
         })?;
         let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
-        // AWS answers a create naming an existing load balancer (same settings) with that one.
-        // Ours was not there at the describe (`check_lb_name_free`); one made since by someone
-        // else is older than this call: confirm it is ours before using it.
-        let made_before_this_call = lb.created_time().is_some_and(|t| {
-            let made =
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.secs().max(0) as u64);
-            made + std::time::Duration::from_secs(60) < called_at
-        });
-        if made_before_this_call {
-            self.confirm_owned("load balancer", aws_name, &arn).await?;
-        }
         // A load balancer just made has no listeners: they need not be listed.
         self.inventory
             .seed(&format!("elb:listeners:{arn}"), Vec::<ListenerInfo>::new());
@@ -780,23 +770,6 @@ impl Cloud {
             mine,
             foreign: foreign.iter().map(|x| x.name().to_string()).collect(),
         })
-    }
-
-    /// An error, leaving it untouched, if `arn` is not tagged for this environment.
-    async fn confirm_owned(&self, what: &str, aws_name: &str, arn: &str) -> Result<(), CloudError> {
-        let tags = self.elb_tags(&[arn.to_string()]).await?;
-        if tags.get(arn).and_then(|t| t.get(TAG_ENV)) == Some(&self.env) {
-            return Ok(());
-        }
-        Err(CloudError::new(
-            ErrorKind::InvalidRequest,
-            "elbv2:Create",
-            "NameHeldByAnotherOwner",
-            format!(
-                "creating {what} {aws_name} returned an existing one not tagged {TAG_ENV}={}: it is not adopted",
-                self.env
-            ),
-        ))
     }
 
     /// Tags of ELBv2 resources, 20 ARNs per call.

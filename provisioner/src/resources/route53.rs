@@ -268,8 +268,14 @@ pub struct RecordState {
 impl<C: Records> Resource<C> for Record {
     type State = RecordState;
     fn absent_reason(&self) -> String {
+        let set = self
+            .record
+            .set_id
+            .as_deref()
+            .map(|id| format!(" (set {id})"))
+            .unwrap_or_default();
         format!(
-            "no {} record {} in {}",
+            "no {} record {}{set} in {}",
             self.record.rtype, self.record.name, self.zone
         )
     }
