@@ -124,35 +124,26 @@ trait ElbTagged {
     fn tags(&self) -> &BTreeMap<String, String>;
 }
 
-impl ElbTagged for LbInfo {
-    fn arn(&self) -> &str {
-        &self.arn
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn tags_mut(&mut self) -> &mut BTreeMap<String, String> {
-        &mut self.tags
-    }
-    fn tags(&self) -> &BTreeMap<String, String> {
-        &self.tags
-    }
+/// Both listings carry `arn`, `name` and `tags` fields.
+macro_rules! elb_tagged {
+    ($($t:ty),*) => {$(
+        impl ElbTagged for $t {
+            fn arn(&self) -> &str {
+                &self.arn
+            }
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn tags_mut(&mut self) -> &mut BTreeMap<String, String> {
+                &mut self.tags
+            }
+            fn tags(&self) -> &BTreeMap<String, String> {
+                &self.tags
+            }
+        }
+    )*};
 }
-
-impl ElbTagged for TgInfo {
-    fn arn(&self) -> &str {
-        &self.arn
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn tags_mut(&mut self) -> &mut BTreeMap<String, String> {
-        &mut self.tags
-    }
-    fn tags(&self) -> &BTreeMap<String, String> {
-        &self.tags
-    }
-}
+elb_tagged!(LbInfo, TgInfo);
 
 /// Application and network load balancers, with the waiter for `active`.
 pub trait LoadBalancers: Send + Sync {
