@@ -126,10 +126,43 @@ struct Inner {
 struct Tracked {
     /// id → (NotFound code, until).
     fresh: HashMap<String, (&'static str, Instant)>,
-    /// NAT gateway id or load balancer ARN → pending until.
-    pending: HashMap<String, Instant>,
-    /// NAT gateway id → deleting until.
-    deleting: HashMap<String, Instant>,
+    /// NAT gateway id or load balancer ARN → reads pending.
+    pending: HashMap<String, Slow>,
+    /// NAT gateway id → reads deleting.
+    deleting: HashMap<String, Slow>,
+}
+
+/// A transitional state: it lasts its time *and* until a describe has shown
+/// it once, so a client whose first describes were throttled or read NotFound
+/// past the window still meets the state its waiter is there for (as it
+/// would on AWS, where a NAT gateway stays pending for minutes).
+struct Slow {
+    until: Instant,
+    shown: bool,
+}
+
+impl Slow {
+    fn new(until: Instant) -> Self {
+        Self {
+            until,
+            shown: false,
+        }
+    }
+}
+
+/// Drops the states that are over and returns the ids still in one.
+fn still_slow(map: &mut HashMap<String, Slow>, now: Instant) -> Vec<String> {
+    map.retain(|_, s| s.until > now || !s.shown);
+    map.keys().cloned().collect()
+}
+
+/// Marks as shown the states a rewritten response carried.
+fn mark_shown(map: &mut HashMap<String, Slow>, shown: &[String]) {
+    for id in shown {
+        if let Some(s) = map.get_mut(id) {
+            s.shown = true;
+        }
+    }
 }
 
 impl FaultProxy {
@@ -416,12 +449,12 @@ fn rewrite_items(
     ids: &[String],
     from: &str,
     to: &str,
-) -> (String, u64) {
+) -> (String, Vec<String>) {
     let open = format!("<{item_tag}>");
     let close = format!("</{item_tag}>");
     let mut out = String::with_capacity(xml.len());
     let mut rest = xml;
-    let mut n = 0;
+    let mut hits = Vec::new();
     while let Some(start) = rest.find(&open) {
         out.push_str(&rest[..start]);
         // Find the matching close, counting nested items.
@@ -445,20 +478,20 @@ fn rewrite_items(
         }
         let Some(end) = end else {
             out.push_str(&rest[start..]);
-            return (out, n);
+            return (out, hits);
         };
         let item = &rest[start..end];
-        let hit = first_tag(item, id_tag).is_some_and(|id| ids.iter().any(|x| x == id));
-        if hit && item.contains(from) {
+        let hit = first_tag(item, id_tag).filter(|id| ids.iter().any(|x| x == id));
+        if let Some(id) = hit.filter(|_| item.contains(from)) {
             out.push_str(&item.replacen(from, to, 1));
-            n += 1;
+            hits.push(id.to_owned());
         } else {
             out.push_str(item);
         }
         rest = &rest[end..];
     }
     out.push_str(rest);
-    (out, n)
+    (out, hits)
 }
 
 impl Inner {
@@ -509,7 +542,8 @@ impl Inner {
                                 .insert(id.to_owned(), (code, now + self.cfg.not_found_for));
                         }
                         if action == "CreateNatGateway" && !self.cfg.pending_for.is_zero() {
-                            st.pending.insert(id.to_owned(), now + self.cfg.pending_for);
+                            st.pending
+                                .insert(id.to_owned(), Slow::new(now + self.cfg.pending_for));
                             // AWS answers the create with `pending`, too.
                             drop(st);
                             self.count("pending", call, |s| s.pending_rewrites += 1);
@@ -524,15 +558,13 @@ impl Inner {
                 if action == "DeleteNatGateway" && !self.cfg.deleting_for.is_zero() {
                     if let Some(id) = form_value(req_body, "NatGatewayId") {
                         st.pending.remove(&id);
-                        st.deleting.insert(id, now + self.cfg.deleting_for);
+                        st.deleting
+                            .insert(id, Slow::new(now + self.cfg.deleting_for));
                     }
                 }
                 if action == "DescribeNatGateways" {
-                    st.pending.retain(|_, until| *until > now);
-                    st.deleting.retain(|_, until| *until > now);
-                    let pending: Vec<String> = st.pending.keys().cloned().collect();
-                    let deleting: Vec<String> = st.deleting.keys().cloned().collect();
-                    drop(st);
+                    let pending = still_slow(&mut st.pending, now);
+                    let deleting = still_slow(&mut st.deleting, now);
                     let (resp, p) = rewrite_items(
                         &resp,
                         "item",
@@ -549,11 +581,14 @@ impl Inner {
                         "<state>deleted</state>",
                         "<state>deleting</state>",
                     );
-                    if p > 0 {
-                        self.count("pending", call, |s| s.pending_rewrites += p);
+                    mark_shown(&mut st.pending, &p);
+                    mark_shown(&mut st.deleting, &d);
+                    drop(st);
+                    if !p.is_empty() {
+                        self.count("pending", call, |s| s.pending_rewrites += p.len() as u64);
                     }
-                    if d > 0 {
-                        self.count("deleting", call, |s| s.deleting_rewrites += d);
+                    if !d.is_empty() {
+                        self.count("deleting", call, |s| s.deleting_rewrites += d.len() as u64);
                     }
                     return resp;
                 }
@@ -565,7 +600,7 @@ impl Inner {
                 if let Some(arn) = first_tag(&resp, "LoadBalancerArn") {
                     if !self.cfg.pending_for.is_zero() {
                         st.pending
-                            .insert(arn.to_owned(), now + self.cfg.pending_for);
+                            .insert(arn.to_owned(), Slow::new(now + self.cfg.pending_for));
                     }
                 }
                 resp
@@ -573,9 +608,7 @@ impl Inner {
             (Protocol::AwsQuery, "DescribeLoadBalancers")
                 if call.service == "elasticloadbalancing" =>
             {
-                st.pending.retain(|_, until| *until > now);
-                let pending: Vec<String> = st.pending.keys().cloned().collect();
-                drop(st);
+                let pending = still_slow(&mut st.pending, now);
                 let (resp, p) = rewrite_items(
                     &resp,
                     "member",
@@ -584,8 +617,10 @@ impl Inner {
                     "<Code>active</Code>",
                     "<Code>provisioning</Code>",
                 );
-                if p > 0 {
-                    self.count("pending", call, |s| s.pending_rewrites += p);
+                mark_shown(&mut st.pending, &p);
+                drop(st);
+                if !p.is_empty() {
+                    self.count("pending", call, |s| s.pending_rewrites += p.len() as u64);
                 }
                 resp
             }
@@ -710,7 +745,7 @@ mod tests {
     #[test]
     fn rewrites_only_the_named_outermost_items() {
         let xml = "<natGatewaySet><item><natGatewayId>nat-1</natGatewayId><natGatewayAddressSet><item><x/></item></natGatewayAddressSet><state>available</state></item><item><natGatewayId>nat-2</natGatewayId><state>available</state></item></natGatewaySet>";
-        let (out, n) = rewrite_items(
+        let (out, hits) = rewrite_items(
             xml,
             "item",
             "natGatewayId",
@@ -718,9 +753,24 @@ mod tests {
             "<state>available</state>",
             "<state>pending</state>",
         );
-        assert_eq!(n, 1);
+        assert_eq!(hits, ["nat-2"]);
         assert!(out.contains("<natGatewayId>nat-1</natGatewayId><natGatewayAddressSet><item><x/></item></natGatewayAddressSet><state>available</state>"));
         assert!(out.contains("<natGatewayId>nat-2</natGatewayId><state>pending</state>"));
+    }
+
+    #[test]
+    fn a_transitional_state_is_shown_once_even_after_its_time() {
+        let now = Instant::now();
+        let mut map = HashMap::new();
+        map.insert("nat-1".to_owned(), Slow::new(now));
+        map.insert("nat-2".to_owned(), Slow::new(now + Duration::from_secs(60)));
+        // nat-1's time is over, but no describe has shown it yet.
+        let mut ids = still_slow(&mut map, now);
+        ids.sort();
+        assert_eq!(ids, ["nat-1", "nat-2"]);
+        mark_shown(&mut map, &["nat-1".to_owned(), "nat-2".to_owned()]);
+        // Shown and over: gone. Shown but not over: still there.
+        assert_eq!(still_slow(&mut map, now), ["nat-2"]);
     }
 
     #[test]
