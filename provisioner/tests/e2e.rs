@@ -6,7 +6,6 @@ mod e2e {
     pub mod cli_output;
     pub mod counts;
     pub mod drift;
-    pub mod faults;
     pub mod idempotency;
     pub mod lifecycle;
     pub mod ownership;

@@ -5,7 +5,7 @@ use anyhow::Context;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::support::{assert_nothing_left, command, provisioner, template, Aws};
+use crate::support::{assert_nothing_left, command, provisioner, Dev, LIMIT};
 
 /// Seed of the kill schedule; override with `CRASH_SEED` to replay a failure.
 fn seed() -> u64 {
@@ -104,25 +104,19 @@ fn kill_point(rng: &mut StdRng, tasks: usize) -> KillPoint {
 
 #[tokio::test]
 async fn up_killed_at_random_points_converges_without_duplicates() -> anyhow::Result<()> {
-    let emu = harness::emulator().await?;
-    let aws = Aws::new(&emu.endpoint).await;
-    let out = tempfile::tempdir()?;
-    let manifests = out.path().join("manifests");
-    let manifests = manifests.to_str().unwrap();
-    let dev = template("dev.yaml");
-    let dev = dev.to_str().unwrap();
-    let up_args = ["up", "-f", dev, "--yes", "--manifests-out", manifests];
-    let limit = Duration::from_secs(300);
+    let fixture = Dev::start().await?;
+    let (emu, aws, dev) = (&fixture.emu, &fixture.aws, fixture.template());
+    let up_args = fixture.up_args();
     let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
 
     // How long a whole `up` takes here: the kills are spread over it.
-    let full = provisioner(&emu.endpoint, &up_args, limit).await?;
+    let full = provisioner(&emu.endpoint, &up_args, LIMIT).await?;
     full.expect_code(0, "calibration up");
-    provisioner(&emu.endpoint, &["down", "-f", dev, "--yes"], limit)
+    provisioner(&emu.endpoint, &["down", "-f", dev, "--yes"], LIMIT)
         .await?
         .expect_code(0, "calibration down");
-    assert_nothing_left(&aws, "dev").await?;
+    assert_nothing_left(aws, "dev").await?;
     // One progress line per task.
     let tasks = full
         .stdout
@@ -154,10 +148,10 @@ async fn up_killed_at_random_points_converges_without_duplicates() -> anyhow::Re
             );
         }
         // The next `up` converges; then nothing is left to do.
-        provisioner(&emu.endpoint, &up_args, limit)
+        provisioner(&emu.endpoint, &up_args, LIMIT)
             .await?
             .expect_code(0, &format!("seed {seed:#x}: up after round {round}"));
-        provisioner(&emu.endpoint, &["plan", "-f", dev], limit)
+        provisioner(&emu.endpoint, &["plan", "-f", dev], LIMIT)
             .await?
             .expect_code(0, &format!("seed {seed:#x}: plan after round {round}"));
         let inv = aws.inventory("dev").await?;
@@ -174,10 +168,10 @@ async fn up_killed_at_random_points_converges_without_duplicates() -> anyhow::Re
             let point = kill_point(&mut rng, 10);
             run_and_kill(&emu.endpoint, &["down", "-f", dev, "--yes"], point).await?;
         }
-        provisioner(&emu.endpoint, &["down", "-f", dev, "--yes"], limit)
+        provisioner(&emu.endpoint, &["down", "-f", dev, "--yes"], LIMIT)
             .await?
             .expect_code(0, &format!("seed {seed:#x}: down after round {round}"));
-        assert_nothing_left(&aws, "dev").await?;
+        assert_nothing_left(aws, "dev").await?;
     }
     println!("seed {seed:#x}, {killed} runs killed:\n{}", log.join("\n"));
     assert!(

@@ -1,9 +1,7 @@
-use std::time::Duration;
-
 use aws_sdk_ec2::types::{Filter, IpPermission, UserIdGroupPair};
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch};
 
-use crate::support::{assert_nothing_left, provisioner, template, Aws, TAG_NAME};
+use crate::support::{assert_nothing_left, provisioner, Aws, Dev, LIMIT, TAG_NAME};
 
 async fn tagged_id(aws: &Aws, kind: &str, name: &str) -> anyhow::Result<String> {
     let f = Filter::builder()
@@ -36,27 +34,15 @@ async fn tagged_id(aws: &Aws, kind: &str, name: &str) -> anyhow::Result<String> 
 
 #[tokio::test]
 async fn drift_shows_in_plan_and_up_repairs_it() -> anyhow::Result<()> {
-    let emu = harness::emulator().await?;
-    let aws = Aws::new(&emu.endpoint).await;
-    let out = tempfile::tempdir()?;
-    let manifests = out.path().join("manifests");
-    let dev = template("dev.yaml");
-    let dev = dev.to_str().unwrap();
-    let limit = Duration::from_secs(300);
-    let up_args = [
-        "up",
-        "-f",
-        dev,
-        "--yes",
-        "--manifests-out",
-        manifests.to_str().unwrap(),
-    ];
-    provisioner(&emu.endpoint, &up_args, limit)
+    let fixture = Dev::start().await?;
+    let (emu, aws, dev) = (&fixture.emu, &fixture.aws, fixture.template());
+    let up_args = fixture.up_args();
+    provisioner(&emu.endpoint, &up_args, LIMIT)
         .await?
         .expect_code(0, "up");
 
     // 1. The private subnet's default route (to the NAT gateway).
-    let rtb = tagged_id(&aws, "route-table", "main-private-a").await?;
+    let rtb = tagged_id(aws, "route-table", "main-private-a").await?;
     aws.ec2
         .delete_route()
         .route_table_id(&rtb)
@@ -64,8 +50,8 @@ async fn drift_shows_in_plan_and_up_repairs_it() -> anyhow::Result<()> {
         .send()
         .await?;
     // 2. Postgres from the app nodes.
-    let pg = tagged_id(&aws, "sg", "postgres-nodes").await?;
-    let agents = tagged_id(&aws, "sg", "k3s-agent").await?;
+    let pg = tagged_id(aws, "sg", "postgres-nodes").await?;
+    let agents = tagged_id(aws, "sg", "k3s-agent").await?;
     aws.ec2
         .revoke_security_group_ingress()
         .group_id(&pg)
@@ -118,7 +104,7 @@ async fn drift_shows_in_plan_and_up_repairs_it() -> anyhow::Result<()> {
     let plan = provisioner(
         &emu.endpoint,
         &["plan", "-f", dev, "--output", "json"],
-        limit,
+        LIMIT,
     )
     .await?;
     plan.expect_code(2, "plan after drift");
@@ -145,7 +131,7 @@ async fn drift_shows_in_plan_and_up_repairs_it() -> anyhow::Result<()> {
         3,
         "only the drifted resources change: {changed:?}"
     );
-    let text = provisioner(&emu.endpoint, &["plan", "-f", dev], limit).await?;
+    let text = provisioner(&emu.endpoint, &["plan", "-f", dev], LIMIT).await?;
     text.expect_code(2, "text plan after drift");
     for needle in [
         "main-private-a",
@@ -156,10 +142,10 @@ async fn drift_shows_in_plan_and_up_repairs_it() -> anyhow::Result<()> {
     }
 
     // up repairs exactly that; then nothing is left to do.
-    provisioner(&emu.endpoint, &up_args, limit)
+    provisioner(&emu.endpoint, &up_args, LIMIT)
         .await?
         .expect_code(0, "up repairing drift");
-    provisioner(&emu.endpoint, &["plan", "-f", dev], limit)
+    provisioner(&emu.endpoint, &["plan", "-f", dev], LIMIT)
         .await?
         .expect_code(0, "plan after repair");
     let routes = aws
@@ -178,8 +164,8 @@ async fn drift_shows_in_plan_and_up_repairs_it() -> anyhow::Result<()> {
         "default route via NAT restored"
     );
 
-    provisioner(&emu.endpoint, &["down", "-f", dev, "--yes"], limit)
+    provisioner(&emu.endpoint, &["down", "-f", dev, "--yes"], LIMIT)
         .await?
         .expect_code(0, "down");
-    assert_nothing_left(&aws, "dev").await
+    assert_nothing_left(aws, "dev").await
 }

@@ -2,16 +2,12 @@ use std::time::Duration;
 
 use provisioner::faultproxy::{FaultConfig, FaultProxy};
 
-use crate::support::{assert_nothing_left, provisioner, template, Aws};
+use crate::support::{assert_nothing_left, provisioner, Dev, LIMIT};
 
 #[tokio::test]
 async fn up_and_down_converge_through_injected_faults() -> anyhow::Result<()> {
-    let emu = harness::emulator().await?;
-    let aws = Aws::new(&emu.endpoint).await;
-    let out = tempfile::tempdir()?;
-    let manifests = out.path().join("manifests");
-    let dev = template("dev.yaml");
-    let dev = dev.to_str().unwrap();
+    let fixture = Dev::start().await?;
+    let (emu, aws, dev) = (&fixture.emu, &fixture.aws, fixture.template());
     let proxy = FaultProxy::start(
         &emu.endpoint,
         "127.0.0.1:0".parse()?,
@@ -26,21 +22,8 @@ async fn up_and_down_converge_through_injected_faults() -> anyhow::Result<()> {
     )
     .await?;
     let through = proxy.endpoint();
-    let limit = Duration::from_secs(300);
 
-    let up = provisioner(
-        &through,
-        &[
-            "up",
-            "-f",
-            dev,
-            "--yes",
-            "--manifests-out",
-            manifests.to_str().unwrap(),
-        ],
-        limit,
-    )
-    .await?;
+    let up = provisioner(&through, &fixture.up_args(), LIMIT).await?;
     up.expect_code(0, "up through the fault proxy");
     let text = up.text();
     assert!(
@@ -69,7 +52,7 @@ async fn up_and_down_converge_through_injected_faults() -> anyhow::Result<()> {
     }
 
     // Converged exactly once: nothing to do, nothing duplicated.
-    provisioner(&emu.endpoint, &["plan", "-f", dev], limit)
+    provisioner(&emu.endpoint, &["plan", "-f", dev], LIMIT)
         .await?
         .expect_code(0, "plan after up through faults");
     let inv = aws.inventory("dev").await?;
@@ -85,7 +68,7 @@ async fn up_and_down_converge_through_injected_faults() -> anyhow::Result<()> {
     assert_eq!(inv.count("lb"), 2, "{}", inv.describe());
 
     let before = proxy.stats().injected();
-    let down = provisioner(&through, &["down", "-f", dev, "--yes"], limit).await?;
+    let down = provisioner(&through, &["down", "-f", dev, "--yes"], LIMIT).await?;
     down.expect_code(0, "down through the fault proxy");
     assert!(
         down.text().contains("retried: "),
@@ -102,7 +85,7 @@ async fn up_and_down_converge_through_injected_faults() -> anyhow::Result<()> {
             .contains_key("deleting ec2:DescribeNatGateways"),
         "{stats:#?}"
     );
-    assert_nothing_left(&aws, "dev").await
+    assert_nothing_left(aws, "dev").await
 }
 
 /// A response lost after the call was done (a 5xx for a create that
@@ -113,21 +96,9 @@ async fn up_and_down_converge_through_injected_faults() -> anyhow::Result<()> {
 async fn lost_responses_leave_nothing_the_next_up_cannot_adopt() -> anyhow::Result<()> {
     // Creates are never re-sent blindly after a 5xx: `ResourceTask` re-finds by tag and
     // adopts; IAM adopts a role/profile under the environment's path.
-    let emu = harness::emulator().await?;
-    let aws = Aws::new(&emu.endpoint).await;
-    let out = tempfile::tempdir()?;
-    let manifests = out.path().join("manifests");
-    let dev = template("dev.yaml");
-    let dev = dev.to_str().unwrap();
-    let up_args = [
-        "up",
-        "-f",
-        dev,
-        "--yes",
-        "--manifests-out",
-        manifests.to_str().unwrap(),
-    ];
-    let limit = Duration::from_secs(300);
+    let fixture = Dev::start().await?;
+    let (emu, aws, dev) = (&fixture.emu, &fixture.aws, fixture.template());
+    let up_args = fixture.up_args();
     let proxy = FaultProxy::start(
         &emu.endpoint,
         "127.0.0.1:0".parse()?,
@@ -142,7 +113,7 @@ async fn lost_responses_leave_nothing_the_next_up_cannot_adopt() -> anyhow::Resu
     )
     .await?;
     proxy.set_lost_responses(0.15);
-    let lossy = provisioner(&proxy.endpoint(), &up_args, limit).await?;
+    let lossy = provisioner(&proxy.endpoint(), &up_args, LIMIT).await?;
     assert!(
         proxy.stats().lost_responses > 0,
         "no response was lost: {:?}",
@@ -156,12 +127,12 @@ async fn lost_responses_leave_nothing_the_next_up_cannot_adopt() -> anyhow::Resu
         lossy.text()
     );
 
-    let again = provisioner(&emu.endpoint, &up_args, limit).await?;
+    let again = provisioner(&emu.endpoint, &up_args, LIMIT).await?;
     again.expect_code(
         0,
         "up after lost responses (must adopt what the lost calls created)",
     );
-    provisioner(&emu.endpoint, &["plan", "-f", dev], limit)
+    provisioner(&emu.endpoint, &["plan", "-f", dev], LIMIT)
         .await?
         .expect_code(0, "plan after recovery");
     let inv = aws.inventory("dev").await?;
@@ -170,10 +141,10 @@ async fn lost_responses_leave_nothing_the_next_up_cannot_adopt() -> anyhow::Resu
         "duplicates: {:?}",
         inv.duplicates()
     );
-    provisioner(&emu.endpoint, &["down", "-f", dev, "--yes"], limit)
+    provisioner(&emu.endpoint, &["down", "-f", dev, "--yes"], LIMIT)
         .await?
         .expect_code(0, "down");
-    assert_nothing_left(&aws, "dev").await
+    assert_nothing_left(aws, "dev").await
 }
 
 /// A crash between `iam:CreateRole` and `iam:CreateInstanceProfile` leaves a role and no
@@ -181,21 +152,9 @@ async fn lost_responses_leave_nothing_the_next_up_cannot_adopt() -> anyhow::Resu
 /// the same name elsewhere is someone else's: `up` fails naming it and does not touch it.
 #[tokio::test]
 async fn a_role_left_by_a_crash_is_adopted_and_a_foreign_one_is_not() -> anyhow::Result<()> {
-    let emu = harness::emulator().await?;
-    let aws = Aws::new(&emu.endpoint).await;
-    let out = tempfile::tempdir()?;
-    let manifests = out.path().join("manifests");
-    let dev = template("dev.yaml");
-    let dev = dev.to_str().unwrap();
-    let up_args = [
-        "up",
-        "-f",
-        dev,
-        "--yes",
-        "--manifests-out",
-        manifests.to_str().unwrap(),
-    ];
-    let limit = Duration::from_secs(300);
+    let fixture = Dev::start().await?;
+    let (emu, aws, dev) = (&fixture.emu, &fixture.aws, fixture.template());
+    let up_args = fixture.up_args();
     let assume = provisioner::bootstrap::instance_assume_role_policy().to_string();
     // What a crash right after CreateRole leaves: the role, under the env's path, no profile.
     aws.iam
@@ -213,7 +172,7 @@ async fn a_role_left_by_a_crash_is_adopted_and_a_foreign_one_is_not() -> anyhow:
         .assume_role_policy_document(&assume)
         .send()
         .await?;
-    let refused = provisioner(&emu.endpoint, &up_args, limit).await?;
+    let refused = provisioner(&emu.endpoint, &up_args, LIMIT).await?;
     refused.expect_code(1, "up with a foreign role named like the env's");
     assert!(
         refused.text().contains("not owned by environment dev"),
@@ -224,17 +183,17 @@ async fn a_role_left_by_a_crash_is_adopted_and_a_foreign_one_is_not() -> anyhow:
     assert_eq!(foreign.role().map(|r| r.path()), Some("/"));
     aws.iam.delete_role().role_name("dev-agents").send().await?;
 
-    provisioner(&emu.endpoint, &up_args, limit)
+    provisioner(&emu.endpoint, &up_args, LIMIT)
         .await?
         .expect_code(0, "up adopting the role a crash left");
     let inv = aws.inventory("dev").await?;
     assert!(inv.duplicates().is_empty(), "{:?}", inv.duplicates());
     assert_eq!(inv.count("instance-profile"), inv.count("iam-role"));
-    provisioner(&emu.endpoint, &["plan", "-f", dev], limit)
+    provisioner(&emu.endpoint, &["plan", "-f", dev], LIMIT)
         .await?
         .expect_code(0, "plan after adopting");
-    provisioner(&emu.endpoint, &["down", "-f", dev, "--yes"], limit)
+    provisioner(&emu.endpoint, &["down", "-f", dev, "--yes"], LIMIT)
         .await?
         .expect_code(0, "down");
-    assert_nothing_left(&aws, "dev").await
+    assert_nothing_left(aws, "dev").await
 }

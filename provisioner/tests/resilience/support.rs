@@ -23,6 +23,52 @@ pub fn template(file: &str) -> PathBuf {
         .join(file)
 }
 
+/// How long one provisioner run may take before the test gives up on it.
+pub const LIMIT: Duration = Duration::from_secs(300);
+
+/// The dev template against a fresh emulator, with somewhere to render the
+/// manifests to: what the tests here start from.
+pub struct Dev {
+    pub emu: harness::EmulatorGuard,
+    pub aws: Aws,
+    template: String,
+    manifests: String,
+    _out: tempfile::TempDir,
+}
+
+impl Dev {
+    pub async fn start() -> Result<Self> {
+        let emu = harness::emulator().await?;
+        let aws = Aws::new(&emu.endpoint).await;
+        let out = tempfile::tempdir()?;
+        let manifests = out.path().join("manifests").display().to_string();
+        Ok(Self {
+            emu,
+            aws,
+            template: template("dev.yaml").display().to_string(),
+            manifests,
+            _out: out,
+        })
+    }
+
+    /// The path of `dev.yaml`, for `-f`.
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+
+    /// `up -f dev.yaml --yes --manifests-out DIR`.
+    pub fn up_args(&self) -> [&str; 6] {
+        [
+            "up",
+            "-f",
+            &self.template,
+            "--yes",
+            "--manifests-out",
+            &self.manifests,
+        ]
+    }
+}
+
 /// The outcome of one provisioner run.
 #[derive(Debug)]
 pub struct Run {
