@@ -674,31 +674,6 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
                 region: None,
                 health_check_id: None,
             };
-            let mut alias = None;
-            match &r.target {
-                RecordTarget::Values(v) => rs.values = v.clone(),
-                RecordTarget::Alias {
-                    lb,
-                    evaluate_target_health,
-                } => {
-                    let key = match lb {
-                        LbKind::Nlb => env
-                            .load_balancers
-                            .nlb
-                            .as_ref()
-                            .map(|n| k("nlb", n.name.as_str())),
-                        LbKind::Alb => env
-                            .load_balancers
-                            .alb
-                            .as_ref()
-                            .map(|n| k("alb", n.name.as_str())),
-                    };
-                    alias = key.map(|lb| route53::AliasSpec {
-                        lb,
-                        evaluate_target_health: *evaluate_target_health,
-                    });
-                }
-            }
             let lb_of = |kind: LbKind| match kind {
                 LbKind::Nlb => env
                     .load_balancers
@@ -711,6 +686,19 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
                     .as_ref()
                     .map(|n| k("alb", n.name.as_str())),
             };
+            let mut alias = None;
+            match &r.target {
+                RecordTarget::Values(v) => rs.values = v.clone(),
+                RecordTarget::Alias {
+                    lb,
+                    evaluate_target_health,
+                } => {
+                    alias = lb_of(*lb).map(|lb| route53::AliasSpec {
+                        lb,
+                        evaluate_target_health: *evaluate_target_health,
+                    });
+                }
+            }
             let mut health_check = None;
             match &r.routing {
                 Routing::Simple => {}
