@@ -26,7 +26,9 @@
 //!   path;
 //! - **slow resources**: NAT gateways read `pending` and load balancers
 //!   `provisioning` for a while after their creation, and NAT gateways
-//!   `deleting` for a while after their deletion (responses rewritten).
+//!   `deleting` for a while after their deletion (responses rewritten); each
+//!   such state lasts until a describe has shown it at least once, however
+//!   long throttling kept the client from asking.
 //!
 //! Calls to moto's own API (`/moto-api/…`) pass untouched. Used by the e2e
 //! tests and by the hidden `provisioner fault-proxy` subcommand.
