@@ -5,7 +5,7 @@ use aws_sdk_iam::types::Tag;
 use std::future::Future;
 
 use super::Cloud;
-use crate::engine::retry::Consistency::{AfterCreate, Strong};
+use crate::engine::retry::Consistency::{self, AfterCreate, Strong};
 use crate::engine::{CloudError, ErrorKind};
 
 #[derive(Debug, Clone)]
@@ -40,7 +40,14 @@ pub trait NodeRoles: Send + Sync {
         policy_name: &str,
         policy: &str,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
-    /// Instance profile (role removed first), inline policies, then the role.
+    /// An instance profile of this environment (its roles removed first). One under
+    /// another path is refused, not touched.
+    fn delete_instance_profile(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// A role of this environment: its inline policies, then the role. `DeleteConflict`
+    /// (still in an instance profile) reads as a dependency violation.
     fn delete_node_role(&self, name: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
 
@@ -59,8 +66,10 @@ impl NodeRoles for Cloud {
                         self.iam.list_roles().path_prefix(self.iam_path()).send()
                     })
                     .await?;
+                // The prefix also matches deeper paths: only this very path is ours.
                 Ok(r.roles()
                     .iter()
+                    .filter(|x| x.path() == self.iam_path())
                     .map(|x| RoleInfo {
                         name: x.role_name().to_string(),
                         arn: x.arn().to_string(),
@@ -83,6 +92,7 @@ impl NodeRoles for Cloud {
                     .await?;
                 Ok(r.instance_profiles()
                     .iter()
+                    .filter(|p| p.path() == self.iam_path())
                     .map(|p| {
                         (
                             p.instance_profile_name().to_string(),
@@ -183,7 +193,7 @@ impl NodeRoles for Cloud {
             {
                 Ok(_) => Ok(false),
                 Err(e) if e.kind == ErrorKind::AlreadyExists => {
-                    let (path, roles) = self.instance_profile(name).await?;
+                    let (path, roles) = self.instance_profile(name, AfterCreate).await?;
                     self.check_owned_path("instance profile", name, &path, e)?;
                     Ok(roles.iter().any(|r| r == name))
                 }
@@ -206,7 +216,7 @@ impl NodeRoles for Cloud {
                 .await;
             if let Err(e) = added {
                 // A retry after a lost response finds the role already in the profile.
-                let (_, roles) = self.instance_profile(name).await?;
+                let (_, roles) = self.instance_profile(name, AfterCreate).await?;
                 if !roles.iter().any(|r| r == name) {
                     return Err(e);
                 }
@@ -235,23 +245,36 @@ impl NodeRoles for Cloud {
         .map(|_| ())
     }
 
-    async fn delete_node_role(&self, name: &str) -> Result<(), CloudError> {
-        let ignore_nf = |r: Result<(), CloudError>| match r {
-            Err(e) if e.is_not_found() => Ok(()),
-            r => r,
+    async fn delete_instance_profile(&self, name: &str) -> Result<(), CloudError> {
+        let (path, roles) = match self.instance_profile(name, Strong).await {
+            Err(e) if e.is_not_found() => return Ok(()),
+            r => r?,
         };
-        ignore_nf(
-            self.call("iam:RemoveRoleFromInstanceProfile", Strong, || {
-                self.iam
-                    .remove_role_from_instance_profile()
-                    .instance_profile_name(name)
-                    .role_name(name)
-                    .send()
-            })
-            .await
-            .map(|_| ()),
-        )?;
-        ignore_nf(
+        if path != self.iam_path() {
+            return Err(CloudError::new(
+                ErrorKind::Other,
+                "iam:DeleteInstanceProfile",
+                "NotOwned",
+                format!(
+                    "instance profile {name} has path {path:?}, not {:?}: not deleted",
+                    self.iam_path()
+                ),
+            ));
+        }
+        for role in &roles {
+            ignore_not_found(
+                self.call("iam:RemoveRoleFromInstanceProfile", Strong, || {
+                    self.iam
+                        .remove_role_from_instance_profile()
+                        .instance_profile_name(name)
+                        .role_name(role)
+                        .send()
+                })
+                .await
+                .map(|_| ()),
+            )?;
+        }
+        ignore_not_found(
             self.call("iam:DeleteInstanceProfile", Strong, || {
                 self.iam
                     .delete_instance_profile()
@@ -260,7 +283,10 @@ impl NodeRoles for Cloud {
             })
             .await
             .map(|_| ()),
-        )?;
+        )
+    }
+
+    async fn delete_node_role(&self, name: &str) -> Result<(), CloudError> {
         let pols = match self
             .call("iam:ListRolePolicies", Strong, || {
                 self.iam.list_role_policies().role_name(name).send()
@@ -272,7 +298,7 @@ impl NodeRoles for Cloud {
             Err(e) => return Err(e),
         };
         for p in pols {
-            ignore_nf(
+            ignore_not_found(
                 self.call("iam:DeleteRolePolicy", Strong, || {
                     self.iam
                         .delete_role_policy()
@@ -289,6 +315,13 @@ impl NodeRoles for Cloud {
         })
         .await
         .map(|_| ())
+    }
+}
+
+fn ignore_not_found(r: Result<(), CloudError>) -> Result<(), CloudError> {
+    match r {
+        Err(e) if e.is_not_found() => Ok(()),
+        r => r,
     }
 }
 
@@ -313,9 +346,13 @@ impl Cloud {
     }
 
     /// Path and role names of one instance profile.
-    async fn instance_profile(&self, name: &str) -> Result<(String, Vec<String>), CloudError> {
+    async fn instance_profile(
+        &self,
+        name: &str,
+        consistency: Consistency,
+    ) -> Result<(String, Vec<String>), CloudError> {
         let r = self
-            .call("iam:GetInstanceProfile", AfterCreate, || {
+            .call("iam:GetInstanceProfile", consistency, || {
                 self.iam
                     .get_instance_profile()
                     .instance_profile_name(name)

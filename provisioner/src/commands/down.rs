@@ -42,6 +42,16 @@ fn key(kind: &str, id: &str) -> TaskKey {
     TaskKey::new(kind, id)
 }
 
+/// The listing of a service the endpoint does not offer (an emulator without ELBv2 …) is
+/// empty: nothing of it can exist there. Any other failure fails the discovery, so `down`
+/// never deletes from, or reports "nothing left" after, a listing it could not read.
+fn unless_unsupported<T: Default>(listed: Result<T, CloudError>) -> Result<T, CloudError> {
+    match listed {
+        Err(e) if e.kind == crate::engine::ErrorKind::Unsupported => Ok(T::default()),
+        listed => listed,
+    }
+}
+
 /// Discover everything the environment owns (one describe per type).
 pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
     cloud.inventory.clear();
@@ -156,7 +166,7 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
             uses: vec![],
         });
     }
-    let tgs = cloud.target_groups().await.unwrap_or_default();
+    let tgs = unless_unsupported(cloud.target_groups().await)?;
     for t in &tgs {
         items.push(Item {
             key: key("tg", &t.arn),
@@ -164,7 +174,7 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
             uses: vec![key("vpc", &t.spec.vpc_id)],
         });
     }
-    for lb in cloud.load_balancers().await.unwrap_or_default() {
+    for lb in unless_unsupported(cloud.load_balancers().await)? {
         let mut uses: Vec<TaskKey> = lb.subnets.iter().map(|s| key("subnet", s)).collect();
         uses.extend(lb.subnets.iter().filter_map(|s| igw_for_subnet(s)));
         uses.extend(lb.security_groups.iter().map(|g| key("sg", g)));
@@ -175,8 +185,15 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
             uses,
         });
     }
-    let roles = cloud.iam_roles().await.unwrap_or_default();
-    let groups = cloud.auto_scaling_groups().await.unwrap_or_default();
+    let roles = unless_unsupported(cloud.iam_roles().await)?;
+    let profiles = unless_unsupported(cloud.iam_instance_profiles().await)?;
+    // What an instance runs as: its profile, which holds the role.
+    let identities: Vec<TaskKey> = profiles
+        .iter()
+        .map(|(p, _)| key("profile", p))
+        .chain(roles.iter().map(|r| key("role", &r.name)))
+        .collect();
+    let groups = unless_unsupported(cloud.auto_scaling_groups().await)?;
     for g in &groups {
         let mut uses: Vec<TaskKey> = g.spec.subnets.iter().map(|s| key("subnet", s)).collect();
         uses.extend(g.spec.target_groups.iter().map(|t| key("tg", t)));
@@ -184,7 +201,7 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
         // A group replaces terminated instances: it goes first ("uses" its instances), then
         // whatever instance is left.
         uses.extend(g.instances.iter().map(|i| key("instance", &i.id)));
-        uses.extend(roles.iter().map(|r| key("role", &r.name)));
+        uses.extend(identities.iter().cloned());
         items.push(Item {
             key: key("asg", &g.name),
             name: name(&g.tags),
@@ -197,7 +214,7 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
         }
         let mut uses = vec![key("subnet", &i.subnet_id)];
         uses.extend(igw_for_subnet(&i.subnet_id));
-        uses.extend(roles.iter().map(|r| key("role", &r.name)));
+        uses.extend(identities.iter().cloned());
         items.push(Item {
             key: key("instance", &i.id),
             name: name(&i.tags),
@@ -218,7 +235,7 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
             uses,
         });
     }
-    let checks = cloud.health_checks().await.unwrap_or_default();
+    let checks = unless_unsupported(cloud.health_checks().await)?;
     for h in &checks {
         items.push(Item {
             key: key("hc", &h.id),
@@ -226,7 +243,7 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
             uses: vec![],
         });
     }
-    for z in cloud.hosted_zones().await.unwrap_or_default() {
+    for z in unless_unsupported(cloud.hosted_zones().await)? {
         // Its records may use the health checks: the zone (records first) goes before them.
         let mut uses: Vec<TaskKey> = vpcs.iter().map(|v| key("vpc", &v.id)).collect();
         uses.extend(checks.iter().map(|h| key("hc", &h.id)));
@@ -236,6 +253,15 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
             uses,
         });
     }
+    // A profile goes before the roles it holds (DeleteRole: DeleteConflict). A profile
+    // without its role (a crash between the two creates) is found and deleted too.
+    for (p, held) in &profiles {
+        items.push(Item {
+            key: key("profile", p),
+            name: p.clone(),
+            uses: held.iter().map(|r| key("role", r)).collect(),
+        });
+    }
     for r in roles {
         items.push(Item {
             key: key("role", &r.name),
@@ -243,7 +269,7 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
             uses: vec![],
         });
     }
-    for p in cloud.ssm_env_parameters().await.unwrap_or_default() {
+    for p in unless_unsupported(cloud.ssm_env_parameters().await)? {
         items.push(Item {
             key: key("ssm", &p),
             name: p.clone(),
@@ -302,6 +328,7 @@ fn delete_one(cloud: &Cloud, k: TaskKey) -> BoxFuture<'_, Result<(), CloudError>
                 cloud.delete_hosted_zone(&id).await
             }
             "hc" => cloud.delete_health_check(&id).await,
+            "profile" => cloud.delete_instance_profile(&id).await,
             "role" => cloud.delete_node_role(&id).await,
             "ssm" => cloud.ssm_delete(&id).await,
             other => Err(CloudError::new(
@@ -432,5 +459,41 @@ pub async fn run(cfg: &Config) -> Result<ExitCode> {
             println!("  {l}");
         }
         Ok(ExitCode::from(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ErrorKind;
+
+    fn failed(kind: ErrorKind) -> Result<Vec<String>, CloudError> {
+        Err(CloudError::new(
+            kind,
+            "elbv2:DescribeLoadBalancers",
+            "",
+            "x",
+        ))
+    }
+
+    #[test]
+    fn only_a_service_the_endpoint_lacks_lists_as_empty() {
+        assert_eq!(
+            unless_unsupported(failed(ErrorKind::Unsupported)).unwrap(),
+            Vec::<String>::new()
+        );
+        // Anything else fails the discovery: never "nothing left" from an unread listing.
+        for kind in [
+            ErrorKind::AccessDenied,
+            ErrorKind::Throttling,
+            ErrorKind::ServerError,
+            ErrorKind::Transport,
+        ] {
+            assert!(unless_unsupported(failed(kind)).is_err(), "{kind:?}");
+        }
+        assert_eq!(
+            unless_unsupported(Ok(vec!["tg".to_string()])).unwrap(),
+            ["tg"]
+        );
     }
 }

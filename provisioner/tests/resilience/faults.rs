@@ -197,3 +197,63 @@ async fn a_role_left_by_a_crash_is_adopted_and_a_foreign_one_is_not() -> anyhow:
         .expect_code(0, "down");
     assert_nothing_left(aws, "dev").await
 }
+
+/// `up` creates a pool's role and instance profile at once, so a failure or a crash can
+/// leave a profile without its role. `down` finds profiles under the environment's path
+/// on their own and deletes them; a role or profile of the same name under another path
+/// is someone else's and survives.
+#[tokio::test]
+async fn down_deletes_a_profile_left_without_its_role_and_spares_foreign_ones() -> anyhow::Result<()>
+{
+    let fixture = Dev::start().await?;
+    let (emu, aws, dev) = (&fixture.emu, &fixture.aws, fixture.template());
+    let assume = provisioner::bootstrap::instance_assume_role_policy().to_string();
+    let ours = "/provisioner/dev/";
+    // Left by a crash: a profile with no role, and a role with no profile.
+    aws.iam
+        .create_instance_profile()
+        .instance_profile_name("dev-agents")
+        .path(ours)
+        .send()
+        .await?;
+    aws.iam
+        .create_role()
+        .role_name("dev-servers")
+        .path(ours)
+        .assume_role_policy_document(&assume)
+        .send()
+        .await?;
+    // Someone else's, with the same names.
+    aws.iam
+        .create_role()
+        .role_name("dev-agents")
+        .path("/")
+        .assume_role_policy_document(&assume)
+        .send()
+        .await?;
+    aws.iam
+        .create_instance_profile()
+        .instance_profile_name("dev-servers")
+        .path("/")
+        .send()
+        .await?;
+
+    let down = provisioner(&emu.endpoint, &["down", "-f", dev, "--yes"], LIMIT).await?;
+    down.expect_code(0, "down of what a crash left");
+    assert!(
+        down.text().contains("profile/dev-agents"),
+        "{}",
+        down.text()
+    );
+    assert_nothing_left(aws, "dev").await?;
+    let role = aws.iam.get_role().role_name("dev-agents").send().await?;
+    assert_eq!(role.role().map(|r| r.path()), Some("/"));
+    let profile = aws
+        .iam
+        .get_instance_profile()
+        .instance_profile_name("dev-servers")
+        .send()
+        .await?;
+    assert_eq!(profile.instance_profile().map(|p| p.path()), Some("/"));
+    Ok(())
+}

@@ -420,6 +420,9 @@ impl Aws {
             .send()
             .await?
             .roles()
+            .iter()
+            // moto ignores the prefix; AWS matches deeper paths too: only this one is the env's.
+            .filter(|r| r.path() == path)
         {
             inv.add("iam-role", r.role_name().to_owned(), r.role_name());
         }
@@ -430,6 +433,8 @@ impl Aws {
             .send()
             .await?
             .instance_profiles()
+            .iter()
+            .filter(|p| p.path() == path)
         {
             inv.add(
                 "instance-profile",
