@@ -342,8 +342,14 @@ impl HostedZones for Cloud {
             })
             .await;
         match r {
+            // Also what AWS answers when the VPC already has *another* zone of this name:
+            // done only if this zone now lists the VPC.
             Err(e) if e.code == "ConflictingDomainExists" || e.kind == ErrorKind::AlreadyExists => {
-                Ok(())
+                if self.zone_vpcs(zone_id).await?.iter().any(|v| v == vpc_id) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
             }
             r => r.map(|_| ()),
         }
@@ -370,6 +376,8 @@ impl Records for Cloud {
         self.inventory
             .cached(&format!("r53:records:{zone_id}"), || async {
                 let mut out = Vec::new();
+                // Records are listed in name order: the apex's SOA comes before any other.
+                let mut apex: Option<String> = None;
                 let mut start: Option<(String, RrType, Option<String>)> = None;
                 loop {
                     let r = self
@@ -387,11 +395,15 @@ impl Records for Cloud {
                         .await?;
                     for s in r.resource_record_sets() {
                         let rtype = s.r#type().as_str().to_string();
-                        if rtype == "SOA" || rtype == "NS" {
+                        let name = unescape_name(s.name().trim_end_matches('.'));
+                        if rtype == "SOA" {
+                            apex = Some(name.clone());
+                        }
+                        if is_route53s_own(&rtype, &name, apex.as_deref()) {
                             continue;
                         }
                         out.push(RecordSet {
-                            name: s.name().trim_end_matches('.').to_string(),
+                            name,
                             rtype,
                             set_id: s.set_identifier().map(String::from),
                             // Alias records have no TTL (some emulators report 0).
@@ -643,9 +655,60 @@ pub struct HealthCheckInfo {
     pub tags: BTreeMap<String, String>,
 }
 
+/// Route 53's own records of a zone: its SOA, and the NS at its apex (the SOA's name,
+/// listed first). A delegation (NS below the apex) is a record like any other: `down`
+/// deletes it, or AWS refuses to delete the zone.
+fn is_route53s_own(rtype: &str, name: &str, apex: Option<&str>) -> bool {
+    rtype == "SOA" || (rtype == "NS" && apex.is_none_or(|a| a == name))
+}
+
+/// Route 53 lists names with `\ddd` octal escapes for anything but letters, digits, `-`
+/// and `.` (`*.example.com` reads back as `\052.example.com`).
+fn unescape_name(name: &str) -> String {
+    let b = name.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = b[i + 1..i + 4]
+                .iter()
+                .fold(0u16, |acc, c| acc * 8 + u16::from(c - b'0'));
+            if let Ok(v) = u8::try_from(v) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_soa_and_the_apex_ns_are_route53s() {
+        let apex = Some("z.example");
+        assert!(is_route53s_own("SOA", "z.example", apex));
+        assert!(is_route53s_own("NS", "z.example", apex));
+        assert!(!is_route53s_own("NS", "sub.z.example", apex));
+        assert!(!is_route53s_own("A", "z.example", apex));
+    }
+
+    #[test]
+    fn listed_names_are_unescaped() {
+        assert_eq!(unescape_name("\\052.dev.example.com"), "*.dev.example.com");
+        assert_eq!(unescape_name("a\\100b.example"), "a@b.example");
+        assert_eq!(unescape_name("plain-name.example"), "plain-name.example");
+        // Not an escape: left as it is.
+        assert_eq!(unescape_name("x\\9y"), "x\\9y");
+    }
 
     #[test]
     fn caller_references_carry_ownership_within_64_chars() {

@@ -151,6 +151,7 @@ dns:
   private: false
   records:
     - {name: www, type: A, values: [192.0.2.10], ttl: 60}
+    - {name: "*.apps", type: A, values: [192.0.2.11], ttl: 60}
     - {name: w, type: A, values: [192.0.2.1], ttl: 60, routing: {weighted: {weight: 10, set_id: one}}}
     - {name: w, type: A, values: [192.0.2.2], ttl: 60, routing: {weighted: {weight: 90, set_id: two}}}
     - {name: l, type: A, values: [192.0.2.3], ttl: 60, routing: {latency: {region: us-east-1, set_id: use1}}}
