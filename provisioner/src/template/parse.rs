@@ -1342,9 +1342,12 @@ impl<'s, 'a> Checker<'s, 'a> {
             );
         }
         if a.security_groups.is_empty() {
-            self.warn(
+            // AWS would attach the VPC's default group: not ours to manage, open to every
+            // member of that group, and an ALB cannot then be set back to none.
+            self.err(
                 at(base, "security_groups"),
-                "no security groups: the ALB gets the VPC's default group",
+                "an ALB needs at least one security group of this template (without one AWS \
+                 attaches the VPC's default group, which the environment does not own)",
             );
         }
         // Target groups first: listeners refer to them.

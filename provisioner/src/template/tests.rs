@@ -589,6 +589,15 @@ fn load_balancer_rules() {
     );
     assert_err(&e, "load_balancers.alb.subnets", "at least two AZs");
     let e = errs(&edit(
+        "subnets: public\n    security_groups: [alb]",
+        "subnets: public\n    security_groups: []",
+    ));
+    assert_err(
+        &e,
+        "load_balancers.alb.security_groups",
+        "at least one security group",
+    );
+    let e = errs(&edit(
         "listeners: [{port: 6443, target_pool: servers}]",
         "listeners: [{port: 6443, target_pool: servers}, {port: 6443, target_pool: agents}]",
     ));
