@@ -369,7 +369,22 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
         }));
     }
 
-    // Security groups and their rules.
+    // Security groups and their rules. A rule naming a group of a peered VPC needs the
+    // peering active first (AWS: InvalidGroup.NotFound until then).
+    let peering_to = |from: &crate::template::Name, group: &str| {
+        let to = env
+            .security_groups
+            .iter()
+            .find(|o| o.name.as_str() == group)
+            .map(|o| &o.vpc)?;
+        env.peerings
+            .iter()
+            .find(|p| {
+                (&p.requester == from && &p.accepter == to)
+                    || (&p.accepter == from && &p.requester == to)
+            })
+            .map(|p| k("peering", p.name.as_str()))
+    };
     for g in &env.security_groups {
         let sg = k("sg", g.name.as_str());
         tasks.push(task(security_group::SecurityGroup {
@@ -379,6 +394,7 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
             description: g.description.clone(),
         }));
         let mut rules = Vec::new();
+        let mut rule_deps: Vec<TaskKey> = Vec::new();
         for r in &g.ingress {
             let (from, to) = r.protocol.ec2_ports();
             let proto = r.protocol.ip_protocol().to_string();
@@ -388,6 +404,9 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
                 (from, to)
             };
             let mut push = |source: security_group::RuleSource| {
+                if let security_group::RuleSource::Group(other) = &source {
+                    rule_deps.extend(peering_to(&g.vpc, other.name()));
+                }
                 rules.push(security_group::RuleSpec {
                     protocol: proto.clone(),
                     from_port: from,
@@ -419,7 +438,11 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
             name: g.name.to_string(),
             group: sg,
             rules,
-            extra_deps: vec![],
+            extra_deps: {
+                rule_deps.sort();
+                rule_deps.dedup();
+                rule_deps
+            },
         }));
     }
 
@@ -833,5 +856,30 @@ mod tests {
         assert!(round("routes/main-private-a") < round("nat/main-public-a"));
         assert!(round("asg/servers") < round("subnet/main-private-a"));
         assert!(round("sg-rules/k3s-agent") < round("sg/alb"));
+    }
+
+    #[test]
+    fn rules_naming_a_group_across_a_peering_wait_for_it() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../vpc-templates/multi-vpc.yaml");
+        let t = crate::template::load(&path).unwrap();
+        let tasks = build(&t.env, &HashMap::new());
+        let deps_of = |s: &str| {
+            tasks
+                .iter()
+                .find(|t| t.key().as_str() == s)
+                .unwrap()
+                .deps()
+                .iter()
+                .map(|d| d.as_str().to_string())
+                .collect::<Vec<_>>()
+        };
+        // postgres (data) admits k3s-agent (apps): across apps-data.
+        assert!(deps_of("sg-rules/postgres").contains(&"peering/apps-data".into()));
+        assert!(deps_of("sg-rules/k3s-nodes").contains(&"peering/apps-data".into()));
+        // k3s-agent admits only the ALB's group, in its own VPC.
+        assert!(!deps_of("sg-rules/k3s-agent")
+            .iter()
+            .any(|d| d.starts_with("peering/")));
     }
 }
