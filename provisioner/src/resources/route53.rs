@@ -293,6 +293,8 @@ impl<C: Records> Resource<C> for Record {
     }
     fn desired(&self, i: &Outputs) -> Result<RecordState, TaskError> {
         let mut record = self.record.clone();
+        // A set of values: Route 53 need not list them in the template's order.
+        record.values.sort();
         if let Some(a) = &self.alias {
             record.alias = Some((
                 i.get(&a.lb, "dns_name")?.to_ascii_lowercase(),
@@ -324,6 +326,7 @@ impl<C: Records> Resource<C> for Record {
                 .into_iter()
                 .find(|r| r.identity() == want)
                 .map(|mut r| {
+                    r.values.sort();
                     if let Some(a) = &mut r.alias {
                         a.0 = a.0.to_ascii_lowercase();
                     }

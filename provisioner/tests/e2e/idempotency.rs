@@ -150,7 +150,7 @@ dns:
   zone: idem.example.com
   private: false
   records:
-    - {name: www, type: A, values: [192.0.2.10], ttl: 60}
+    - {name: www, type: A, values: [192.0.2.9, 192.0.2.10], ttl: 60}
     - {name: "*.apps", type: A, values: [192.0.2.11], ttl: 60}
     - {name: w, type: A, values: [192.0.2.1], ttl: 60, routing: {weighted: {weight: 10, set_id: one}}}
     - {name: w, type: A, values: [192.0.2.2], ttl: 60, routing: {weighted: {weight: 90, set_id: two}}}
