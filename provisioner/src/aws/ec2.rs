@@ -145,6 +145,7 @@ pub struct EniInfo {
     pub attachment_id: Option<String>,
     pub description: String,
     pub group_ids: Vec<String>,
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -1364,6 +1365,7 @@ impl Leftovers for Cloud {
                     .iter()
                     .filter_map(|g| g.group_id().map(String::from))
                     .collect(),
+                tags: tags_of(n.tag_set()),
             })
             .collect())
     }

@@ -1,7 +1,7 @@
 //! `provisioner down -f TEMPLATE` or `--env NAME`: discover everything tagged
 //! `provisioner:env=NAME` across services (plus known untagged children: routes and
 //! associations go with their tables, records with their zones, listeners with their load
-//! balancers, detached ENIs of owned subnets), delete it in dependency rounds
+//! balancers), delete it in dependency rounds
 //! ([`crate::engine::teardown`]), retrying DependencyViolation until the deadline; then
 //! discover again and LIST what is left — exit 1 if anything is.
 //!
@@ -27,6 +27,9 @@ use crate::engine::{CloudError, TaskKey};
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Inventory {
     pub items: Vec<Item>,
+    /// What is in the way but not this environment's (a network interface someone left in
+    /// one of its subnets): never deleted, named so the user knows what blocks `down`.
+    pub in_the_way: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -222,9 +225,23 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
         });
     }
     let subnet_ids: Vec<String> = subnets.iter().map(|s| s.id.clone()).collect();
+    let mut in_the_way = Vec::new();
     for e in cloud.enis_in_subnets(&subnet_ids).await? {
         // Attached interfaces belong to their owner (instance, NAT, LB) and go with it.
         if e.attachment_id.is_some() || e.status != "available" {
+            continue;
+        }
+        // A detached one is deleted only if it is this environment's: an untagged one in
+        // our subnet is someone else's, and blocks the subnet's deletion.
+        if e.tags.get(crate::aws::TAG_ENV).map(String::as_str) != Some(cloud.env_name()) {
+            in_the_way.push(format!(
+                "eni/{} in subnet/{} ({:?}): not tagged {}={}",
+                e.id,
+                e.subnet_id,
+                e.description,
+                crate::aws::TAG_ENV,
+                cloud.env_name()
+            ));
             continue;
         }
         let mut uses = vec![key("subnet", &e.subnet_id)];
@@ -276,7 +293,7 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
             uses: vec![],
         });
     }
-    Ok(Inventory { items })
+    Ok(Inventory { items, in_the_way })
 }
 
 /// Delete one discovered item (children first where AWS needs it).
@@ -348,6 +365,8 @@ pub struct DownReport {
     pub errors: Vec<String>,
     /// Still there after the teardown (re-discovered): should be empty.
     pub left: Vec<String>,
+    /// Not this environment's, so not deleted, but in a subnet it owned (see [`Inventory`]).
+    pub in_the_way: Vec<String>,
     pub api_calls: u64,
     pub retries: u64,
     pub dependency_retries: u32,
@@ -409,6 +428,7 @@ pub async fn teardown(
             .iter()
             .map(|i| format!("{} ({})", i.key, i.name))
             .collect(),
+        in_the_way: left.in_the_way,
         api_calls: cloud.stats.calls(),
         retries: cloud.stats.retries(),
         dependency_retries: results.iter().map(|r| r.dependency_retries).sum(),
@@ -457,6 +477,12 @@ pub async fn run(cfg: &Config) -> Result<ExitCode> {
         println!("STILL PRESENT ({}):", r.left.len());
         for l in &r.left {
             println!("  {l}");
+        }
+        if !r.in_the_way.is_empty() {
+            println!("in the way, and not this environment's to delete:");
+            for l in &r.in_the_way {
+                println!("  {l}");
+            }
         }
         Ok(ExitCode::from(1))
     }

@@ -174,6 +174,56 @@ async fn down_lists_what_it_could_not_delete() {
     assert!(!d.errors.is_empty());
 }
 
+/// A network interface someone left in one of the environment's subnets is not the
+/// environment's: `down` leaves it alone (real AWS then refuses to delete that subnet, and
+/// `down` names the interface as what is in the way; moto lets the subnet go regardless).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_leaves_a_foreign_network_interface_in_its_subnet_alone() {
+    let guard = harness::emulator().await.unwrap();
+    let env = parse(SMALL);
+    let cloud = cloud(&guard, "owned").await;
+    up::converge(&cloud, &env, &no_progress()).await.unwrap();
+    cloud.inventory.clear();
+    let subnet = cloud.subnets().await.unwrap()[0].id.clone();
+    let ec2 = raw_ec2(&guard).await;
+    let eni = ec2
+        .create_network_interface()
+        .subnet_id(&subnet)
+        .description("someone else's")
+        .send()
+        .await
+        .unwrap()
+        .network_interface()
+        .unwrap()
+        .network_interface_id()
+        .unwrap()
+        .to_string();
+    let d = down::teardown(&cloud, Duration::from_secs(3), &no_progress())
+        .await
+        .unwrap();
+    let still = ec2
+        .describe_network_interfaces()
+        .network_interface_ids(&eni)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        still.network_interfaces().len(),
+        1,
+        "{eni} must survive down"
+    );
+    if d.left
+        .iter()
+        .any(|l| l.starts_with(&format!("subnet/{subnet}")))
+    {
+        assert!(
+            d.in_the_way.iter().any(|l| l.contains(&eni)),
+            "{:?}",
+            d.in_the_way
+        );
+    }
+}
+
 /// Route 53 tags a zone only after creating it. A zone whose tagging never happened (the
 /// provisioner was killed in between) is recognised by its caller reference, adopted and
 /// tagged by the next `up` — no duplicate — and removed by `down`.
