@@ -456,6 +456,17 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
             .collect()
     };
 
+    let lb_subnets_of = |vpc: &crate::template::Name, kind: SubnetKind| -> Vec<TaskKey> {
+        env.vpc(vpc)
+            .into_iter()
+            .flat_map(|v| {
+                v.load_balancer_subnets(kind)
+                    .into_iter()
+                    .map(|s| sub_key(v.name.as_str(), s.name.as_str()))
+            })
+            .collect()
+    };
+
     // An internet-facing load balancer needs its VPC's internet gateway attached
     // (CreateLoadBalancer: "VPC … has no internet gateway").
     let internet_facing_deps = |kind: SubnetKind, vpc: &crate::template::Name| -> Vec<TaskKey> {
@@ -475,7 +486,7 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
             n.name.as_str(),
             internet_facing_deps(n.subnets, &n.vpc),
             n.subnets == SubnetKind::Private,
-            subnets_of(&n.vpc, n.subnets),
+            lb_subnets_of(&n.vpc, n.subnets),
             &n.security_groups,
         ));
         for l in &n.listeners {
@@ -516,7 +527,7 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
             a.name.as_str(),
             internet_facing_deps(a.subnets, &a.vpc),
             a.subnets == SubnetKind::Private,
-            subnets_of(&a.vpc, a.subnets),
+            lb_subnets_of(&a.vpc, a.subnets),
             &a.security_groups,
         ));
         let tg_key = |t: &crate::template::Name| k("target-group", &format!("{}-{}", a.name, t));

@@ -135,7 +135,12 @@ impl Environment {
             return Vec::new();
         };
         self.vpc(lb.vpc)
-            .map(|v| v.subnets_of(lb.subnets).map(|s| s.cidr).collect())
+            .map(|v| {
+                v.load_balancer_subnets(lb.subnets)
+                    .into_iter()
+                    .map(|s| s.cidr)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -175,6 +180,15 @@ impl Vpc {
 
     pub fn subnets_of(&self, kind: SubnetKind) -> impl Iterator<Item = &Subnet> {
         self.subnets.iter().filter(move |s| s.kind == kind)
+    }
+
+    /// The subnets a load balancer on `kind` subnets is placed in: the first of that kind
+    /// in each AZ (AWS refuses two subnets of one AZ for a load balancer).
+    pub fn load_balancer_subnets(&self, kind: SubnetKind) -> Vec<&Subnet> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.subnets_of(kind)
+            .filter(|s| seen.insert(s.az_index))
+            .collect()
     }
 
     /// An internet gateway is needed iff the VPC has a public subnet.

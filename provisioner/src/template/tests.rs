@@ -1009,3 +1009,25 @@ fn alb_target_ports_are_the_services_node_port() {
         "30081 differs from target_groups[0] (30080)",
     );
 }
+
+#[test]
+fn load_balancers_get_one_subnet_per_az() {
+    let t = ok(&edit(
+        "      - {name: pub-b, kind: public, az_index: 1, cidr: 10.0.1.0/24}\n",
+        "      - {name: pub-b, kind: public, az_index: 1, cidr: 10.0.1.0/24}\n      - {name: pub-a2, kind: public, az_index: 0, cidr: 10.0.2.0/24}\n",
+    ));
+    let vpc = t.env.vpc(&t.env.vpcs[0].name).unwrap();
+    let names: Vec<&str> = vpc
+        .load_balancer_subnets(SubnetKind::Public)
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(names, ["pub-a", "pub-b"]);
+    // The rules admitting the ALB by CIDR follow the same choice.
+    assert_eq!(
+        t.env.load_balancer_subnet_cidrs(LbKind::Alb).len(),
+        2,
+        "{:?}",
+        t.env.load_balancer_subnet_cidrs(LbKind::Alb)
+    );
+}
