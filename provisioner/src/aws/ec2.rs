@@ -94,12 +94,28 @@ pub struct RuleInfo {
     pub to_port: i32,
     /// A CIDR, or a security group id (`sg-…`).
     pub source: String,
+    /// Empty for none. Not part of what AWS matches a rule by (see [`RuleInfo::same_rule`]).
+    pub description: String,
+}
+
+impl RuleInfo {
+    /// The same rule to AWS: protocol, ports and source (a description does not count).
+    pub fn same_rule(&self, other: &RuleInfo) -> bool {
+        (&self.protocol, self.from_port, self.to_port, &self.source)
+            == (
+                &other.protocol,
+                other.from_port,
+                other.to_port,
+                &other.source,
+            )
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct SgInfo {
     pub id: String,
     pub group_name: String,
+    pub description: String,
     pub vpc_id: String,
     pub ingress: Vec<RuleInfo>,
     pub tags: BTreeMap<String, String>,
@@ -169,21 +185,35 @@ fn missing(op: &str, what: &str) -> CloudError {
     CloudError::new(ErrorKind::Other, op, "", format!("response had no {what}"))
 }
 
+/// One rule as AWS takes it. A revoke names the rule as it was read, description included
+/// (AWS ignores it there; moto matches on it).
 fn to_permission(r: &RuleInfo) -> IpPermission {
+    let description = Some(r.description.clone()).filter(|d| !d.is_empty());
     let mut b = IpPermission::builder()
         .ip_protocol(&r.protocol)
         .from_port(r.from_port)
         .to_port(r.to_port);
     if r.source.starts_with("sg-") {
-        b = b.user_id_group_pairs(UserIdGroupPair::builder().group_id(&r.source).build());
+        b = b.user_id_group_pairs(
+            UserIdGroupPair::builder()
+                .group_id(&r.source)
+                .set_description(description)
+                .build(),
+        );
     } else if r.source.contains(':') {
         b = b.ipv6_ranges(
             aws_sdk_ec2::types::Ipv6Range::builder()
                 .cidr_ipv6(&r.source)
+                .set_description(description)
                 .build(),
         );
     } else {
-        b = b.ip_ranges(IpRange::builder().cidr_ip(&r.source).build());
+        b = b.ip_ranges(
+            IpRange::builder()
+                .cidr_ip(&r.source)
+                .set_description(description)
+                .build(),
+        );
     }
     b.build()
 }
@@ -976,22 +1006,23 @@ impl SecurityGroups for Cloud {
                             } else {
                                 (p.from_port().unwrap_or(-1), p.to_port().unwrap_or(-1))
                             };
-                            let mut push = |source: String| {
+                            let mut push = |source: &str, description: Option<&str>| {
                                 ingress.push(RuleInfo {
                                     protocol: proto.clone(),
                                     from_port: from,
                                     to_port: to,
-                                    source,
+                                    source: source.into(),
+                                    description: description.unwrap_or_default().into(),
                                 })
                             };
                             for r in p.ip_ranges() {
-                                push(r.cidr_ip().unwrap_or_default().into());
+                                push(r.cidr_ip().unwrap_or_default(), r.description());
                             }
                             for r in p.ipv6_ranges() {
-                                push(r.cidr_ipv6().unwrap_or_default().into());
+                                push(r.cidr_ipv6().unwrap_or_default(), r.description());
                             }
                             for r in p.user_id_group_pairs() {
-                                push(r.group_id().unwrap_or_default().into());
+                                push(r.group_id().unwrap_or_default(), r.description());
                             }
                         }
                         ingress.sort();
@@ -999,6 +1030,7 @@ impl SecurityGroups for Cloud {
                         SgInfo {
                             id: g.group_id().unwrap_or_default().into(),
                             group_name: g.group_name().unwrap_or_default().into(),
+                            description: g.description().unwrap_or_default().into(),
                             vpc_id: g.vpc_id().unwrap_or_default().into(),
                             ingress,
                             tags: tags_of(g.tags()),

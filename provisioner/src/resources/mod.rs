@@ -412,6 +412,7 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
                     from_port: from,
                     to_port: to,
                     source,
+                    description: r.description.clone(),
                 })
             };
             match &r.source {

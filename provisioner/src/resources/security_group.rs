@@ -21,6 +21,8 @@ pub struct SecurityGroup {
 pub struct SgState {
     pub vpc_id: String,
     pub group_name: String,
+    /// Immutable in AWS: a change is rejected by the plan, naming the field.
+    pub description: String,
 }
 
 impl<C: SecurityGroups> Resource<C> for SecurityGroup {
@@ -32,12 +34,13 @@ impl<C: SecurityGroups> Resource<C> for SecurityGroup {
         vec![self.vpc.clone()]
     }
     fn immutable_fields(&self) -> &'static [&'static str] {
-        &["vpc_id", "group_name"]
+        &["vpc_id", "group_name", "description"]
     }
     fn desired(&self, i: &Outputs) -> Result<SgState, TaskError> {
         Ok(SgState {
             vpc_id: i.id(&self.vpc)?,
             group_name: self.group_name.clone(),
+            description: self.description.clone(),
         })
     }
     fn find<'a>(
@@ -54,6 +57,7 @@ impl<C: SecurityGroups> Resource<C> for SecurityGroup {
                     state: SgState {
                         vpc_id: g.vpc_id,
                         group_name: g.group_name,
+                        description: g.description,
                     },
                     outputs: out_id(&g.id),
                 }),
@@ -94,6 +98,7 @@ pub struct RuleSpec {
     pub from_port: i32,
     pub to_port: i32,
     pub source: RuleSource,
+    pub description: Option<String>,
 }
 
 pub struct SecurityGroupRules {
@@ -143,10 +148,13 @@ impl<C: SecurityGroups> Resource<C> for SecurityGroupRules {
                     RuleSource::Cidr(c) => c.clone(),
                     RuleSource::Group(g) => i.id(g)?,
                 },
+                description: r.description.clone().unwrap_or_default(),
             });
         }
         ingress.sort();
-        ingress.dedup();
+        // One rule to AWS (a group named directly and through its load balancer …): one
+        // description is kept.
+        ingress.dedup_by(|later, first| later.same_rule(first));
         Ok(RulesState {
             group_id: i.id(&self.group)?,
             ingress,
@@ -207,6 +215,8 @@ impl<C: SecurityGroups> Resource<C> for SecurityGroupRules {
                 .filter(|r| !d.ingress.contains(r))
                 .cloned()
                 .collect();
+            // Revoke first: a rule whose description changed is the same rule to AWS, and
+            // authorizing it again would be a duplicate.
             cx.revoke_ingress(id, &remove).await?;
             cx.authorize_ingress(id, &add).await?;
             Ok(OutputMap::new())

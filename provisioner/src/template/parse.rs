@@ -271,6 +271,24 @@ impl<'s, 'a> Checker<'s, 'a> {
         self.sink.warn(path, msg);
     }
 
+    /// AWS names are `<env>-<name>`: AWS refuses load balancer names that begin with
+    /// `internal-` and security group names that begin with `sg-`.
+    fn reserved_prefixes(&mut self, env: &str, groups: bool, load_balancers: bool) {
+        for (prefix, used, what) in [
+            ("internal", load_balancers, "load balancer"),
+            ("sg", groups, "security group"),
+        ] {
+            if used && (env == prefix || env.starts_with(&format!("{prefix}-"))) {
+                self.err(
+                    "name",
+                    format!(
+                        "`{env}` would make {what} names begin with `{prefix}-`, which AWS refuses"
+                    ),
+                );
+            }
+        }
+    }
+
     fn run(mut self, raw: &'a RawEnvironment) -> Option<Environment> {
         let name = self.name("name", &raw.name);
         self.env_name = name.clone();
@@ -290,6 +308,11 @@ impl<'s, 'a> Checker<'s, 'a> {
         let node_pools = self.node_pools(&raw.node_pools, &vpcs);
         let load_balancers = self.load_balancers(&raw.load_balancers, &vpcs, &node_pools);
         let dns = raw.dns.as_ref().and_then(|d| self.dns(d, &load_balancers));
+        self.reserved_prefixes(
+            &raw.name,
+            !security_groups.is_empty(),
+            load_balancers.nlb.is_some() || load_balancers.alb.is_some(),
+        );
         let env = Environment {
             name: name?,
             region: region?,
@@ -862,8 +885,16 @@ impl<'s, 'a> Checker<'s, 'a> {
             let vpc = self.vpc_ref(&at(&base, "vpc"), &g.vpc);
             let description = match &g.description {
                 Some(d) => {
-                    if d.trim().is_empty() || d.len() > 255 || !d.is_ascii() {
-                        self.err(at(&base, "description"), "must be 1..=255 ASCII characters");
+                    if d.trim().is_empty() || d.len() > 255 {
+                        self.err(at(&base, "description"), "must be 1..=255 characters");
+                    } else if let Some(c) = d.chars().find(|c| !sg_description_char(*c)) {
+                        self.err(
+                            at(&base, "description"),
+                            format!(
+                                "{c:?} is not allowed in a security group description (AWS \
+                                 takes letters, digits, spaces and ._-:/()#,@[]+=&;{{}}!$*)"
+                            ),
+                        );
                     }
                     d.clone()
                 }
@@ -977,10 +1008,15 @@ impl<'s, 'a> Checker<'s, 'a> {
             }
         };
         if let Some(d) = &r.description {
-            if d.len() > 255 || !d.is_ascii() {
+            if d.len() > 255 {
+                self.err(at(base, "description"), "must be at most 255 characters");
+            } else if let Some(c) = d.chars().find(|c| !sg_description_char(*c)) {
                 self.err(
                     at(base, "description"),
-                    "must be at most 255 ASCII characters",
+                    format!(
+                        "{c:?} is not allowed in a rule description (AWS takes letters, \
+                         digits, spaces and ._-:/()#,@[]+=&;{{}}!$*)"
+                    ),
                 );
             }
         }
@@ -2136,4 +2172,9 @@ fn check_label(key: &str, value: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The characters AWS accepts in a VPC security group's description.
+fn sg_description_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || " ._-:/()#,@[]+=&;{}!$*".contains(c)
 }

@@ -1031,3 +1031,34 @@ fn load_balancers_get_one_subnet_per_az() {
         t.env.load_balancer_subnet_cidrs(LbKind::Alb)
     );
 }
+
+#[test]
+fn descriptions_take_only_what_aws_takes() {
+    let e = errs(&edit(
+        "  - name: alb\n    vpc: main\n",
+        "  - name: alb\n    vpc: main\n    description: the ALB's group\n",
+    ));
+    assert_err(&e, "security_groups[0].description", "'\\'' is not allowed");
+    let e = errs(&edit(
+        "{protocol: tcp, ports: 80, source: {cidr: 0.0.0.0/0}}",
+        "{protocol: tcp, ports: 80, source: {cidr: 0.0.0.0/0}, description: 100% of the web}",
+    ));
+    assert_err(
+        &e,
+        "security_groups[0].ingress[0].description",
+        "'%' is not allowed",
+    );
+    ok(&edit(
+        "{protocol: tcp, ports: 80, source: {cidr: 0.0.0.0/0}}",
+        "{protocol: tcp, ports: 80, source: {cidr: 0.0.0.0/0}, description: \"HTTP (all): web/api #1\"}",
+    ));
+}
+
+#[test]
+fn environment_names_that_make_names_aws_refuses() {
+    let e = errs(&BASE.replacen("name: t\n", "name: internal\n", 1));
+    assert_err(&e, "name", "begin with `internal-`");
+    let e = errs(&BASE.replacen("name: t\n", "name: sg-lab\n", 1));
+    assert_err(&e, "name", "begin with `sg-`");
+    ok(&BASE.replacen("name: t\n", "name: internals\n", 1));
+}

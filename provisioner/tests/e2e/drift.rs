@@ -222,6 +222,73 @@ async fn immutable_change_is_rejected_by_the_plan() {
         "{:?}",
         p.errors
     );
+    // A security group's description cannot change in place either.
+    let yaml = crate::load_source("dev.yaml").replace(
+        "description: Nodes dedicated to Postgres",
+        "description: Postgres nodes",
+    );
+    let p = plan::plan(&cloud, &crate::parse(&yaml)).await.unwrap();
+    assert!(
+        p.errors.iter().any(
+            |e| e.contains("sg/postgres-nodes") && e.contains("immutable field `description`")
+        ),
+        "{:?}",
+        p.errors
+    );
+}
+
+/// A rule's description reaches AWS, and a changed one is planned and applied (the rule is
+/// the same to AWS, so it is revoked and authorized again with the new text).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_descriptions_are_applied_and_follow_the_template() {
+    let guard = harness::emulator().await.unwrap();
+    let cloud = cloud(&guard, "dev").await;
+    let described = |text: &str| {
+        crate::parse(&crate::load_source("dev.yaml").replace(
+            "description: Postgres only from the app nodes",
+            &format!("description: {text}"),
+        ))
+    };
+    let postgres_rule = || async {
+        let ec2 = aws_sdk_ec2::Client::new(&raw_conf(&guard).await);
+        let sg = ec2
+            .describe_security_groups()
+            .filters(by_name("postgres-nodes"))
+            .send()
+            .await
+            .unwrap();
+        sg.security_groups()[0]
+            .ip_permissions()
+            .iter()
+            .find(|p| p.from_port() == Some(5432))
+            .and_then(|p| p.user_id_group_pairs().first())
+            .and_then(|g| g.description())
+            .map(String::from)
+    };
+    let first = described("Postgres only from the app nodes");
+    let r = up::converge(&cloud, &first, &no_progress()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(
+        postgres_rule().await.as_deref(),
+        Some("Postgres only from the app nodes")
+    );
+
+    let second = described("Postgres from the agents");
+    let p = plan::plan(&cloud, &second).await.unwrap();
+    let rules = p
+        .changes
+        .iter()
+        .find(|c| c.key.as_str() == "sg-rules/postgres-nodes")
+        .unwrap();
+    assert_eq!(rules.action, Action::Update, "{}", plan::render_text(&p));
+    let r = up::converge(&cloud, &second, &no_progress()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(
+        postgres_rule().await.as_deref(),
+        Some("Postgres from the agents")
+    );
+    let p = plan::plan(&cloud, &second).await.unwrap();
+    assert!(!p.has_changes(), "{}", plan::render_text(&p));
 }
 
 /// A private zone follows the template's VPC list both ways: a VPC dropped from `dns.vpcs`

@@ -60,7 +60,13 @@ async fn drift_shows_in_plan_and_up_repairs_it() -> anyhow::Result<()> {
                 .ip_protocol("tcp")
                 .from_port(5432)
                 .to_port(5432)
-                .user_id_group_pairs(UserIdGroupPair::builder().group_id(&agents).build())
+                .user_id_group_pairs(
+                    UserIdGroupPair::builder()
+                        .group_id(&agents)
+                        // As the rule was made (moto matches a revoke on it; AWS ignores it).
+                        .description("Postgres only from the app nodes")
+                        .build(),
+                )
                 .build(),
         )
         .send()
