@@ -1,5 +1,6 @@
 //! Network and application load balancers (`nlb/<name>`, `alb/<name>`): type and scheme are
-//! immutable; subnets and security groups are updated in place. Waiting until one is `active`
+//! immutable, and so is whether it has security groups at all; subnets and the groups are
+//! updated in place. Waiting until one is `active`
 //! is a task of its own (`nlb-active/<name>`, `alb-active/<name>`) that nothing else waits
 //! for: listeners, alias records and the launch templates that name the NLB need only its ARN
 //! and DNS name, so on real AWS the instances boot while the load balancer provisions (minutes),
@@ -29,6 +30,9 @@ pub struct LbState {
     pub lb_type: String,
     pub scheme: String,
     pub subnets: Vec<String>,
+    /// Whether it has security groups at all: AWS cannot give groups to an NLB made
+    /// without any, nor take the last one away (immutable; the groups themselves are not).
+    pub uses_security_groups: bool,
     pub security_groups: Vec<String>,
 }
 
@@ -56,7 +60,7 @@ impl<C: LoadBalancers> Resource<C> for LoadBalancer {
         &["id", "dns_name", "zone_id"]
     }
     fn immutable_fields(&self) -> &'static [&'static str] {
-        &["lb_type", "scheme"]
+        &["lb_type", "scheme", "uses_security_groups"]
     }
     fn desired(&self, i: &Outputs) -> Result<LbState, TaskError> {
         let mut subnets = Vec::new();
@@ -81,6 +85,7 @@ impl<C: LoadBalancers> Resource<C> for LoadBalancer {
                 "internet-facing".into()
             },
             subnets,
+            uses_security_groups: !sgs.is_empty(),
             security_groups: sgs,
         })
     }
@@ -97,6 +102,7 @@ impl<C: LoadBalancers> Resource<C> for LoadBalancer {
                         lb_type: l.lb_type,
                         scheme: l.scheme,
                         subnets: l.subnets,
+                        uses_security_groups: !l.security_groups.is_empty(),
                         security_groups: l.security_groups,
                     },
                 });

@@ -222,6 +222,26 @@ async fn immutable_change_is_rejected_by_the_plan() {
         "{:?}",
         p.errors
     );
+    // An NLB made without security groups cannot be given some.
+    let yaml = crate::load_source("dev.yaml");
+    let nlb_at = yaml.find("  nlb:").expect("dev.yaml has an NLB");
+    let subnets_at = nlb_at + yaml[nlb_at..].find("subnets: private").unwrap();
+    let with_groups = format!(
+        "{}subnets: private\n    security_groups: [k3s-server]{}",
+        &yaml[..subnets_at],
+        &yaml[subnets_at + "subnets: private".len()..]
+    );
+    let p = plan::plan(&cloud, &crate::parse(&with_groups))
+        .await
+        .unwrap();
+    assert!(
+        p.errors
+            .iter()
+            .any(|e| e.contains("nlb/k8s-api")
+                && e.contains("immutable field `uses_security_groups`")),
+        "{:?}",
+        p.errors
+    );
     // A security group's description cannot change in place either.
     let yaml = crate::load_source("dev.yaml").replace(
         "description: Nodes dedicated to Postgres",
