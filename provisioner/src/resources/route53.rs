@@ -153,8 +153,19 @@ pub struct HealthCheck {
 pub struct HealthCheckState {
     /// Carries the ownership tags (false: created, but the tagging call never happened).
     pub tagged: bool,
+    /// `ip` or `name`: Route 53 cannot switch a check between an IP address and a host name
+    /// in place (immutable; the address or name itself can change).
+    pub endpoint: &'static str,
     #[serde(flatten)]
     pub spec: HealthCheckSpec,
+}
+
+fn endpoint_of(spec: &HealthCheckSpec) -> &'static str {
+    if spec.ip.is_some() {
+        "ip"
+    } else {
+        "name"
+    }
 }
 
 impl<C: HealthChecks + HostedZones + Owner> Resource<C> for HealthCheck {
@@ -166,7 +177,7 @@ impl<C: HealthChecks + HostedZones + Owner> Resource<C> for HealthCheck {
         self.lb.iter().cloned().collect()
     }
     fn immutable_fields(&self) -> &'static [&'static str] {
-        &["kind", "interval"]
+        &["kind", "interval", "endpoint"]
     }
     fn desired(&self, i: &Outputs) -> Result<Self::State, TaskError> {
         let mut s = self.spec.clone();
@@ -175,6 +186,7 @@ impl<C: HealthChecks + HostedZones + Owner> Resource<C> for HealthCheck {
         }
         Ok(HealthCheckState {
             tagged: true,
+            endpoint: endpoint_of(&s),
             spec: s,
         })
     }
@@ -198,6 +210,7 @@ impl<C: HealthChecks + HostedZones + Owner> Resource<C> for HealthCheck {
                 state: HealthCheckState {
                     tagged: h.tags.get(crate::aws::TAG_ENV).map(String::as_str)
                         == Some(cx.env_name()),
+                    endpoint: endpoint_of(&h.spec),
                     spec: h.spec,
                 },
                 outputs: out_id(&h.id),

@@ -242,6 +242,19 @@ async fn immutable_change_is_rejected_by_the_plan() {
         "{:?}",
         p.errors
     );
+    // A health check cannot switch from a host name (the ALB's) to an IP address.
+    let yaml = crate::load_source("dev.yaml").replace(
+        "            load_balancer: alb\n            port: 80",
+        "            ip: 10.0.0.10\n            port: 80",
+    );
+    let p = plan::plan(&cloud, &crate::parse(&yaml)).await.unwrap();
+    assert!(
+        p.errors
+            .iter()
+            .any(|e| e.contains("health-check/") && e.contains("immutable field `endpoint`")),
+        "{:?}",
+        p.errors
+    );
     // A security group's description cannot change in place either.
     let yaml = crate::load_source("dev.yaml").replace(
         "description: Nodes dedicated to Postgres",
