@@ -73,7 +73,7 @@ pub enum CliCommand {
         #[arg(long, value_name = "PATH")]
         kubeconfig: Option<PathBuf>,
         /// proximity-service image (overrides `cluster.service_image`).
-        #[arg(long, value_name = "IMAGE")]
+        #[arg(long, value_name = "IMAGE", value_parser = image_reference)]
         image: Option<String>,
         /// Also write the rendered Kubernetes manifests here.
         #[arg(long, value_name = "DIR")]
@@ -518,6 +518,11 @@ async fn fault_proxy(args: &FaultProxyArgs) -> Result<()> {
     tokio::signal::ctrl_c().await?;
     println!("{}", serde_json::to_string_pretty(&proxy.stats())?);
     Ok(())
+}
+
+/// `--image`: a container image reference, refused before anything is created.
+fn image_reference(s: &str) -> Result<String, String> {
+    crate::template::check_image_reference(s).map(|()| s.to_string())
 }
 
 #[cfg(test)]

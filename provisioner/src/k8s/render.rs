@@ -200,20 +200,8 @@ fn node_port(env: &Environment) -> Result<u16, RenderError> {
 }
 
 fn validate_image(key: &str, image: &str) -> Result<(), RenderError> {
-    let ok = !image.is_empty()
-        && image.len() <= 255
-        && image.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && image
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "./:@_-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            key,
-            format!("`{image}` is not an image reference (lowercase name[:tag][@digest])"),
-        ))
-    }
+    crate::template::check_image_reference(image)
+        .map_err(|why| invalid(key, format!("`{image}` is not an image reference: {why}")))
 }
 
 fn validate_quantity(key: &str, q: &str) -> Result<(), RenderError> {
@@ -529,7 +517,13 @@ mod tests {
         assert!(validate_quantity("k", "10Gi").is_ok());
         assert!(validate_quantity("k", "10 Gi").is_err());
         assert!(validate_quantity("k", "Gi").is_err());
-        assert!(validate_image("k", "registry.example.com:5000/a/b:1.0@sha256:abc").is_ok());
+        assert!(validate_image(
+            "k",
+            "registry.example.com:5000/a/b:1.0@sha256:0123456789abcdef0123456789abcdef"
+        )
+        .is_ok());
+        // A digest is `algorithm:hex`, at least 32 hex digits.
+        assert!(validate_image("k", "a/b@sha256:abc").is_err());
         assert!(validate_image("k", "a b").is_err());
         assert!(validate_image("k", "").is_err());
     }

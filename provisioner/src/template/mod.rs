@@ -19,6 +19,7 @@
 //! The field-by-field reference is `vpc-templates/README.md`.
 
 mod diag;
+mod image;
 mod locate;
 pub mod model;
 mod parse;
@@ -28,6 +29,7 @@ mod region;
 use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, Severity, TemplateErrors};
+pub use image::check_image_reference;
 pub use model::*;
 
 /// A successfully validated template.

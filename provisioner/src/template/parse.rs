@@ -461,10 +461,13 @@ impl<'s, 'a> Checker<'s, 'a> {
             }
         }
         let image = c.service_image.trim();
-        if image.is_empty() || image.contains(char::is_whitespace) {
+        if let Err(why) = super::check_image_reference(image) {
             self.err(
                 "cluster.service_image",
-                format!("`{}` is not a container image reference", c.service_image),
+                format!(
+                    "`{}` is not a container image reference: {why}",
+                    c.service_image
+                ),
             );
             ok = false;
         }

@@ -105,6 +105,17 @@ fn graph_in_both_formats() {
 }
 
 #[test]
+fn a_bad_image_is_refused_before_anything_is_created() {
+    let dev = template("dev.yaml");
+    let dev = dev.to_str().unwrap();
+    // No endpoint is reachable here: the refusal must come first, naming the flag.
+    let (code, _, err) = run(&["up", "-f", dev, "--yes", "--image", "Proximity:1"]);
+    assert_eq!(code, 2, "clap usage error: {err}");
+    assert!(err.contains("--image"), "{err}");
+    assert!(err.contains("lowercase"), "{err}");
+}
+
+#[test]
 fn down_needs_a_template_or_an_environment_name() {
     let (code, _, err) = run(&["down", "--yes"]);
     assert_eq!(code, 2, "clap usage error: {err}");
