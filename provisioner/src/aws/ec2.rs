@@ -248,6 +248,10 @@ pub trait Vpcs: Send + Sync {
 /// Subnets and their public-IP-on-launch attribute.
 pub trait Subnets: Send + Sync {
     fn subnets(&self) -> impl Future<Output = Result<Vec<SubnetInfo>, CloudError>> + Send;
+    /// The availability zones this account can use in the region, by name: available,
+    /// of type `availability-zone` (not Local or Wavelength zones), not an opt-in zone the
+    /// account has not opted into.
+    fn availability_zones(&self) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
     fn create_subnet(
         &self,
         name: &str,
@@ -514,6 +518,27 @@ impl Vpcs for Cloud {
 }
 
 impl Subnets for Cloud {
+    async fn availability_zones(&self) -> Result<Vec<String>, CloudError> {
+        let out = self
+            .call("ec2:DescribeAvailabilityZones", Strong, || {
+                self.ec2.describe_availability_zones().send()
+            })
+            .await?;
+        let mut zones: Vec<String> = out
+            .availability_zones()
+            .iter()
+            .filter(|z| z.state().is_none_or(|s| s.as_str() == "available"))
+            .filter(|z| z.zone_type().is_none_or(|t| t == "availability-zone"))
+            .filter(|z| {
+                z.opt_in_status()
+                    .is_none_or(|o| o.as_str() != "not-opted-in")
+            })
+            .filter_map(|z| z.zone_name().map(String::from))
+            .collect();
+        zones.sort();
+        Ok(zones)
+    }
+
     async fn subnets(&self) -> Result<Vec<SubnetInfo>, CloudError> {
         self.inventory
             .cached("ec2:subnets", || async {

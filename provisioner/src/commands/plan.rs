@@ -51,10 +51,13 @@ pub fn services(env: &Environment) -> Vec<Service> {
 pub async fn tasks(cloud: &Cloud, env: &Environment) -> Result<Vec<Arc<dyn Task<Cloud>>>> {
     cloud.set_extra_tags(&env.tags);
     let needed = services(env);
-    let (amis, ()) = futures::join!(
+    let (amis, zones, ()) = futures::join!(
         crate::resources::resolve_amis(cloud, env),
+        cloud.availability_zones(),
         cloud.prefetch(&needed)
     );
+    let zones = zones?;
+    crate::resources::check_zones(env, &zones).map_err(anyhow::Error::msg)?;
     let account_id = if env.node_pools.is_empty() {
         "*".to_string()
     } else {
@@ -64,6 +67,7 @@ pub async fn tasks(cloud: &Cloud, env: &Environment) -> Result<Vec<Arc<dyn Task<
         amis: amis?,
         emulator: cloud.is_emulator(),
         account_id,
+        zones,
     };
     Ok(crate::resources::build_for(env, &target))
 }

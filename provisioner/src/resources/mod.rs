@@ -239,6 +239,39 @@ pub struct Target {
     pub emulator: bool,
     /// The AWS account (for ARNs in node policies); `*` when unknown.
     pub account_id: String,
+    /// The zones the account can use, by name (`az_index` picks one); empty: the region
+    /// table's names.
+    pub zones: Vec<String>,
+}
+
+impl Target {
+    /// The zone `az_index` stands for: the account's `az_index`-th, by name.
+    pub fn zone(&self, env: &Environment, az_index: u8) -> String {
+        self.zones
+            .get(usize::from(az_index))
+            .cloned()
+            .or_else(|| env.region.az_name(az_index))
+            .unwrap_or_default()
+    }
+}
+
+/// Every VPC's `az_count` fits the zones the account really has (the template check knows
+/// only a typical account's count).
+pub fn check_zones(env: &Environment, zones: &[String]) -> Result<(), String> {
+    for (i, v) in env.vpcs.iter().enumerate() {
+        if usize::from(v.az_count) > zones.len() {
+            return Err(format!(
+                "vpcs[{i}].az_count: VPC `{}` spans {} availability zones, but {} offers this \
+                 account {} ({})",
+                v.name,
+                v.az_count,
+                env.region,
+                zones.len(),
+                zones.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The tasks that converge `env` on real AWS. `amis`: pool name → AMI id.
@@ -249,6 +282,7 @@ pub fn build(env: &Environment, amis: &HashMap<String, String>) -> Vec<Arc<dyn T
             amis: amis.clone(),
             emulator: false,
             account_id: "*".into(),
+            zones: Vec::new(),
         },
     )
 }
@@ -289,7 +323,7 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
                 name: name.clone(),
                 vpc: vpc.clone(),
                 cidr: s.cidr.to_string(),
-                az: env.region.az_name(s.az_index).unwrap_or_default(),
+                az: target.zone(env, s.az_index),
             }));
             tasks.push(task(subnet::SubnetPublicIp {
                 name: name.clone(),
@@ -868,6 +902,26 @@ mod tests {
         assert!(round("routes/main-private-a") < round("nat/main-public-a"));
         assert!(round("asg/servers") < round("subnet/main-private-a"));
         assert!(round("sg-rules/k3s-agent") < round("sg/alb"));
+    }
+
+    #[test]
+    fn subnets_take_the_accounts_zones_and_az_count_must_fit_them() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../vpc-templates/dev.yaml");
+        let t = crate::template::load(&path).unwrap();
+        // An account whose us-east-1 zones are not a, b, … (each account maps its own).
+        let zones: Vec<String> = ["us-east-1c", "us-east-1d"].map(String::from).to_vec();
+        assert_eq!(check_zones(&t.env, &zones), Ok(()));
+        let err = check_zones(&t.env, &zones[..1]).unwrap_err();
+        assert!(err.starts_with("vpcs[0].az_count:"), "{err}");
+        assert!(err.contains("offers this account 1 (us-east-1c)"), "{err}");
+        let target = Target {
+            zones,
+            ..Target::default()
+        };
+        assert_eq!(target.zone(&t.env, 1), "us-east-1d");
+        // Without the account's list: the region table's names.
+        assert_eq!(Target::default().zone(&t.env, 1), "us-east-1b");
     }
 
     #[test]

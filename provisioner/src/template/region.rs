@@ -6,9 +6,10 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// `(region, AZ letters a typical account can use)`. The engine maps
-/// `az_index` to the `index`-th zone *name* listed here unless it asks the
-/// API (DescribeAvailabilityZones); the moto emulator uses the same names.
+/// `(region, AZ letters a typical account can use)`, for checking a template
+/// before any call. `plan` and `up` map `az_index` to the zones the account
+/// really has (DescribeAvailabilityZones, by name) and check `az_count`
+/// against them; these names are the fallback without an account.
 const REGIONS: &[(&str, &str)] = &[
     ("us-east-1", "abcdef"),
     ("us-east-2", "abc"),
