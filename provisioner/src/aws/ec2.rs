@@ -65,6 +65,8 @@ pub struct NatInfo {
     pub vpc_id: String,
     pub state: String,
     pub allocation_ids: Vec<String>,
+    /// Its network interfaces (AWS deletes them with it; moto leaves them `available`).
+    pub network_interface_ids: Vec<String>,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -1603,6 +1605,11 @@ fn nat_info(n: &aws_sdk_ec2::types::NatGateway) -> NatInfo {
             .nat_gateway_addresses()
             .iter()
             .filter_map(|a| a.allocation_id().map(String::from))
+            .collect(),
+        network_interface_ids: n
+            .nat_gateway_addresses()
+            .iter()
+            .filter_map(|a| a.network_interface_id().map(String::from))
             .collect(),
         tags: tags_of(n.tags()),
     }

@@ -114,11 +114,20 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
             uses: vec![],
         });
     }
-    for n in cloud.nat_gateways().await? {
+    let nats = cloud.nat_gateways().await?;
+    // A NAT gateway's network interfaces are its own (AWS deletes them with it; an emulator
+    // may leave them behind, detached): children of an owned resource.
+    let nat_enis: std::collections::BTreeSet<&str> = nats
+        .iter()
+        .flat_map(|n| n.network_interface_ids.iter().map(String::as_str))
+        .collect();
+    for n in &nats {
         if matches!(n.state.as_str(), "deleted" | "failed") {
             continue;
         }
         let mut uses = vec![key("subnet", &n.subnet_id), key("vpc", &n.vpc_id)];
+        // It goes before its interfaces.
+        uses.extend(n.network_interface_ids.iter().map(|e| key("eni", e)));
         uses.extend(n.allocation_ids.iter().map(|a| key("eip", a)));
         uses.extend(igw_of_vpc.get(&n.vpc_id).map(|g| key("igw", g)));
         items.push(Item {
@@ -231,9 +240,11 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
         if e.attachment_id.is_some() || e.status != "available" {
             continue;
         }
-        // A detached one is deleted only if it is this environment's: an untagged one in
-        // our subnet is someone else's, and blocks the subnet's deletion.
-        if e.tags.get(crate::aws::TAG_ENV).map(String::as_str) != Some(cloud.env_name()) {
+        // A detached one is deleted only if it is this environment's (tagged, or one of its
+        // NAT gateways'): any other in our subnet is someone else's, and blocks the subnet.
+        let ours = e.tags.get(crate::aws::TAG_ENV).map(String::as_str) == Some(cloud.env_name())
+            || nat_enis.contains(e.id.as_str());
+        if !ours {
             in_the_way.push(format!(
                 "eni/{} in subnet/{} ({:?}): not tagged {}={}",
                 e.id,

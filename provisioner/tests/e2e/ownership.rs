@@ -212,6 +212,19 @@ async fn down_leaves_a_foreign_network_interface_in_its_subnet_alone() {
         1,
         "{eni} must survive down"
     );
+    // The NAT gateway's own interface (moto leaves it detached) went with the environment:
+    // the foreign one is the only detached interface left.
+    let detached: Vec<String> = ec2
+        .describe_network_interfaces()
+        .send()
+        .await
+        .unwrap()
+        .network_interfaces()
+        .iter()
+        .filter(|n| n.attachment().is_none())
+        .filter_map(|n| n.network_interface_id().map(String::from))
+        .collect();
+    assert_eq!(detached, [eni.clone()]);
     if d.left
         .iter()
         .any(|l| l.starts_with(&format!("subnet/{subnet}")))
