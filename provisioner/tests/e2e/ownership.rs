@@ -224,7 +224,7 @@ async fn down_leaves_a_foreign_network_interface_in_its_subnet_alone() {
         .filter(|n| n.attachment().is_none())
         .filter_map(|n| n.network_interface_id().map(String::from))
         .collect();
-    assert_eq!(detached, [eni.clone()]);
+    assert_eq!(detached, std::slice::from_ref(&eni));
     if d.left
         .iter()
         .any(|l| l.starts_with(&format!("subnet/{subnet}")))
