@@ -215,10 +215,15 @@ impl<C: SecurityGroups> Resource<C> for SecurityGroupRules {
                 .filter(|r| !d.ingress.contains(r))
                 .cloned()
                 .collect();
-            // Revoke first: a rule whose description changed is the same rule to AWS, and
-            // authorizing it again would be a duplicate.
+            // New rules go in before old ones go out, so no traffic that both allow is cut
+            // off in between. A rule whose description changed is the same rule to AWS:
+            // authorizing it again before the revoke would be a duplicate, so it goes last.
+            let (redescribed, new): (Vec<RuleInfo>, Vec<RuleInfo>) = add
+                .into_iter()
+                .partition(|r| remove.iter().any(|x| x.same_rule(r)));
+            cx.authorize_ingress(id, &new).await?;
             cx.revoke_ingress(id, &remove).await?;
-            cx.authorize_ingress(id, &add).await?;
+            cx.authorize_ingress(id, &redescribed).await?;
             Ok(OutputMap::new())
         })
     }

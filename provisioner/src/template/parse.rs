@@ -1282,6 +1282,23 @@ impl<'s, 'a> Checker<'s, 'a> {
                     format!("`{}` is also the NLB's name", a.name),
                 );
             }
+            // Target groups are named `<lb>-<port>` (NLB) and `<lb>-<name>` (ALB).
+            for (j, t) in a.target_groups.iter().enumerate() {
+                let id = format!("{}-{}", a.name, t.name);
+                if let Some(l) = n
+                    .listeners
+                    .iter()
+                    .find(|l| format!("{}-{}", n.name, l.port) == id)
+                {
+                    self.err(
+                        at(&idx("load_balancers.alb.target_groups", j), "name"),
+                        format!(
+                            "makes the target group `{id}`, the name of the NLB's for port {}",
+                            l.port
+                        ),
+                    );
+                }
+            }
         }
         LoadBalancers { nlb, alb }
     }

@@ -1062,3 +1062,19 @@ fn environment_names_that_make_names_aws_refuses() {
     assert_err(&e, "name", "begin with `sg-`");
     ok(&BASE.replacen("name: t\n", "name: internals\n", 1));
 }
+
+#[test]
+fn target_group_names_of_the_two_load_balancers_do_not_clash() {
+    // NLB `web-a`, port 6443 → `web-a-6443`; ALB `web`, group `a-6443` → `web-a-6443`.
+    let src = BASE
+        .replacen("    name: api\n", "    name: web-a\n", 1)
+        .replace("default_target: web", "default_target: a-6443")
+        .replace("target: web}", "target: a-6443}")
+        .replace("{name: web, pool: agents", "{name: a-6443, pool: agents");
+    let e = errs(&src);
+    assert_err(
+        &e,
+        "load_balancers.alb.target_groups[0].name",
+        "the NLB's for port 6443",
+    );
+}
