@@ -1,7 +1,7 @@
 //! `provisioner down -f TEMPLATE` or `--env NAME`: discover everything tagged
 //! `provisioner:env=NAME` across services (plus known untagged children: routes and
 //! associations go with their tables, records with their zones, listeners with their load
-//! balancers), delete it in dependency rounds
+//! balancers, a NAT gateway's network interfaces with it), delete it in dependency rounds
 //! ([`crate::engine::teardown`]), retrying DependencyViolation until the deadline; then
 //! discover again and LIST what is left — exit 1 if anything is.
 //!
