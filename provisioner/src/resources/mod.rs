@@ -842,12 +842,31 @@ mod tests {
         );
     }
 
-    #[test]
-    fn dev_template_builds_an_acyclic_plan() {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../vpc-templates/dev.yaml");
+    /// The dependencies of the task `key`, as strings.
+    fn deps_of(tasks: &[Arc<dyn Task<Cloud>>], key: &str) -> Vec<String> {
+        tasks
+            .iter()
+            .find(|t| t.key().as_str() == key)
+            .unwrap_or_else(|| panic!("no task {key}"))
+            .deps()
+            .iter()
+            .map(|d| d.as_str().to_string())
+            .collect()
+    }
+
+    /// The tasks of a template of `vpc-templates/`.
+    fn tasks_of(file: &str) -> (crate::template::Template, Vec<Arc<dyn Task<Cloud>>>) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../vpc-templates")
+            .join(file);
         let t = crate::template::load(&path).unwrap();
         let tasks = build(&t.env, &HashMap::new());
+        (t, tasks)
+    }
+
+    #[test]
+    fn dev_template_builds_an_acyclic_plan() {
+        let (_, tasks) = tasks_of("dev.yaml");
         let g = crate::engine::executor::graph_of(&tasks).unwrap();
         let order = g.topo_order().unwrap();
         let pos = |s: &str| order.iter().position(|x| x.as_str() == s).unwrap();
@@ -861,16 +880,7 @@ mod tests {
         assert!(pos("igw-attachment/main") < pos("nat/main-public-a"));
         assert!(pos("igw-attachment/main") < pos("routes/main-public-a"));
         // The new split keeps slow steps off each other's path.
-        let deps_of = |s: &str| {
-            tasks
-                .iter()
-                .find(|t| t.key().as_str() == s)
-                .unwrap()
-                .deps()
-                .iter()
-                .map(|d| d.as_str().to_string())
-                .collect::<Vec<_>>()
-        };
+        let deps_of = |s: &str| deps_of(&tasks, s);
         assert_eq!(deps_of("route-table/main-private-a"), ["vpc/main"]);
         assert!(deps_of("igw/main").is_empty());
         assert!(!deps_of("nat/main-public-a").contains(&"subnet-public-ip/main-public-a".into()));
@@ -906,9 +916,7 @@ mod tests {
 
     #[test]
     fn subnets_take_the_accounts_zones_and_az_count_must_fit_them() {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../vpc-templates/dev.yaml");
-        let t = crate::template::load(&path).unwrap();
+        let (t, _) = tasks_of("dev.yaml");
         // An account whose us-east-1 zones are not a, b, … (each account maps its own).
         let zones: Vec<String> = ["us-east-1c", "us-east-1d"].map(String::from).to_vec();
         assert_eq!(check_zones(&t.env, &zones), Ok(()));
@@ -926,20 +934,8 @@ mod tests {
 
     #[test]
     fn rules_naming_a_group_across_a_peering_wait_for_it() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../vpc-templates/multi-vpc.yaml");
-        let t = crate::template::load(&path).unwrap();
-        let tasks = build(&t.env, &HashMap::new());
-        let deps_of = |s: &str| {
-            tasks
-                .iter()
-                .find(|t| t.key().as_str() == s)
-                .unwrap()
-                .deps()
-                .iter()
-                .map(|d| d.as_str().to_string())
-                .collect::<Vec<_>>()
-        };
+        let (_, tasks) = tasks_of("multi-vpc.yaml");
+        let deps_of = |s: &str| deps_of(&tasks, s);
         // postgres (data) admits k3s-agent (apps): across apps-data.
         assert!(deps_of("sg-rules/postgres").contains(&"peering/apps-data".into()));
         assert!(deps_of("sg-rules/k3s-nodes").contains(&"peering/apps-data".into()));
