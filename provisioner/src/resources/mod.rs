@@ -198,34 +198,62 @@ fn node_user_data(
     }
 }
 
-/// A load balancer (`nlb/…` or `alb/…`) and its wait for `active` (`nlb-active/…` …).
-fn load_balancer_tasks(
-    env: &str,
-    kind: &'static str,
-    name: &str,
-    extra_deps: Vec<TaskKey>,
-    internal: bool,
-    subnets: Vec<TaskKey>,
-    security_groups: &[crate::template::Name],
-) -> [Arc<dyn Task<Cloud>>; 2] {
-    [
+/// The task kind of a load balancer: `nlb` or `alb`.
+fn lb_task_kind(kind: LbKind) -> &'static str {
+    match kind {
+        LbKind::Nlb => "nlb",
+        LbKind::Alb => "alb",
+    }
+}
+
+/// The task of the template's `kind` load balancer, if it has one.
+fn lb_key(env: &Environment, kind: LbKind) -> Option<TaskKey> {
+    env.load_balancer(kind)
+        .map(|p| k(lb_task_kind(kind), p.name.as_str()))
+}
+
+/// A load balancer (`nlb/…` or `alb/…`) and its wait for `active` (`nlb-active/…` …): one
+/// subnet of its kind per AZ; internet-facing on public subnets, where it also waits for the
+/// VPC's internet gateway (CreateLoadBalancer: "VPC … has no internet gateway").
+fn load_balancer_tasks(env: &Environment, kind: LbKind) -> Vec<Arc<dyn Task<Cloud>>> {
+    let Some(p) = env.load_balancer(kind) else {
+        return Vec::new();
+    };
+    let task_kind = lb_task_kind(kind);
+    let name = p.name.as_str();
+    let aws = aws_name(env.name.as_str(), name, 32);
+    let subnets = env
+        .vpc(p.vpc)
+        .into_iter()
+        .flat_map(|v| {
+            v.load_balancer_subnets(p.subnets)
+                .into_iter()
+                .map(|s| k("subnet", &format!("{}-{}", v.name, s.name)))
+        })
+        .collect();
+    let extra_deps = match p.subnets {
+        SubnetKind::Public => vec![k("igw-attachment", p.vpc.as_str())],
+        SubnetKind::Private => vec![],
+    };
+    vec![
         task(load_balancer::LoadBalancer {
-            kind,
+            kind: task_kind,
             name: name.to_string(),
-            aws_name: aws_name(env, name, 32),
-            internal,
+            aws_name: aws.clone(),
+            internal: p.subnets == SubnetKind::Private,
             extra_deps,
             subnets,
-            security_groups: security_groups
+            security_groups: p
+                .security_groups
                 .iter()
                 .map(|g| k("sg", g.as_str()))
                 .collect(),
         }),
         task(load_balancer::LoadBalancerActive {
-            kind,
+            kind: task_kind,
             name: name.to_string(),
-            aws_name: aws_name(env, name, 32),
-            lb: k(kind, name),
+            aws_name: aws,
+            lb: k(task_kind, name),
         }),
     ]
 }
@@ -491,39 +519,11 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
             .collect()
     };
 
-    let lb_subnets_of = |vpc: &crate::template::Name, kind: SubnetKind| -> Vec<TaskKey> {
-        env.vpc(vpc)
-            .into_iter()
-            .flat_map(|v| {
-                v.load_balancer_subnets(kind)
-                    .into_iter()
-                    .map(|s| sub_key(v.name.as_str(), s.name.as_str()))
-            })
-            .collect()
-    };
-
-    // An internet-facing load balancer needs its VPC's internet gateway attached
-    // (CreateLoadBalancer: "VPC … has no internet gateway").
-    let internet_facing_deps = |kind: SubnetKind, vpc: &crate::template::Name| -> Vec<TaskKey> {
-        match kind {
-            SubnetKind::Public => vec![k("igw-attachment", vpc.as_str())],
-            SubnetKind::Private => vec![],
-        }
-    };
-
     // Load balancers, target groups, listeners.
     let mut pool_tgs: Vec<(String, TaskKey)> = Vec::new();
     if let Some(n) = &env.load_balancers.nlb {
-        let lb = k("nlb", n.name.as_str());
-        tasks.extend(load_balancer_tasks(
-            envname,
-            "nlb",
-            n.name.as_str(),
-            internet_facing_deps(n.subnets, &n.vpc),
-            n.subnets == SubnetKind::Private,
-            lb_subnets_of(&n.vpc, n.subnets),
-            &n.security_groups,
-        ));
+        let lb = k(lb_task_kind(LbKind::Nlb), n.name.as_str());
+        tasks.extend(load_balancer_tasks(env, LbKind::Nlb));
         for l in &n.listeners {
             let id = format!("{}-{}", n.name, l.port);
             let tg = k("target-group", &id);
@@ -555,16 +555,8 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
         }
     }
     if let Some(a) = &env.load_balancers.alb {
-        let lb = k("alb", a.name.as_str());
-        tasks.extend(load_balancer_tasks(
-            envname,
-            "alb",
-            a.name.as_str(),
-            internet_facing_deps(a.subnets, &a.vpc),
-            a.subnets == SubnetKind::Private,
-            lb_subnets_of(&a.vpc, a.subnets),
-            &a.security_groups,
-        ));
+        let lb = k(lb_task_kind(LbKind::Alb), a.name.as_str());
+        tasks.extend(load_balancer_tasks(env, LbKind::Alb));
         let tg_key = |t: &crate::template::Name| k("target-group", &format!("{}-{}", a.name, t));
         for t in &a.target_groups {
             let id = format!("{}-{}", a.name, t.name);
@@ -616,11 +608,7 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
             path: crate::bootstrap::ParameterNames::new(&env.name).token(),
         }));
     }
-    let nlb_key = env
-        .load_balancers
-        .nlb
-        .as_ref()
-        .map(|n| k("nlb", n.name.as_str()));
+    let nlb_key = lb_key(env, LbKind::Nlb);
     for p in &env.node_pools {
         let profile = k("instance-profile", p.name.as_str());
         let role_name = aws_name(envname, p.name.as_str(), 64);
@@ -743,18 +731,6 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
                 region: None,
                 health_check_id: None,
             };
-            let lb_of = |kind: LbKind| match kind {
-                LbKind::Nlb => env
-                    .load_balancers
-                    .nlb
-                    .as_ref()
-                    .map(|n| k("nlb", n.name.as_str())),
-                LbKind::Alb => env
-                    .load_balancers
-                    .alb
-                    .as_ref()
-                    .map(|n| k("alb", n.name.as_str())),
-            };
             let mut alias = None;
             match &r.target {
                 RecordTarget::Values(v) => rs.values = v.clone(),
@@ -762,7 +738,7 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
                     lb,
                     evaluate_target_health,
                 } => {
-                    alias = lb_of(*lb).map(|lb| route53::AliasSpec {
+                    alias = lb_key(env, *lb).map(|lb| route53::AliasSpec {
                         lb,
                         evaluate_target_health: *evaluate_target_health,
                     });
@@ -780,7 +756,9 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
                     rs.failover = Some(role.as_route53().to_string());
                     if let Some(hc) = hc {
                         let (fqdn, ip, lb) = match &hc.endpoint {
-                            HealthCheckEndpoint::LoadBalancer(kind) => (None, None, lb_of(*kind)),
+                            HealthCheckEndpoint::LoadBalancer(kind) => {
+                                (None, None, lb_key(env, *kind))
+                            }
                             HealthCheckEndpoint::Fqdn(f) => (Some(f.to_string()), None, None),
                             HealthCheckEndpoint::Ip(ip) => (None, Some(ip.to_string()), None),
                         };
