@@ -1,7 +1,7 @@
 use aws_sdk_ec2::types::{Filter, IpPermission, UserIdGroupPair};
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch};
 
-use crate::support::{assert_nothing_left, provisioner, Aws, Dev, LIMIT, TAG_NAME};
+use crate::support::{provisioner, Aws, Dev, LIMIT, TAG_NAME};
 
 async fn tagged_id(aws: &Aws, kind: &str, name: &str) -> anyhow::Result<String> {
     let f = Filter::builder()
@@ -151,9 +151,6 @@ async fn drift_shows_in_plan_and_up_repairs_it() -> anyhow::Result<()> {
     provisioner(&emu.endpoint, &up_args, LIMIT)
         .await?
         .expect_code(0, "up repairing drift");
-    provisioner(&emu.endpoint, &["plan", "-f", dev], LIMIT)
-        .await?
-        .expect_code(0, "plan after repair");
     let routes = aws
         .ec2
         .describe_route_tables()
@@ -169,9 +166,5 @@ async fn drift_shows_in_plan_and_up_repairs_it() -> anyhow::Result<()> {
             ),
         "default route via NAT restored"
     );
-
-    provisioner(&emu.endpoint, &["down", "-f", dev, "--yes"], LIMIT)
-        .await?
-        .expect_code(0, "down");
-    assert_nothing_left(aws, "dev").await
+    fixture.assert_converged_then_down("repair").await
 }

@@ -97,7 +97,7 @@ async fn lost_responses_leave_nothing_the_next_up_cannot_adopt() -> anyhow::Resu
     // Creates are never re-sent blindly after a 5xx: `ResourceTask` re-finds by tag and
     // adopts; IAM adopts a role/profile under the environment's path.
     let fixture = Dev::start().await?;
-    let (emu, aws, dev) = (&fixture.emu, &fixture.aws, fixture.template());
+    let (emu, aws) = (&fixture.emu, &fixture.aws);
     let up_args = fixture.up_args();
     let proxy = FaultProxy::start(
         &emu.endpoint,
@@ -132,19 +132,7 @@ async fn lost_responses_leave_nothing_the_next_up_cannot_adopt() -> anyhow::Resu
         0,
         "up after lost responses (must adopt what the lost calls created)",
     );
-    provisioner(&emu.endpoint, &["plan", "-f", dev], LIMIT)
-        .await?
-        .expect_code(0, "plan after recovery");
-    let inv = aws.inventory("dev").await?;
-    assert!(
-        inv.duplicates().is_empty(),
-        "duplicates: {:?}",
-        inv.duplicates()
-    );
-    provisioner(&emu.endpoint, &["down", "-f", dev, "--yes"], LIMIT)
-        .await?
-        .expect_code(0, "down");
-    assert_nothing_left(aws, "dev").await
+    fixture.assert_converged_then_down("recovery").await
 }
 
 /// A crash between `iam:CreateRole` and `iam:CreateInstanceProfile` leaves a role and no
@@ -153,7 +141,7 @@ async fn lost_responses_leave_nothing_the_next_up_cannot_adopt() -> anyhow::Resu
 #[tokio::test]
 async fn a_role_left_by_a_crash_is_adopted_and_a_foreign_one_is_not() -> anyhow::Result<()> {
     let fixture = Dev::start().await?;
-    let (emu, aws, dev) = (&fixture.emu, &fixture.aws, fixture.template());
+    let (emu, aws) = (&fixture.emu, &fixture.aws);
     let up_args = fixture.up_args();
     let assume = provisioner::bootstrap::instance_assume_role_policy().to_string();
     // What a crash right after CreateRole leaves: the role, under the env's path, no profile.
@@ -189,13 +177,7 @@ async fn a_role_left_by_a_crash_is_adopted_and_a_foreign_one_is_not() -> anyhow:
     let inv = aws.inventory("dev").await?;
     assert!(inv.duplicates().is_empty(), "{:?}", inv.duplicates());
     assert_eq!(inv.count("instance-profile"), inv.count("iam-role"));
-    provisioner(&emu.endpoint, &["plan", "-f", dev], LIMIT)
-        .await?
-        .expect_code(0, "plan after adopting");
-    provisioner(&emu.endpoint, &["down", "-f", dev, "--yes"], LIMIT)
-        .await?
-        .expect_code(0, "down");
-    assert_nothing_left(aws, "dev").await
+    fixture.assert_converged_then_down("adopting").await
 }
 
 /// `up` creates a pool's role and instance profile at once, so a failure or a crash can

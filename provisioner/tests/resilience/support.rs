@@ -56,6 +56,25 @@ impl Dev {
         &self.template
     }
 
+    /// Converged exactly once: `plan` has nothing to do (`when` says after what) and nothing
+    /// is duplicated; then `down` exits 0 and leaves nothing of the environment.
+    pub async fn assert_converged_then_down(&self, when: &str) -> Result<()> {
+        let endpoint = &self.emu.endpoint;
+        provisioner(endpoint, &["plan", "-f", &self.template], LIMIT)
+            .await?
+            .expect_code(0, &format!("plan after {when}"));
+        let inv = self.aws.inventory("dev").await?;
+        assert!(
+            inv.duplicates().is_empty(),
+            "duplicates after {when}: {:?}",
+            inv.duplicates()
+        );
+        provisioner(endpoint, &["down", "-f", &self.template, "--yes"], LIMIT)
+            .await?
+            .expect_code(0, "down");
+        assert_nothing_left(&self.aws, "dev").await
+    }
+
     /// `up -f dev.yaml --yes --manifests-out DIR`.
     pub fn up_args(&self) -> [&str; 6] {
         [
