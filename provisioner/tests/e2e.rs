@@ -95,3 +95,17 @@ pub async fn raw_conf(guard: &harness::EmulatorGuard) -> aws_config::SdkConfig {
 pub fn no_progress() -> impl Fn(String) + Sync {
     |_line: String| {}
 }
+
+/// A VPC made by hand, tagged for no environment (someone else's); its id.
+pub async fn untagged_vpc(ec2: &aws_sdk_ec2::Client, cidr: &str) -> String {
+    ec2.create_vpc()
+        .cidr_block(cidr)
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_string()
+}

@@ -391,17 +391,7 @@ dns:
     };
     let (main, other) = (vpc_id("main").await, vpc_id("other").await);
     // Someone else's VPC, associated by hand.
-    let foreign = ec2
-        .create_vpc()
-        .cidr_block("10.99.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc()
-        .unwrap()
-        .vpc_id()
-        .unwrap()
-        .to_string();
+    let foreign = crate::untagged_vpc(&ec2, "10.99.0.0/16").await;
     r53.associate_vpc_with_hosted_zone()
         .hosted_zone_id(&zone)
         .vpc(

@@ -63,17 +63,7 @@ async fn down_spares_everything_not_tagged_for_the_env() {
         .collect();
     assert!(!default_vpcs.is_empty(), "moto pre-creates a default VPC");
     // A VPC someone made by hand (untagged), and one of another environment.
-    let stranger = ec2
-        .create_vpc()
-        .cidr_block("10.50.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc()
-        .unwrap()
-        .vpc_id()
-        .unwrap()
-        .to_string();
+    let stranger = crate::untagged_vpc(&ec2, "10.50.0.0/16").await;
     let neighbour = ec2
         .create_vpc()
         .cidr_block("10.60.0.0/16")
