@@ -1,11 +1,17 @@
+pub mod args;
+pub mod artifacts;
 pub mod aws;
 pub mod bootstrap;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod emulator;
 pub mod engine;
 pub mod faultproxy;
 pub mod k8s;
+pub mod model;
 pub mod naming;
+pub mod resolve;
 pub mod resources;
+pub mod session;
 pub mod template;

@@ -89,6 +89,8 @@ impl EmulatorGuard {
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_DEFAULT_REGION", "us-east-1".into()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            // A bare moto boots no instance: `up` looks once for a node's sign of life.
+            ("PROVISIONER_BOOT_TIMEOUT", "0".into()),
         ]
     }
 }

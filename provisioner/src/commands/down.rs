@@ -16,12 +16,12 @@ use anyhow::Result;
 use futures::future::BoxFuture;
 use serde::Serialize;
 
-use super::plan::connect;
 use crate::aws::api::*;
 use crate::aws::Cloud;
-use crate::cli::Config;
+use crate::config::Config;
 use crate::engine::teardown::{delete_in_rounds, Deleted, Doomed, TeardownOptions};
 use crate::engine::{CloudError, TaskKey};
+use crate::session::connect;
 
 /// What was found for this environment, keyed `kind/cloud-id`, with a label for humans.
 #[derive(Debug, Default, Clone, Serialize)]

@@ -1,6 +1,6 @@
 //! `provisioner graph -f TEMPLATE [--format dot|mermaid]`: the dependency
 //! graph of what `up` converges — the engine's own task graph, built by
-//! [`crate::resources::build`] exactly as `plan`/`up` build it — as Graphviz
+//! [`crate::model::build`] exactly as `plan`/`up` build it — as Graphviz
 //! DOT or a Mermaid flowchart. Edges point from a resource to what it depends
 //! on. No AWS call is made (AMIs show as "resolved at up").
 
@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::{Config, GraphFormat};
+use crate::config::{Config, GraphFormat};
 use crate::engine::executor::graph_of;
 use crate::engine::Graph;
 use crate::template::Environment;
@@ -45,7 +45,7 @@ pub fn plan_graph(env: &Environment) -> Result<Graph> {
         .iter()
         .map(|p| (p.name.to_string(), "(resolved at up)".to_owned()))
         .collect();
-    let tasks = crate::resources::build(env, &amis);
+    let tasks = crate::model::build(env, &amis);
     Ok(graph_of(&tasks)?)
 }
 

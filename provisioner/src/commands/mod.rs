@@ -1,5 +1,5 @@
 //! Subcommand bodies. Each exposes
-//! `pub async fn run(cfg: &crate::cli::Config, env: &crate::template::Environment)
+//! `pub async fn run(cfg: &crate::config::Config, env: &crate::template::Environment)
 //! -> anyhow::Result<std::process::ExitCode>`, dispatched by [`crate::cli`].
 //! (Owners add their own `pub mod` line here.)
 

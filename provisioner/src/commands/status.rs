@@ -7,10 +7,10 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::down::discover;
-use super::plan::connect;
 use crate::aws::api::*;
 use crate::aws::Cloud;
-use crate::cli::{Config, OutputFormat};
+use crate::config::{Config, OutputFormat};
+use crate::session::connect;
 
 #[derive(Debug, Serialize)]
 pub struct Status {

@@ -10,12 +10,14 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use super::plan::{connect, exec_options, plan, render_text, services, summarise, tasks};
 use crate::aws::api::*;
 use crate::aws::Cloud;
-use crate::cli::Config;
+use crate::config::Config;
 use crate::engine::executor::{execute, Event};
 use crate::engine::{Action, Mode};
+use crate::k8s::deploy::ClusterAccess;
+use crate::k8s::render::WorkloadOptions;
+use crate::session::{connect, exec_options, plan, render_text, services, summarise, tasks};
 use crate::template::Environment;
 
 #[derive(Debug, Serialize)]
@@ -166,84 +168,138 @@ pub async fn run(cfg: &Config, env: &Environment) -> Result<ExitCode> {
 
 // ---- Kubernetes: k3s readiness and the workload (see `crate::k8s::deploy`) -------------------
 
-/// After the AWS side converged: on real AWS wait for k3s (kubeconfig published, `/readyz`
-/// through the NLB, nodes Ready), apply the workload and wait until a nearby search answers
-/// through the public name; on the emulator say that instances never boot, then deploy to
-/// `--kubeconfig` if given, else write the rendered manifests to `--manifests-out`.
+/// After the AWS side converged, the same path wherever the endpoint is: find the load
+/// balancers (a fresh listing: the one cached before converge predates them), wait for a node
+/// to publish the cluster's kubeconfig, apply the workload, wait until a nearby search answers
+/// through the ALB. Where no instance ran its user-data within `--boot-timeout`, say so and
+/// deploy to the cluster of an existing `--kubeconfig` file if one is given, else write the
+/// rendered workload to `--manifests-out`; that is an error only when `up` was told to wait.
 async fn deploy_workload(cfg: &Config, cloud: &Cloud, env: &Environment) -> Result<()> {
-    use crate::bootstrap::{public_record_name, Endpoints};
-    use crate::k8s::deploy::{deploy, DeployOptions, DeployOutcome, DeployTarget};
-    use crate::k8s::kubeconfig::WriteMode;
-    use crate::k8s::render::WorkloadOptions;
-    use crate::template::LbKind;
+    use crate::k8s::deploy::{deploy, DeployOptions, DeployOutcome, NO_NODES_NOTICE};
 
     let opts = DeployOptions {
         workload: WorkloadOptions {
             image: cfg.image.clone(),
             ..WorkloadOptions::default()
         },
-        manifests_out: cfg.manifests_out.clone(),
+        boot_timeout: cfg.boot_timeout,
+        resolver: cfg.resolver.clone(),
         ..DeployOptions::default()
     };
-    let target = if cloud.is_emulator() {
-        DeployTarget::Emulator {
-            kubeconfig: cfg.kubeconfig.clone(),
-        }
-    } else {
-        let lbs = cloud.load_balancers().await?;
-        let dns_of = |kind: LbKind| -> Result<String> {
-            let placement = env.load_balancer(kind).with_context(|| {
-                format!("k3s and the service need the template's {kind} (load_balancers.{kind})")
-            })?;
-            lbs.iter()
-                .find(|lb| {
-                    lb.tags.get(crate::aws::TAG_ENV) == Some(&cloud.env)
-                        && lb.tags.get(crate::aws::TAG_NAME).map(String::as_str)
-                            == Some(placement.name.as_str())
-                })
-                .map(|lb| lb.dns_name.clone())
-                .with_context(|| format!("the {kind} `{}` was not found after up", placement.name))
-        };
-        let nlb_dns = dns_of(LbKind::Nlb)?;
-        let public = match public_record_name(env) {
-            Some(name) => name,
-            None => dns_of(LbKind::Alb)?,
-        };
-        DeployTarget::Aws {
-            secrets: cloud,
-            endpoints: Endpoints::for_env(env, &nlb_dns),
-            public_url: format!("http://{public}"),
-            kubeconfig_out: cfg.kubeconfig.clone().map(|p| {
-                let mode = if p.exists() {
-                    WriteMode::Merge
-                } else {
-                    WriteMode::Replace
-                };
-                (p, mode)
-            }),
-        }
-    };
+    if env.node_pools.is_empty() {
+        eprintln!("the template has no node_pools, so there is no cluster to deploy to");
+        return render_instead(cfg, env, &opts.workload);
+    }
+    let access = cluster_access(cfg, cloud, env).await?;
     let mut progress = |line: &str| eprintln!("{line}");
-    match deploy(env, target, &opts, &mut progress).await? {
+    match deploy(env, access, &opts, &mut progress).await? {
         DeployOutcome::Applied { report, serving_at } => {
             println!(
                 "workload: {} objects applied, {} pruned",
                 report.applied.len(),
                 report.pruned.len()
             );
-            if let Some(url) = serving_at {
-                println!("serving: {url}{}", crate::k8s::deploy::SMOKE_QUERY);
+            println!("serving: {serving_at}{}", crate::k8s::deploy::SMOKE_QUERY);
+            Ok(())
+        }
+        DeployOutcome::NoNodes { waited } => {
+            eprintln!("{NO_NODES_NOTICE}");
+            if let Some(path) = cfg.kubeconfig.as_ref().filter(|p| p.is_file()) {
+                eprintln!("deploying to the cluster of {} instead", path.display());
+                let client = crate::k8s::kubeconfig::client_from_file(path).await?;
+                let workload = crate::k8s::render::Workload::from_env(env, &opts.workload)?;
+                let report = crate::k8s::deploy::apply_workload(
+                    client,
+                    &workload,
+                    &opts.wait,
+                    &mut progress,
+                )
+                .await?;
+                println!(
+                    "workload: {} objects applied, {} pruned",
+                    report.applied.len(),
+                    report.pruned.len()
+                );
+            } else {
+                render_instead(cfg, env, &opts.workload)?;
+            }
+            if cfg.boot_timeout.is_zero() {
+                Ok(())
+            } else {
+                bail!(
+                    "no instance of {} ran its user-data within {}s of up (--boot-timeout); \
+                     check the Auto Scaling groups' activity and the instances' console output",
+                    env.name,
+                    waited.as_secs()
+                )
             }
         }
-        DeployOutcome::Rendered { dir, files } => {
-            println!(
-                "workload: {} files rendered (manifests, user-data, IAM policies) to {}",
-                files.len(),
-                dir.display()
-            );
-        }
     }
+}
+
+/// Writes the rendered workload, user-data and policies where `--manifests-out` says.
+fn render_instead(cfg: &Config, env: &Environment, workload: &WorkloadOptions) -> Result<()> {
+    let dir = cfg
+        .manifests_out
+        .clone()
+        .unwrap_or_else(|| std::path::Path::new("rendered").join(env.name.as_str()));
+    let rendered = crate::artifacts::render_all(env, workload, &dir)?;
+    for p in &rendered.problems {
+        eprintln!("warning: {p}");
+    }
+    eprintln!(
+        "no cluster to deploy to: wrote {} rendered files (manifests/, userdata/, iam/) to {} \
+         — Secret values REDACTED (a deploy to a cluster generates them)",
+        rendered.files.len(),
+        dir.display()
+    );
+    println!(
+        "workload: {} files rendered (manifests, user-data, IAM policies) to {}",
+        rendered.files.len(),
+        dir.display()
+    );
     Ok(())
+}
+
+/// The NLB and ALB names from a fresh listing, the public record, where the kubeconfig goes.
+async fn cluster_access<'a>(
+    cfg: &Config,
+    cloud: &'a Cloud,
+    env: &Environment,
+) -> Result<ClusterAccess<'a, Cloud>> {
+    use crate::bootstrap::{public_record_name, Endpoints};
+    use crate::k8s::kubeconfig::WriteMode;
+    use crate::template::LbKind;
+
+    cloud.inventory.clear();
+    let lbs = cloud.load_balancers().await?;
+    let dns_of = |kind: LbKind| -> Result<String> {
+        let placement = env.load_balancer(kind).with_context(|| {
+            format!("k3s and the service need the template's {kind} (load_balancers.{kind})")
+        })?;
+        lbs.iter()
+            .find(|lb| {
+                lb.tags.get(crate::aws::TAG_ENV) == Some(&cloud.env)
+                    && lb.tags.get(crate::aws::TAG_NAME).map(String::as_str)
+                        == Some(placement.name.as_str())
+            })
+            .map(|lb| lb.dns_name.clone())
+            .with_context(|| format!("the {kind} `{}` was not found after up", placement.name))
+    };
+    Ok(ClusterAccess {
+        secrets: cloud,
+        endpoints: Endpoints::for_env(env, &dns_of(LbKind::Nlb)?),
+        service_url: format!("http://{}", dns_of(LbKind::Alb)?),
+        public_name: public_record_name(env),
+        kubeconfig_out: cfg.kubeconfig.clone().map(|p| {
+            let mode = if p.exists() {
+                WriteMode::Merge
+            } else {
+                WriteMode::Replace
+            };
+            (p, mode)
+        }),
+    })
 }
 
 /// Progress on a terminal: finished resources scroll by, one status line at the bottom is

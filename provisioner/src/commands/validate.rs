@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::{Config, OutputFormat};
+use crate::config::{Config, OutputFormat};
 use crate::template::{Environment, SubnetKind};
 
 pub async fn run(cfg: &Config, env: &Environment) -> Result<ExitCode> {

@@ -1,23 +1,23 @@
 //! The Kubernetes half of `provisioner up`: after the AWS environment has converged, bring
-//! the workload up and finish only when it serves.
+//! the workload up and finish only when it serves. One path wherever the endpoint is:
 //!
-//! **For `commands/up.rs`:** call [`deploy`] after the engine's converge, with
-//! [`DeployTarget::Aws`] on real AWS and [`DeployTarget::Emulator`] when the endpoint is not
-//! AWS (`--local`, `--endpoint-url`, `AWS_ENDPOINT_URL`). Progress lines go to the
-//! `progress` callback (print them; they are plain text).
+//! 1. wait for a node to run its user-data: the first k3s server's init lock, then the
+//!    kubeconfig it publishes (SSM). An environment where no instance ever boots (a bare
+//!    emulator) shows neither: after [`DeployOptions::boot_timeout`] (0 with `--local`: the
+//!    moto `up` started itself boots nothing) this ends with [`DeployOutcome::NoNodes`] and the
+//!    caller says so and renders the workload instead;
+//! 2. the API's `/readyz` through the NLB and the expected number of Ready nodes;
+//! 3. write the kubeconfig for the user, apply the workload (server-side apply, prune), wait
+//!    for every rollout;
+//! 4. a nearby search through the ALB's own name (the public record is reported separately:
+//!    a new public zone answers only once it is delegated).
 //!
-//! On real AWS: wait for the kubeconfig the first server publishes in SSM, for the API's
-//! `/readyz` through the NLB, for the expected number of Ready nodes (each with a deadline),
-//! write the kubeconfig for the user, apply the workload (server-side apply, prune), wait for
-//! every rollout, then wait until a nearby search answers through the public name.
-//!
-//! On the emulator: instances never boot, so k3s cannot come up; say so, then deploy to the
-//! `--kubeconfig` cluster if one is given, else write the rendered manifests to
-//! `--manifests-out` (default `./rendered/<env>`).
+//! Every connection to the cluster and the service goes where the [`Resolver`] says
+//! (`--resolve`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -29,33 +29,29 @@ use super::apply::{parse_documents, Applier, ApplyReport, WaitConfig};
 use super::kubeconfig::{self, WriteMode};
 use super::render::{self, SecretValues, Workload, WorkloadOptions, WorkloadSecrets, SECRET_NAMES};
 use crate::bootstrap::{Endpoints, ParameterNames};
+use crate::resolve::Resolver;
 use crate::template::model::Environment;
 
-/// Reads the kubeconfig the first k3s server published (a SecureString). Implemented over
-/// SSM by `crate::aws::ssm_secrets`; tests may use anything.
+/// Reads the parameters the k3s servers publish (the kubeconfig is a SecureString).
+/// Implemented over SSM by `crate::aws::ssm_secrets`; tests may use anything.
 pub trait PublishedKubeconfig {
     /// The parameter's decrypted value, `None` while it does not exist.
     fn fetch(&self, parameter: &str)
         -> impl Future<Output = anyhow::Result<Option<String>>> + Send;
 }
 
-/// Where the workload goes.
-pub enum DeployTarget<'a, S> {
-    /// Real AWS: the instances boot k3s.
-    Aws {
-        /// Reads the published kubeconfig.
-        secrets: &'a S,
-        endpoints: Endpoints,
-        /// Base URL of the service through the public name (`http://<record or ALB DNS>`).
-        public_url: String,
-        /// Also write the kubeconfig here (replace, or merge as context `provisioner-<env>`).
-        kubeconfig_out: Option<(PathBuf, WriteMode)>,
-    },
-    /// The emulator: no instance ever boots.
-    Emulator {
-        /// `--kubeconfig`: a cluster to deploy to instead.
-        kubeconfig: Option<PathBuf>,
-    },
+/// How to reach the environment's cluster and service.
+pub struct ClusterAccess<'a, S> {
+    /// Reads the published kubeconfig.
+    pub secrets: &'a S,
+    pub endpoints: Endpoints,
+    /// Base URL of the service through the ALB's own name (`http://<ALB DNS>`).
+    pub service_url: String,
+    /// The public record aliased to the ALB, when the template has one: reported after the
+    /// smoke search, not waited for.
+    pub public_name: Option<String>,
+    /// Also write the kubeconfig here (replace, or merge as context `provisioner-<env>`).
+    pub kubeconfig_out: Option<(PathBuf, WriteMode)>,
 }
 
 /// Deadlines and knobs of a deploy.
@@ -63,14 +59,17 @@ pub enum DeployTarget<'a, S> {
 pub struct DeployOptions {
     pub workload: WorkloadOptions,
     pub wait: WaitConfig,
+    /// How long to wait for the first sign that a node ran its user-data (the init lock or
+    /// the kubeconfig in SSM). 0: look once.
+    pub boot_timeout: Duration,
     /// Deadline for the cluster to come up (kubeconfig published, `/readyz`, nodes Ready).
     pub cluster_timeout: Duration,
-    /// Deadline for the first nearby search through the public name after the rollout.
+    /// Deadline for the first nearby search through the ALB after the rollout.
     pub serving_timeout: Duration,
-    /// Where the emulator path writes the rendered manifests (`./rendered/<env>` when `None`).
-    pub manifests_out: Option<PathBuf>,
     /// Pause between two probes while waiting.
     pub poll_interval: Duration,
+    /// `--resolve` overrides for the connections to the cluster and the service.
+    pub resolver: Resolver,
 }
 
 impl Default for DeployOptions {
@@ -78,10 +77,11 @@ impl Default for DeployOptions {
         Self {
             workload: WorkloadOptions::default(),
             wait: WaitConfig::default(),
+            boot_timeout: Duration::from_secs(15 * 60),
             cluster_timeout: Duration::from_secs(25 * 60),
             serving_timeout: Duration::from_secs(10 * 60),
-            manifests_out: None,
             poll_interval: Duration::from_secs(10),
+            resolver: Resolver::default(),
         }
     }
 }
@@ -89,91 +89,66 @@ impl Default for DeployOptions {
 /// What a deploy did.
 #[derive(Debug)]
 pub enum DeployOutcome {
-    /// Applied to a cluster (and, on AWS, serving through `public_url`).
+    /// Applied to the cluster, and serving through `serving_at`.
     Applied {
         report: ApplyReport,
-        serving_at: Option<String>,
+        serving_at: String,
     },
-    /// Emulator without a cluster: manifests written here (secrets redacted).
-    Rendered { dir: PathBuf, files: Vec<PathBuf> },
+    /// No node ran its user-data within the boot timeout: nothing was applied.
+    NoNodes { waited: Duration },
 }
 
-/// The message the emulator path prints first.
-pub const EMULATOR_NOTICE: &str =
-    "the AWS emulator cannot boot EC2 instances, so k3s never comes up there: \
-     no cluster was bootstrapped";
+/// What `up` says when no node ran its user-data and it was not to wait for one.
+pub const NO_NODES_NOTICE: &str =
+    "no instance of this environment has run its user-data (an emulator such as moto or \
+     LocalStack's free edition never boots EC2 instances), so k3s never came up: no cluster \
+     was bootstrapped";
 
-/// Brings the workload of `env` up on `target`. See the module docs.
+/// Brings the workload of `env` up through `access`. See the module docs.
 pub async fn deploy<S: PublishedKubeconfig + Sync>(
     env: &Environment,
-    target: DeployTarget<'_, S>,
+    access: ClusterAccess<'_, S>,
     opts: &DeployOptions,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> anyhow::Result<DeployOutcome> {
     let workload = Workload::from_env(env, &opts.workload)?;
-    match target {
-        DeployTarget::Emulator { kubeconfig } => {
-            progress(EMULATOR_NOTICE);
-            match kubeconfig {
-                Some(path) => {
-                    progress(&format!("deploying to the cluster of {}", path.display()));
-                    let client = kubeconfig::client_from_file(&path).await?;
-                    let report = apply_workload(client, &workload, &opts.wait, progress).await?;
-                    Ok(DeployOutcome::Applied {
-                        report,
-                        serving_at: None,
-                    })
-                }
-                None => {
-                    let dir = opts
-                        .manifests_out
-                        .clone()
-                        .unwrap_or_else(|| Path::new("rendered").join(env.name.as_str()));
-                    let rendered = crate::commands::render::render_all(env, &opts.workload, &dir)?;
-                    for p in &rendered.problems {
-                        progress(&format!("warning: {p}"));
-                    }
-                    progress(&format!(
-                        "no cluster to deploy to (no --kubeconfig): wrote {} rendered files (manifests/, userdata/, iam/) to {} \
-                         — Secret values REDACTED (a deploy to a cluster generates them)",
-                        rendered.files.len(),
-                        dir.display()
-                    ));
-                    Ok(DeployOutcome::Rendered {
-                        dir,
-                        files: rendered.files,
-                    })
-                }
-            }
-        }
-        DeployTarget::Aws {
-            secrets,
-            endpoints,
-            public_url,
-            kubeconfig_out,
-        } => {
-            let client =
-                wait_for_cluster(env, secrets, &endpoints, kubeconfig_out, opts, progress).await?;
-            let report = apply_workload(client, &workload, &opts.wait, progress).await?;
-            wait_for_serving(&public_url, opts, progress).await?;
-            Ok(DeployOutcome::Applied {
-                report,
-                serving_at: Some(public_url),
-            })
-        }
+    let started = Instant::now();
+    let Some(published) = wait_for_kubeconfig(env, access.secrets, opts, progress).await? else {
+        return Ok(DeployOutcome::NoNodes {
+            waited: started.elapsed(),
+        });
+    };
+    let remaining = opts.cluster_timeout.saturating_sub(started.elapsed());
+    let client = connect_cluster(env, &published, &access, opts, progress).await?;
+    let expected: u32 = env.node_pools.iter().map(|p| p.desired).sum();
+    wait_until_ready(&client, expected, remaining, opts.poll_interval, progress).await?;
+    let report = apply_workload(client, &workload, &opts.wait, progress).await?;
+    wait_for_serving(&access.service_url, opts, progress).await?;
+    if let Some(name) = &access.public_name {
+        progress(&public_name_status(name, &opts.resolver).await);
     }
+    Ok(DeployOutcome::Applied {
+        report,
+        serving_at: access.service_url,
+    })
 }
 
-/// Writes every manifest, secrets REDACTED, into `dir`.
-pub fn write_manifests(workload: &Workload, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut files = Vec::new();
-    for m in render::render_manifests(workload, SecretValues::Redacted)? {
-        let path = dir.join(m.file_name);
-        std::fs::write(&path, &m.yaml).with_context(|| format!("writing {}", path.display()))?;
-        files.push(path);
+/// Whether the public record resolves yet (a new public zone answers only once its parent
+/// delegates to it).
+async fn public_name_status(name: &str, resolver: &Resolver) -> String {
+    if resolver.lookup(name, 80).is_some() {
+        return format!("public name: {name} (mapped by --resolve)");
     }
-    Ok(files)
+    let resolves = tokio::net::lookup_host((name, 80))
+        .await
+        .is_ok_and(|mut addrs| addrs.next().is_some());
+    match resolves {
+        true => format!("public name: {name} resolves"),
+        false => format!(
+            "public name: {name} does not resolve yet: delegate the zone to its Route 53 name \
+             servers; the service answers at the ALB's name meanwhile"
+        ),
+    }
 }
 
 /// Renders the workload with real secrets (kept from the cluster when they exist), applies
@@ -273,51 +248,87 @@ where
     }
 }
 
-async fn wait_for_cluster<S: PublishedKubeconfig + Sync>(
+/// Waits for the kubeconfig the first server publishes; `None` when no node showed a sign of
+/// its user-data (the init lock or the kubeconfig) within the boot timeout.
+async fn wait_for_kubeconfig<S: PublishedKubeconfig + Sync>(
     env: &Environment,
     secrets: &S,
-    endpoints: &Endpoints,
-    kubeconfig_out: Option<(PathBuf, WriteMode)>,
+    opts: &DeployOptions,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> anyhow::Result<Option<String>> {
+    let names = ParameterNames::new(&env.name);
+    let (kubeconfig, lock) = (names.kubeconfig(), names.init_lock());
+    let started = Instant::now();
+    let mut booted = false;
+    let mut last = String::new();
+    loop {
+        if let Some(v) = secrets.fetch(&kubeconfig).await? {
+            progress(&format!("kubeconfig published to {kubeconfig}"));
+            return Ok(Some(v));
+        }
+        let note = match secrets.fetch(&lock).await? {
+            Some(holder) => {
+                booted = true;
+                format!("server {holder} holds {lock} and is initialising the cluster")
+            }
+            None => format!("no k3s server has taken {lock} yet"),
+        };
+        if note != last {
+            progress(&format!(
+                "waiting for the first k3s server to publish its kubeconfig: {note} ({}s)",
+                started.elapsed().as_secs()
+            ));
+            last = note;
+        }
+        let elapsed = started.elapsed();
+        if !booted && elapsed >= opts.boot_timeout {
+            return Ok(None);
+        }
+        if elapsed >= opts.cluster_timeout {
+            anyhow::bail!(
+                "the first k3s server did not publish {kubeconfig} within {}s (last: {last})",
+                opts.cluster_timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(opts.poll_interval).await;
+    }
+}
+
+/// A client for the published kubeconfig through the NLB (where `--resolve` says); the
+/// kubeconfig is written for the user first, if asked.
+async fn connect_cluster<S>(
+    env: &Environment,
+    published: &str,
+    access: &ClusterAccess<'_, S>,
     opts: &DeployOptions,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> anyhow::Result<Client> {
-    let started = Instant::now();
-    let remaining = || opts.cluster_timeout.saturating_sub(started.elapsed());
-    let parameter = ParameterNames::new(&env.name).kubeconfig();
-    let published = poll(
-        "the first k3s server to publish its kubeconfig",
-        remaining(),
-        opts.poll_interval,
-        progress,
-        || async {
-            match secrets.fetch(&parameter).await {
-                Ok(Some(v)) => Ok(v),
-                Ok(None) => Err(format!("{parameter} does not exist yet")),
-                Err(e) => Err(format!("{e:#}")),
-            }
-        },
-    )
-    .await?;
-    let mut kc = kubeconfig::normalise(&published, env.name.as_str())?;
-    let nlb_url = format!("https://{}:6443", endpoints.nlb_dns);
+    let mut kc = kubeconfig::normalise(published, env.name.as_str())?;
+    let nlb_url = format!("https://{}:6443", access.endpoints.nlb_dns);
     if env.dns.as_ref().is_some_and(|d| d.private) {
         // The API name lives in a private zone: from outside the VPC only the NLB resolves.
         for c in kc.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
             c.server = Some(nlb_url.clone());
         }
     }
-    if let Some((path, mode)) = kubeconfig_out {
-        kubeconfig::write(&kc, &path, mode)?;
+    if let Some((path, mode)) = &access.kubeconfig_out {
+        kubeconfig::write(&kc, path, *mode)?;
         progress(&format!(
             "kubeconfig written to {} (context {})",
             path.display(),
             kubeconfig::context_name(env.name.as_str())
         ));
     }
-    let client = kubeconfig::client(&kc, Some(&nlb_url)).await?;
-    let expected: u32 = env.node_pools.iter().map(|p| p.desired).sum();
-    wait_until_ready(&client, expected, remaining(), opts.poll_interval, progress).await?;
-    Ok(client)
+    let (server, tls_name) = opts
+        .resolver
+        .rewrite_url(&nlb_url)
+        .map_err(anyhow::Error::msg)?;
+    if tls_name.is_some() {
+        progress(&format!(
+            "the API at {nlb_url} is reached at {server} (--resolve)"
+        ));
+    }
+    Ok(kubeconfig::client_at(&kc, &server, tls_name.as_deref()).await?)
 }
 
 /// Waits for the API's `/readyz` to say `ok`, then for `expected` Ready nodes, within
@@ -386,19 +397,28 @@ fn node_ready(n: &Node) -> bool {
 /// A nearby search around Paris (GeoNames has it), the proof that the whole path serves.
 pub const SMOKE_QUERY: &str = "/v1/search/nearby?lat=48.8566&lng=2.3522&radius=5000";
 
-/// Waits until [`SMOKE_QUERY`] answers 2xx at `public_url`, within `opts.serving_timeout`.
+/// Whether `body` is a nearby-search answer: a JSON object with a `total` count and a
+/// `results` array.
+pub fn is_search_answer(body: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(body).is_ok_and(|v| {
+        v.get("results").is_some_and(|r| r.is_array()) && v.get("total").is_some_and(|t| t.is_u64())
+    })
+}
+
+/// Waits until [`SMOKE_QUERY`] at `public_url` answers 2xx with a nearby-search answer,
+/// within `opts.serving_timeout`.
 pub async fn wait_for_serving(
     public_url: &str,
     opts: &DeployOptions,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> anyhow::Result<()> {
     let url = format!("{}{SMOKE_QUERY}", public_url.trim_end_matches('/'));
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
+    let http = opts
+        .resolver
+        .http_client(&url, Duration::from_secs(10))
         .context("building the HTTP client")?;
     poll(
-        "a nearby search through the public name",
+        "a nearby search through the ALB",
         opts.serving_timeout,
         opts.poll_interval,
         progress,
@@ -407,10 +427,14 @@ pub async fn wait_for_serving(
             let url = url.clone();
             async move {
                 let resp = http.get(&url).send().await.map_err(|e| e.to_string())?;
-                if resp.status().is_success() {
-                    Ok(())
+                let status = resp.status();
+                let body = resp.text().await.map_err(|e| e.to_string())?;
+                if !status.is_success() {
+                    Err(format!("{url} answered {status}"))
+                } else if !is_search_answer(&body) {
+                    Err(format!("{url} answered {status}, but not a nearby search"))
                 } else {
-                    Err(format!("{url} answered {}", resp.status()))
+                    Ok(())
                 }
             }
         },

@@ -138,6 +138,25 @@ pub async fn client(kc: &Kubeconfig, server: Option<&str>) -> Result<Client, Kub
     Client::try_from(config).map_err(|e| KubeconfigError::Client(e.to_string()))
 }
 
+/// A client for `kc` that connects to `server` while TLS checks the certificate for
+/// `tls_server_name` (a `--resolve` override: kubeconfig's `tls-server-name`).
+pub async fn client_at(
+    kc: &Kubeconfig,
+    server: &str,
+    tls_server_name: Option<&str>,
+) -> Result<Client, KubeconfigError> {
+    let mut config = Config::from_custom_kubeconfig(kc.clone(), &KubeConfigOptions::default())
+        .await
+        .map_err(|e| KubeconfigError::Client(e.to_string()))?;
+    config.cluster_url = server
+        .parse()
+        .map_err(|e| KubeconfigError::Client(format!("server URL `{server}`: {e}")))?;
+    if let Some(name) = tls_server_name {
+        config.tls_server_name = Some(name.to_string());
+    }
+    Client::try_from(config).map_err(|e| KubeconfigError::Client(e.to_string()))
+}
+
 /// A client from a kubeconfig file the user gave (`--kubeconfig`), its current context.
 pub async fn client_from_file(path: &Path) -> Result<Client, KubeconfigError> {
     let kc = Kubeconfig::read_from(path).map_err(|e| KubeconfigError::File {

@@ -14,6 +14,7 @@ use crate::aws::ec2::{RouteInfo, RouteTableInfo};
 use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
 
 /// Where a route goes: a task whose `id` output is the target (igw attachment, nat, peering).
+#[derive(Clone)]
 pub struct RouteSpec {
     pub destination: String,
     pub target: TaskKey,

@@ -1,57 +1,141 @@
-//! `up` on the emulator: it says plainly that k3s cannot come up, and without
-//! `--kubeconfig` writes the rendered bundle instead.
+//! `up`'s Kubernetes half, one path wherever the endpoint is: where no instance ever runs its
+//! user-data it stops at the boot timeout (and `up` renders the workload instead); a server
+//! that took the init lock keeps it waiting; the cluster is up when `/readyz` and the nodes
+//! say so; serving means a nearby-search answer through the ALB, where `--resolve` says.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use provisioner::k8s::deploy::{
-    deploy, DeployOptions, DeployOutcome, DeployTarget, PublishedKubeconfig, EMULATOR_NOTICE,
+    deploy, ClusterAccess, DeployOptions, DeployOutcome, PublishedKubeconfig,
 };
 
 use crate::common::{dev_env, repo_root};
 
-type Target<'a> = DeployTarget<'a, Unreachable>;
+/// SSM as the deploy sees it: the parameters that exist, and every name asked for.
+#[derive(Default)]
+struct Parameters {
+    values: Vec<(String, String)>,
+    asked: Mutex<Vec<String>>,
+}
 
-/// Never asked on the emulator path.
-struct Unreachable;
+impl PublishedKubeconfig for Parameters {
+    async fn fetch(&self, name: &str) -> anyhow::Result<Option<String>> {
+        self.asked.lock().unwrap().push(name.to_owned());
+        Ok(self
+            .values
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone()))
+    }
+}
 
-impl PublishedKubeconfig for Unreachable {
-    async fn fetch(&self, _: &str) -> anyhow::Result<Option<String>> {
-        panic!("the emulator path must not look for a published kubeconfig")
+fn access(secrets: &Parameters) -> ClusterAccess<'_, Parameters> {
+    let env = dev_env();
+    ClusterAccess {
+        secrets,
+        endpoints: provisioner::bootstrap::Endpoints::for_env(&env, "nlb.example"),
+        service_url: "http://alb.example".into(),
+        public_name: None,
+        kubeconfig_out: None,
     }
 }
 
 #[tokio::test]
-async fn on_the_emulator_without_a_cluster_the_rendered_bundle_is_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("rendered/dev");
+async fn where_no_instance_runs_its_user_data_the_deploy_stops_at_the_boot_timeout() {
+    let params = Parameters::default();
     let opts = DeployOptions {
-        manifests_out: Some(out.clone()),
+        boot_timeout: Duration::from_millis(150),
+        poll_interval: Duration::from_millis(10),
         ..DeployOptions::default()
     };
     let mut lines = Vec::new();
     let mut progress = |l: &str| lines.push(l.to_owned());
-    let outcome = deploy(
-        &dev_env(),
-        Target::Emulator { kubeconfig: None },
-        &opts,
-        &mut progress,
-    )
-    .await
-    .unwrap();
-    assert_eq!(lines[0], EMULATOR_NOTICE);
-    assert!(lines.last().unwrap().contains("REDACTED"), "{lines:?}");
-    let DeployOutcome::Rendered {
-        dir: written,
-        files,
-    } = outcome
-    else {
-        panic!("expected the rendered bundle");
+    let started = Instant::now();
+    let outcome = deploy(&dev_env(), access(&params), &opts, &mut progress)
+        .await
+        .unwrap();
+    let DeployOutcome::NoNodes { waited } = outcome else {
+        panic!("expected NoNodes, got {outcome:?}");
     };
-    assert_eq!(written, out);
+    assert!(waited >= Duration::from_millis(150), "{waited:?}");
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    let asked = params.asked.lock().unwrap().clone();
+    assert!(
+        asked.contains(&"/provisioner/dev/k3s/kubeconfig".to_string()),
+        "{asked:?}"
+    );
+    assert!(
+        asked.contains(&"/provisioner/dev/k3s/init-server".to_string()),
+        "{asked:?}"
+    );
+    assert!(asked.len() > 4, "it polled: {asked:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("no k3s server has taken")),
+        "{lines:?}"
+    );
+
+    // Told not to wait (`--local`, PROVISIONER_BOOT_TIMEOUT=0): it looks once.
+    let params = Parameters::default();
+    let opts = DeployOptions {
+        boot_timeout: Duration::ZERO,
+        ..DeployOptions::default()
+    };
+    let outcome = deploy(&dev_env(), access(&params), &opts, &mut |_: &str| {})
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, DeployOutcome::NoNodes { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(params.asked.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_server_holding_the_init_lock_keeps_up_waiting_for_its_kubeconfig() {
+    let params = Parameters {
+        values: vec![("/provisioner/dev/k3s/init-server".into(), "i-0abc".into())],
+        ..Parameters::default()
+    };
+    let opts = DeployOptions {
+        boot_timeout: Duration::ZERO,
+        cluster_timeout: Duration::from_millis(200),
+        poll_interval: Duration::from_millis(10),
+        ..DeployOptions::default()
+    };
+    let mut lines = Vec::new();
+    let mut progress = |l: &str| lines.push(l.to_owned());
+    let err = deploy(&dev_env(), access(&params), &opts, &mut progress)
+        .await
+        .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("did not publish /provisioner/dev/k3s/kubeconfig"),
+        "{msg}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("server i-0abc holds")),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_rendered_bundle_is_what_up_writes_where_no_cluster_comes_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rendered/dev");
+    let rendered =
+        provisioner::artifacts::render_all(&dev_env(), &Default::default(), &out).unwrap();
+    assert!(rendered.problems.is_empty(), "{:?}", rendered.problems);
     for f in [
         "manifests/30-proximity-service.yaml",
         "userdata/servers.sh",
         "iam/k3s-agent-policy.json",
     ] {
-        assert!(files.contains(&out.join(f)), "{f} missing from {files:?}");
+        assert!(
+            rendered.files.contains(&out.join(f)),
+            "{f} missing from {:?}",
+            rendered.files
+        );
     }
 }
 
@@ -62,25 +146,15 @@ async fn a_template_off_the_pinned_k3s_line_still_renders_manifests_and_says_why
     let mut env = provisioner::template::load(&path).unwrap().env;
     env.cluster.k3s_version = "v1.31.4+k3s1".into();
     let dir = tempfile::tempdir().unwrap();
-    let opts = DeployOptions {
-        manifests_out: Some(dir.path().to_owned()),
-        ..DeployOptions::default()
-    };
-    let mut lines = Vec::new();
-    let mut progress = |l: &str| lines.push(l.to_owned());
-    deploy(
-        &env,
-        Target::Emulator { kubeconfig: None },
-        &opts,
-        &mut progress,
-    )
-    .await
-    .unwrap();
+    let rendered =
+        provisioner::artifacts::render_all(&env, &Default::default(), dir.path()).unwrap();
     assert!(
-        lines
+        rendered
+            .problems
             .iter()
-            .any(|l| l.starts_with("warning: user-data of pool servers: cluster.k3s_version:")),
-        "{lines:?}"
+            .any(|l| l.starts_with("user-data of pool servers: cluster.k3s_version:")),
+        "{:?}",
+        rendered.problems
     );
     assert!(dir.path().join("manifests/00-namespace.yaml").is_file());
     assert!(!dir.path().join("userdata/servers.sh").exists());
@@ -180,23 +254,37 @@ async fn serving_means_a_nearby_search_answers_through_the_public_name() {
             let seen = seen.clone();
             async move {
                 seen.lock().unwrap().push(uri.to_string());
-                if calls.fetch_add(1, Ordering::SeqCst) < 2 {
-                    (
+                match calls.fetch_add(1, Ordering::SeqCst) {
+                    0 | 1 => (
                         axum::http::StatusCode::SERVICE_UNAVAILABLE,
                         "no healthy targets",
-                    )
-                } else {
-                    (axum::http::StatusCode::OK, "{\"results\":[]}")
+                    ),
+                    // A default backend that answers 200 is not the service.
+                    2 => (axum::http::StatusCode::OK, "<html>welcome</html>"),
+                    _ => (
+                        axum::http::StatusCode::OK,
+                        "{\"total\":0,\"results\":[],\"next_cursor\":null}",
+                    ),
                 }
             }
         })
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    // The ALB's name does not resolve here: `--resolve` maps it to the stand-in.
+    let url = "http://web-1234.us-east-1.elb.amazonaws.com".to_string();
+    let resolver = provisioner::resolve::Resolver::new(
+        &[format!(
+            "web-1234.us-east-1.elb.amazonaws.com:80:{}",
+            listener.local_addr().unwrap()
+        )],
+        None,
+    )
+    .unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let opts = DeployOptions {
         serving_timeout: std::time::Duration::from_secs(10),
         poll_interval: std::time::Duration::from_millis(10),
+        resolver,
         ..DeployOptions::default()
     };
     let mut lines = Vec::new();
@@ -205,7 +293,7 @@ async fn serving_means_a_nearby_search_answers_through_the_public_name() {
         .await
         .unwrap();
     server.abort();
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
     assert_eq!(
         seen.lock().unwrap()[0],
         provisioner::k8s::deploy::SMOKE_QUERY,
@@ -213,6 +301,10 @@ async fn serving_means_a_nearby_search_answers_through_the_public_name() {
     );
     assert!(
         lines.iter().any(|l| l.contains("answered 503")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("but not a nearby search")),
         "{lines:?}"
     );
     assert!(lines.last().unwrap().starts_with("serving: "), "{lines:?}");

@@ -124,6 +124,8 @@ pub fn command(endpoint: &str, args: &[&str]) -> tokio::process::Command {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        // A bare moto boots no instance: `up` looks once for a node's sign of life.
+        .env("PROVISIONER_BOOT_TIMEOUT", "0")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
