@@ -3,8 +3,8 @@
 # k3s AGENT bootstrap (EC2 user-data). Rendered by the provisioner (`bootstrap::user_data`)
 # with the environment's values; `provisioner render` writes the rendered copy.
 #
-# Agents join the HA control plane through the NLB on 6443 with the join token read at boot
-# from SSM Parameter Store.
+# Agents join the HA control plane through the NLB on 6443 with the agent token read at boot
+# from SSM Parameter Store; an agent's role cannot read the server token.
 set -eu
 
 ROLE=agent
@@ -12,7 +12,9 @@ ENV_NAME='@@ENV_NAME@@'
 POOL_NAME='@@POOL_NAME@@'
 K3S_VERSION='@@K3S_VERSION@@'
 NLB_DNS='@@NLB_DNS@@'
-TOKEN_PARAM='@@TOKEN_PARAM@@'
+AGENT_TOKEN_PARAM='@@AGENT_TOKEN_PARAM@@'
+K3S_MIRROR='@@K3S_MIRROR@@'
+K3S_AIRGAP_IMAGES='@@K3S_AIRGAP_IMAGES@@'
 NODE_LABELS='@@NODE_LABELS@@'
 
 # The renderer inlines k3s-common.sh in place of the next two lines.
@@ -34,7 +36,7 @@ write_agent_config() {
 main() {
     log "k3s $K3S_VERSION agent bootstrap for $ENV_NAME/$POOL_NAME"
     read_metadata
-    fetch_join_token
+    fetch_join_token "$AGENT_TOKEN_PARAM" token
     wait_for_api
     write_agent_config
     install_k3s agent

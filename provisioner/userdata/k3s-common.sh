@@ -8,6 +8,10 @@ umask 077
 ROOT="${K3S_BOOTSTRAP_ROOT:-}"
 IMDS_ENDPOINT="http://169.254.169.254"
 K3S_CONFIG_DIR="/etc/rancher/k3s"
+# Every curl is bounded: a connection that never opens, or a transfer that stalls, fails and is
+# retried by `retry` instead of hanging the boot. Downloads of the k3s binary get longer.
+CURL_BOUNDS="--connect-timeout 5 --max-time 30"
+CURL_DOWNLOAD_BOUNDS="--connect-timeout 10 --max-time 600"
 
 log() {
     printf '%s k3s-bootstrap[%s]: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$ROLE" "$*" >&2
@@ -35,12 +39,14 @@ retry() {
 
 # IMDSv2 only: a session token first, then every metadata read carries it.
 imds_session_token() {
-    curl -fsS -X PUT "$IMDS_ENDPOINT/latest/api/token" \
+    # shellcheck disable=SC2086
+    curl $CURL_BOUNDS -fsS -X PUT "$IMDS_ENDPOINT/latest/api/token" \
         -H 'X-aws-ec2-metadata-token-ttl-seconds: 21600'
 }
 
 imds() {
-    curl -fsS -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" "$IMDS_ENDPOINT/latest/meta-data/$1"
+    # shellcheck disable=SC2086
+    curl $CURL_BOUNDS -fsS -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" "$IMDS_ENDPOINT/latest/meta-data/$1"
 }
 
 read_metadata() {
@@ -72,15 +78,21 @@ aws_credentials() {
 
 # ssm_call ACTION BODY_FILE OUT_FILE: one SSM API call signed by curl (--aws-sigv4, curl >=
 # 7.75), so no AWS CLI is needed on the image. The credentials reach curl on stdin (`-K -`),
-# never on its command line. Prints the HTTP status; the answer is in OUT_FILE.
+# never on its command line. Prints the HTTP status; the answer is in OUT_FILE. Without role
+# credentials in the metadata it says so once and prints 000.
 ssm_call() {
     aws_credentials || {
+        if [ -z "${NO_CREDENTIALS_LOGGED:-}" ]; then
+            log "no instance role credentials in the metadata (iam/security-credentials/): is the instance profile attached?"
+            NO_CREDENTIALS_LOGGED=1
+        fi
         printf '000'
         return 0
     }
+    # shellcheck disable=SC2086
     printf 'user = "%s:%s"\nheader = "X-Amz-Security-Token: %s"\n' \
         "$AWS_KEY_ID" "$AWS_SECRET" "$AWS_SESSION" |
-        curl -sS -K - -o "$3" -w '%{http_code}' \
+        curl $CURL_BOUNDS -sS -K - -o "$3" -w '%{http_code}' \
             --aws-sigv4 "aws:amz:$REGION:ssm" \
             -H "X-Amz-Target: AmazonSSM.$1" \
             -H 'Content-Type: application/x-amz-json-1.1' \
@@ -105,9 +117,10 @@ get_parameter() {
     [ -s "$2" ]
 }
 
-# The join token: a SecureString in SSM Parameter Store, readable only through this
-# instance's role (ssm:GetParameter on exactly that parameter). Written to a 0600 file;
-# never echoed, never passed on a command line or in the environment of k3s.
+# fetch_join_token PARAM FILE: a join token, a SecureString in SSM Parameter Store readable
+# only through this instance's role (ssm:GetParameter on exactly that parameter). Written to
+# the 0600 file FILE under the k3s config directory; never echoed, never passed on a command
+# line or in the environment of k3s.
 fetch_join_token() {
     case $- in
     *x*) fetch_had_xtrace=1 ;;
@@ -115,15 +128,15 @@ fetch_join_token() {
     esac
     set +x
     mkdir -p "$ROOT$K3S_CONFIG_DIR"
-    fetch_tmp="$ROOT$K3S_CONFIG_DIR/.token.tmp"
-    if ! retry 30 10 get_parameter "$TOKEN_PARAM" "$fetch_tmp" true; then
+    fetch_tmp="$ROOT$K3S_CONFIG_DIR/.$2.tmp"
+    if ! retry 30 10 get_parameter "$1" "$fetch_tmp" true; then
         rm -f "$fetch_tmp"
-        die "could not read the join token parameter $TOKEN_PARAM"
+        die "could not read the join token parameter $1"
     fi
     chmod 0600 "$fetch_tmp"
-    mv "$fetch_tmp" "$ROOT$K3S_CONFIG_DIR/token"
+    mv "$fetch_tmp" "$ROOT$K3S_CONFIG_DIR/$2"
     if [ "$fetch_had_xtrace" = 1 ]; then set -x; fi
-    log "join token read from $TOKEN_PARAM"
+    log "join token read from $1"
 }
 
 # Labels every node of this pool carries, plus the topology labels from the metadata
@@ -143,48 +156,67 @@ write_node_labels() {
 # Waits until the API behind the NLB answers (k3s serves /cacerts without credentials).
 wait_for_api() {
     log "waiting for the k3s API at https://$NLB_DNS:6443"
-    retry 180 10 curl -ksf -o /dev/null "https://$NLB_DNS:6443/cacerts" ||
+    # shellcheck disable=SC2086
+    retry 180 10 curl $CURL_BOUNDS -ksf -o /dev/null "https://$NLB_DNS:6443/cacerts" ||
         die "the k3s API at https://$NLB_DNS:6443 did not answer within 30 minutes"
+}
+
+# download URL FILE: one bounded, retried download.
+download() {
+    # shellcheck disable=SC2086
+    retry 10 6 curl $CURL_DOWNLOAD_BOUNDS -fsSL -o "$2" "$1" || die "download of $1 failed"
+}
+
+# verify ASSET DIR SUMS: the asset's sha256 against its line in the release's sha256sum file.
+verify() {
+    expected=$(awk -v asset="$1" '$2 == asset { print $1 }' "$2/$3")
+    [ -n "$expected" ] || die "$3 has no checksum for $1"
+    actual=$(sha256sum "$2/$1" | awk '{ print $1 }')
+    if [ "$expected" != "$actual" ]; then
+        rm -rf "$2"
+        die "checksum mismatch for $1: expected $expected, got $actual"
+    fi
+    log "checksum of $1 verified ($actual)"
 }
 
 # The pinned install k3s documents: the release's binary and its sha256sum file for this
 # exact version, the checksum verified before anything is installed, then the install
-# script of the same tag with INSTALL_K3S_SKIP_DOWNLOAD=true.
+# script of the same tag with INSTALL_K3S_SKIP_DOWNLOAD=true. From GitHub, or from
+# K3S_MIRROR (`cluster.k3s_mirror`: <mirror>/<version>/<asset>, install.sh beside them) for
+# nodes that cannot reach GitHub; with K3S_AIRGAP_IMAGES=1 also the release's air-gap image
+# tarball (checked against the same sha256sum file), so no image is pulled from a registry.
 install_k3s() {
     install_exec=$1
     case "$(uname -m)" in
-    x86_64 | amd64)
-        k3s_asset=k3s
-        sums_asset=sha256sum-amd64.txt
-        ;;
-    aarch64 | arm64)
-        k3s_asset=k3s-arm64
-        sums_asset=sha256sum-arm64.txt
-        ;;
+    x86_64 | amd64) arch=amd64 k3s_asset=k3s ;;
+    aarch64 | arm64) arch=arm64 k3s_asset=k3s-arm64 ;;
     *) die "unsupported architecture $(uname -m)" ;;
     esac
+    sums_asset="sha256sum-$arch.txt"
     version_in_url=$(printf '%s' "$K3S_VERSION" | sed 's/+/%2B/g')
-    release_url="https://github.com/k3s-io/k3s/releases/download/$version_in_url"
-    work=$(mktemp -d)
-    log "downloading k3s $K3S_VERSION ($k3s_asset)"
-    retry 10 6 curl -fsSL -o "$work/$k3s_asset" "$release_url/$k3s_asset" ||
-        die "download of $release_url/$k3s_asset failed"
-    retry 10 6 curl -fsSL -o "$work/$sums_asset" "$release_url/$sums_asset" ||
-        die "download of $release_url/$sums_asset failed"
-    expected=$(awk -v asset="$k3s_asset" '$2 == asset { print $1 }' "$work/$sums_asset")
-    [ -n "$expected" ] || die "$sums_asset has no checksum for $k3s_asset"
-    actual=$(sha256sum "$work/$k3s_asset" | awk '{ print $1 }')
-    if [ "$expected" != "$actual" ]; then
-        rm -rf "$work"
-        die "checksum mismatch for $k3s_asset: expected $expected, got $actual"
+    if [ -n "$K3S_MIRROR" ]; then
+        release_url="${K3S_MIRROR%/}/$version_in_url"
+        install_url="$release_url/install.sh"
+    else
+        release_url="https://github.com/k3s-io/k3s/releases/download/$version_in_url"
+        install_url="https://raw.githubusercontent.com/k3s-io/k3s/$version_in_url/install.sh"
     fi
-    log "checksum of $k3s_asset verified ($actual)"
+    work=$(mktemp -d)
+    log "downloading k3s $K3S_VERSION ($k3s_asset) from $release_url"
+    download "$release_url/$k3s_asset" "$work/$k3s_asset"
+    download "$release_url/$sums_asset" "$work/$sums_asset"
+    verify "$k3s_asset" "$work" "$sums_asset"
+    if [ "$K3S_AIRGAP_IMAGES" = 1 ]; then
+        images_asset="k3s-airgap-images-$arch.tar.zst"
+        download "$release_url/$images_asset" "$work/$images_asset"
+        verify "$images_asset" "$work" "$sums_asset"
+        mkdir -p "$ROOT/var/lib/rancher/k3s/agent/images"
+        mv "$work/$images_asset" "$ROOT/var/lib/rancher/k3s/agent/images/$images_asset"
+    fi
     mkdir -p "$ROOT/usr/local/bin"
     cp "$work/$k3s_asset" "$ROOT/usr/local/bin/k3s"
     chmod 0755 "$ROOT/usr/local/bin/k3s"
-    retry 10 6 curl -fsSL -o "$work/install.sh" \
-        "https://raw.githubusercontent.com/k3s-io/k3s/$version_in_url/install.sh" ||
-        die "download of the k3s install script for $K3S_VERSION failed"
+    download "$install_url" "$work/install.sh"
     INSTALL_K3S_SKIP_DOWNLOAD=true \
         INSTALL_K3S_VERSION="$K3S_VERSION" \
         INSTALL_K3S_BIN_DIR="$ROOT/usr/local/bin" \

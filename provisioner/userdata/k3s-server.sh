@@ -16,6 +16,9 @@ K3S_VERSION='@@K3S_VERSION@@'
 NLB_DNS='@@NLB_DNS@@'
 API_NAME='@@API_NAME@@'
 TOKEN_PARAM='@@TOKEN_PARAM@@'
+AGENT_TOKEN_PARAM='@@AGENT_TOKEN_PARAM@@'
+K3S_MIRROR='@@K3S_MIRROR@@'
+K3S_AIRGAP_IMAGES='@@K3S_AIRGAP_IMAGES@@'
 KUBECONFIG_PARAM='@@KUBECONFIG_PARAM@@'
 INIT_LOCK_PARAM='@@INIT_LOCK_PARAM@@'
 NODE_LABELS='@@NODE_LABELS@@'
@@ -64,6 +67,7 @@ write_server_config() {
     {
         printf '# written by the provisioner user-data for %s/%s\n' "$ENV_NAME" "$POOL_NAME"
         printf 'token-file: "%s/token"\n' "$K3S_CONFIG_DIR"
+        printf 'agent-token-file: "%s/agent-token"\n' "$K3S_CONFIG_DIR"
         if [ "$FIRST_SERVER" = 1 ]; then
             printf 'cluster-init: true\n'
         else
@@ -75,6 +79,8 @@ write_server_config() {
         printf '  - "%s"\n' "$API_NAME"
         write_node_labels
         printf 'disable:\n  - traefik\n  - servicelb\n'
+        # Only control-plane pods (and what tolerates it) run on the servers.
+        printf 'node-taint:\n  - "CriticalAddonsOnly=true:NoExecute"\n'
         printf 'write-kubeconfig-mode: "0600"\n'
     } >"$config.tmp"
     mv "$config.tmp" "$config"
@@ -124,7 +130,8 @@ publish_kubeconfig() {
 main() {
     log "k3s $K3S_VERSION server bootstrap for $ENV_NAME/$POOL_NAME"
     read_metadata
-    fetch_join_token
+    fetch_join_token "$TOKEN_PARAM" token
+    fetch_join_token "$AGENT_TOKEN_PARAM" agent-token
     elect_init_server
     if [ "$FIRST_SERVER" = 0 ]; then
         wait_for_api

@@ -21,9 +21,16 @@ impl ParameterNames {
         &self.prefix
     }
 
-    /// SecureString: the join token. Created by the provisioner; read by every node.
+    /// SecureString: the server join token (k3s `token`). Created by the provisioner; read
+    /// by the servers only: whoever holds it can join as a server (etcd, the cluster CA).
     pub fn token(&self) -> String {
         format!("{}/token", self.prefix)
+    }
+
+    /// SecureString: the agent join token (k3s `agent-token`). Created by the provisioner;
+    /// read by every node (servers configure it, agents join with it).
+    pub fn agent_token(&self) -> String {
+        format!("{}/agent-token", self.prefix)
     }
 
     /// SecureString: the admin kubeconfig. Written by the first server; read only by the
@@ -47,6 +54,7 @@ mod tests {
     fn names_follow_the_documented_layout() {
         let p = ParameterNames::new(&Name::parse("dev").unwrap());
         assert_eq!(p.token(), "/provisioner/dev/k3s/token");
+        assert_eq!(p.agent_token(), "/provisioner/dev/k3s/agent-token");
         assert_eq!(p.kubeconfig(), "/provisioner/dev/k3s/kubeconfig");
         assert_eq!(p.init_lock(), "/provisioner/dev/k3s/init-server");
         assert_eq!(p.prefix(), "/provisioner/dev/k3s");

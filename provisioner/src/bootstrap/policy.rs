@@ -1,8 +1,9 @@
 //! IAM documents for the nodes' instance profile: least privilege on the SSM parameters of
 //! [`ParameterNames`], nothing else.
 //!
-//! - every node (`k3s-server`, `k3s-agent`): `ssm:GetParameter` on the join token only;
-//! - servers additionally: `ssm:PutParameter` + `ssm:AddTagsToResource` on the kubeconfig and
+//! - every node (`k3s-server`, `k3s-agent`): `ssm:GetParameter` on the agent join token;
+//! - servers additionally: `ssm:GetParameter` on the server join token (an agent, or a pod
+//!   that reached its node's role, cannot become a server), `ssm:PutParameter` + `ssm:AddTagsToResource` on the kubeconfig and
 //!   the init-election parameters, `ssm:GetParameter` on the init-election parameter (to
 //!   learn who won). No server can read the kubeconfig back: only the provisioner can.
 //!
@@ -55,12 +56,18 @@ impl PolicyScope {
 pub fn instance_role_policy(env: &Environment, role: NodeRole, scope: &PolicyScope) -> Value {
     let names = ParameterNames::new(&env.name);
     let mut statements = vec![json!({
-        "Sid": "ReadK3sJoinToken",
+        "Sid": "ReadK3sAgentToken",
         "Effect": "Allow",
         "Action": ["ssm:GetParameter"],
-        "Resource": [scope.parameter_arn(&names.token())],
+        "Resource": [scope.parameter_arn(&names.agent_token())],
     })];
     if role == NodeRole::K3sServer {
+        statements.push(json!({
+            "Sid": "ReadK3sServerToken",
+            "Effect": "Allow",
+            "Action": ["ssm:GetParameter"],
+            "Resource": [scope.parameter_arn(&names.token())],
+        }));
         statements.push(json!({
             "Sid": "ReadInitElection",
             "Effect": "Allow",

@@ -70,13 +70,28 @@ pub fn user_data(
         NodeRole::K3sServer => SERVER_TEMPLATE,
         NodeRole::K3sAgent => AGENT_TEMPLATE,
     };
-    let values: [(&str, String); 9] = [
+    let mirror = match &env.cluster.k3s_mirror {
+        Some(m) => mirror_url(m)?.to_owned(),
+        None => String::new(),
+    };
+    let values: [(&str, String); 12] = [
         ("ENV_NAME", env.name.to_string()),
         ("POOL_NAME", pool.name.to_string()),
         ("K3S_VERSION", version.to_owned()),
         ("NLB_DNS", nlb.to_owned()),
         ("API_NAME", api.to_owned()),
         ("TOKEN_PARAM", params.token()),
+        ("AGENT_TOKEN_PARAM", params.agent_token()),
+        ("K3S_MIRROR", mirror),
+        (
+            "K3S_AIRGAP_IMAGES",
+            if env.cluster.k3s_airgap_images {
+                "1"
+            } else {
+                "0"
+            }
+            .to_owned(),
+        ),
         ("KUBECONFIG_PARAM", params.kubeconfig()),
         ("INIT_LOCK_PARAM", params.init_lock()),
         ("NODE_LABELS", labels.join(" ")),
@@ -96,10 +111,10 @@ fn render(template: &str, values: &[(&str, String)]) -> String {
         {
             lines.next();
             // Its own `# shellcheck shell=sh` header is only for linting the file alone.
-            for common in COMMON
-                .lines()
-                .filter(|l| !l.starts_with("# shellcheck shell="))
-            {
+            for common in COMMON.lines().filter(|l| {
+                let t = l.trim_start();
+                !(t.is_empty() || t.starts_with('#') && !t.starts_with("# shellcheck disable"))
+            }) {
                 out.push_str(common);
                 out.push('\n');
             }
@@ -107,6 +122,14 @@ fn render(template: &str, values: &[(&str, String)]) -> String {
         }
         if line.starts_with("# shellcheck source-path=")
             || line.starts_with("# The renderer inlines k3s-common.sh")
+        {
+            continue;
+        }
+        // Comments stay in the source files; EC2 user-data is limited to 16 KiB, so the
+        // rendered script keeps only the shebang and shellcheck's directives.
+        let trimmed = line.trim_start();
+        if (trimmed.starts_with('#') && !out.is_empty() && !trimmed.starts_with("# shellcheck"))
+            || trimmed.is_empty()
         {
             continue;
         }
@@ -143,6 +166,13 @@ fn unsafe_value(field: &'static str, value: &str, reason: &str) -> BootstrapErro
         value: value.to_owned(),
         reason: reason.to_owned(),
     }
+}
+
+/// `cluster.k3s_mirror`, checked again before it lands in a script.
+fn mirror_url(v: &str) -> Result<&str, BootstrapError> {
+    crate::template::check_mirror_url(v)
+        .map(|()| v)
+        .map_err(|why| unsafe_value("cluster.k3s_mirror", v, &why))
 }
 
 /// A lowercase DNS name: labels of `[a-z0-9-]`, 1..=63 characters, total <= 253.

@@ -15,15 +15,23 @@ use crate::template::{Environment, LbKind, NodePool, SubnetKind};
 /// user-data then reads as "(known after up)").
 const PLAN_DNS_PLACEHOLDER: &str = "nlb.known-after-up.invalid";
 
-/// The join token, then per pool its role, launch template and Auto Scaling group.
+/// The join tokens (servers', agents'), then per pool its role, launch template and Auto
+/// Scaling group.
 pub fn build(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>> {
     if env.node_pools.is_empty() {
         return Vec::new();
     }
-    let mut tasks = vec![task(ssm_parameter::SecureParameter {
-        name: "k3s-token".into(),
-        path: crate::bootstrap::ParameterNames::new(&env.name).token(),
-    })];
+    let names = crate::bootstrap::ParameterNames::new(&env.name);
+    let mut tasks = vec![
+        task(ssm_parameter::SecureParameter {
+            name: "k3s-token".into(),
+            path: names.token(),
+        }),
+        task(ssm_parameter::SecureParameter {
+            name: "k3s-agent-token".into(),
+            path: names.agent_token(),
+        }),
+    ];
     tasks.extend(super::security::node_roles(env, target));
     for p in &env.node_pools {
         tasks.push(launch_template(env, target, p));
@@ -60,7 +68,10 @@ fn launch_template(env: &Environment, target: &Target, p: &NodePool) -> Arc<dyn 
         extra_deps: nlb_key
             .iter()
             .cloned()
-            .chain([k("ssm-parameter", "k3s-token")])
+            .chain([
+                k("ssm-parameter", "k3s-token"),
+                k("ssm-parameter", "k3s-agent-token"),
+            ])
             .collect(),
         user_data: Box::new(move |i| {
             let dns = match &nlb {

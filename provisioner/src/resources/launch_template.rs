@@ -1,6 +1,7 @@
 //! Launch template of a node pool: AMI (resolved from the SSM public parameter by the
 //! builder), instance type, security groups, instance profile, user-data, IMDSv2 required
-//! (HttpTokens=required, hop limit 2 so containers on the node can reach it through one hop).
+//! (HttpTokens=required, hop limit 1: a pod, one network hop further, gets no metadata token
+//! and so never the node role's credentials).
 //! A change makes a new version, set as default; the ASG uses `$Latest`.
 
 use std::hash::{Hash, Hasher};
@@ -103,7 +104,7 @@ impl<C: LaunchTemplates> Resource<C> for LaunchTemplate {
                 None => None,
             },
             http_tokens_required: true,
-            hop_limit: 2,
+            hop_limit: 1,
             user_data_hash: if known(&b64) {
                 hash(&b64)
             } else {

@@ -29,7 +29,7 @@ mod region;
 use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, Severity, TemplateErrors};
-pub use image::check_image_reference;
+pub use image::{check_image_reference, check_mirror_url};
 pub use model::*;
 
 /// A successfully validated template.

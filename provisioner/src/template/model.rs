@@ -823,4 +823,10 @@ pub struct Cluster {
     pub operator_cidrs: Vec<IpNet>,
     /// Container image of proximity-service.
     pub service_image: String,
+    /// Where nodes download k3s from instead of GitHub: `<mirror>/<version>/<asset>` with
+    /// the release's `sha256sum-<arch>.txt` and `install.sh` beside the binary.
+    pub k3s_mirror: Option<String>,
+    /// Also install the release's air-gap image tarball (no image pulled from a registry
+    /// for k3s's own components).
+    pub k3s_airgap_images: bool,
 }

@@ -471,10 +471,18 @@ impl<'s, 'a> Checker<'s, 'a> {
             );
             ok = false;
         }
+        if let Some(m) = &c.k3s_mirror {
+            if let Err(why) = super::check_mirror_url(m) {
+                self.err("cluster.k3s_mirror", format!("`{m}`: {why}"));
+                ok = false;
+            }
+        }
         ok.then(|| Cluster {
             k3s_version: c.k3s_version.clone(),
             operator_cidrs,
             service_image: image.to_owned(),
+            k3s_mirror: c.k3s_mirror.clone(),
+            k3s_airgap_images: c.k3s_airgap_images,
         })
     }
 

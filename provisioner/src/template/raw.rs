@@ -40,6 +40,9 @@ pub struct RawCluster {
     #[serde(default)]
     pub operator_cidrs: Vec<String>,
     pub service_image: String,
+    pub k3s_mirror: Option<String>,
+    #[serde(default)]
+    pub k3s_airgap_images: bool,
 }
 
 #[derive(Debug, Deserialize)]

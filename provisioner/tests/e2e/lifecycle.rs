@@ -73,7 +73,7 @@ async fn multi_vpc_template_up_plan_down() {
     lifecycle("multi-vpc.yaml").await;
 }
 
-/// Every launch template: IMDSv2 required with hop limit 2, an instance profile, and the
+/// Every launch template: IMDSv2 required with hop limit 1, an instance profile, and the
 /// bootstrap user-data pointing at the NLB.
 async fn launch_templates_are_hardened(
     guard: &harness::EmulatorGuard,
@@ -109,7 +109,7 @@ async fn launch_templates_are_hardened(
             "{}",
             lt.name
         );
-        assert_eq!(md.http_put_response_hop_limit(), Some(2), "{}", lt.name);
+        assert_eq!(md.http_put_response_hop_limit(), Some(1), "{}", lt.name);
         assert!(d.iam_instance_profile().is_some(), "{}", lt.name);
         let ud = base64::engine::general_purpose::STANDARD
             .decode(d.user_data().unwrap())

@@ -15,6 +15,7 @@ use crate::common::{dev_env, repo_root, require_tool};
 const NLB: &str = "dev-nlb-0123456789.elb.us-east-1.amazonaws.com";
 const API: &str = "api.dev.example.com";
 const TOKEN: &str = "Zq8N3vYt6LwS2kRb9XcD4mHf7JpA1uEg5TiVoWnKrBsCyQxMdLzPaFhGjUeIl0Ot";
+const AGENT_TOKEN: &str = "Ag3ntT0kenVyt6LwS2kRb9XcD4mHf7JpA1uEg5TiVoWnKrBsCyQxMdLzPaFhGjUe";
 
 fn endpoints() -> Endpoints {
     Endpoints {
@@ -41,6 +42,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     -o) out=$2; shift ;;
     -w) shift ;;
+    --connect-timeout | --max-time) shift ;;
     -X) method=$2; shift ;;
     -K) [ "$2" = - ] && cfg_stdin=1; shift ;;
     -H)
@@ -104,19 +106,21 @@ https://ssm.us-east-1.amazonaws.com/)
     *) printf 400 ;;
     esac
     exit 0 ;;
-https://github.com/k3s-io/k3s/releases/download/*)
+https://github.com/k3s-io/k3s/releases/download/* | https://mirror.example/k3s/v*/k3s*  | https://mirror.example/k3s/v*/sha256sum-*.txt)
     echo "download $url" >>"$state/requests.log"
     case "${url##*/}" in
     k3s | k3s-arm64) printf 'fake k3s binary\n' >"$out" ;;
+    k3s-airgap-images-amd64.tar.zst) printf 'fake images\n' >"$out" ;;
     sha256sum-*.txt)
         sum=$(printf 'fake k3s binary\n' | sha256sum | cut -d' ' -f1)
+        images=$(printf 'fake images\n' | sha256sum | cut -d' ' -f1)
         if [ -n "${STUB_BAD_CHECKSUM:-}" ]; then sum=$(printf 'something else\n' | sha256sum | cut -d' ' -f1); fi
-        printf '%s  k3s-airgap-images-amd64.tar\n%s  k3s\n%s  k3s-arm64\n' \
-            aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000 "$sum" "$sum" >"$out" ;;
+        printf '%s  k3s-airgap-images-amd64.tar\n%s  k3s-airgap-images-amd64.tar.zst\n%s  k3s\n%s  k3s-arm64\n' \
+            aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000 "$images" "$sum" "$sum" >"$out" ;;
     *) exit 22 ;;
     esac
     exit 0 ;;
-https://raw.githubusercontent.com/k3s-io/k3s/*/install.sh)
+https://raw.githubusercontent.com/k3s-io/k3s/*/install.sh | https://mirror.example/k3s/v*/install.sh)
     echo "download $url" >>"$state/requests.log"
     cat "$STUB_INSTALL_SH" >"$out"
     exit 0 ;;
@@ -225,6 +229,10 @@ impl Run {
         }
         for (place, text) in places {
             assert!(!text.contains(TOKEN), "the join token leaked into {place}");
+            assert!(
+                !text.contains(AGENT_TOKEN),
+                "the agent token leaked into {place}"
+            );
         }
     }
 }
@@ -293,6 +301,12 @@ fn token_param(env: &Environment) -> (String, String) {
     (name, json)
 }
 
+fn agent_token_param(env: &Environment) -> (String, String) {
+    let name = ParameterNames::new(&env.name).agent_token();
+    let json = format!(r#"{{"Name":"{name}","Type":"SecureString","Value":"{AGENT_TOKEN}"}}"#);
+    (name, json)
+}
+
 fn lock_param(env: &Environment, holder: &str) -> (String, String) {
     let name = ParameterNames::new(&env.name).init_lock();
     let json = format!(r#"{{"Name":"{name}","Type":"String","Value":"{holder}"}}"#);
@@ -317,17 +331,36 @@ fn assert_common_boot(run: &Run, env: &Environment, exec: &str) {
     assert!(requests.contains(&format!(
         "download https://raw.githubusercontent.com/k3s-io/k3s/{version_in_url}/install.sh"
     )));
-    assert!(requests.contains(&format!(
-        "ssm AmazonSSM.GetParameter {} sigv4=aws:amz:us-east-1:ssm",
-        ParameterNames::new(&env.name).token()
-    )));
+    let names = ParameterNames::new(&env.name);
+    let got = |name: &str| {
+        requests.contains(&format!(
+            "ssm AmazonSSM.GetParameter {name} sigv4=aws:amz:us-east-1:ssm"
+        ))
+    };
+    // Every node reads the agent token; only servers read the server token.
+    assert!(got(&names.agent_token()), "{requests}");
+    assert_eq!(got(&names.token()), exec == "server", "{requests}");
+    // Every curl is bounded in time.
+    for line in run.state("argv.log").lines() {
+        assert!(
+            line.contains("--connect-timeout") && line.contains("--max-time"),
+            "an unbounded curl: {line}"
+        );
+    }
     // Credentials reach curl on stdin, not on its command line.
     assert!(run
         .state("curl-config.last")
         .contains("user = \"ASIASTUBKEY:stubSecret\""));
     assert!(!run.state("argv.log").contains("stubSecret"));
-    // The token file: exactly the token, mode 0600.
-    assert_eq!(run.read("etc/rancher/k3s/token"), TOKEN);
+    // The token file: exactly the token this role joins with, mode 0600; a server also
+    // keeps the agent token it hands to agents.
+    if exec == "server" {
+        assert_eq!(run.read("etc/rancher/k3s/token"), TOKEN);
+        assert_eq!(run.read("etc/rancher/k3s/agent-token"), AGENT_TOKEN);
+    } else {
+        assert_eq!(run.read("etc/rancher/k3s/token"), AGENT_TOKEN);
+        assert!(!run.root.join("etc/rancher/k3s/agent-token").exists());
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -387,7 +420,12 @@ fn the_first_server_initialises_the_cluster_and_publishes_the_kubeconfig() {
         script.len()
     );
     assert!(!script.contains("@@") && !script.contains("shellcheck source"));
-    let run = run_script(&script, "i-first", &[token_param(&env)], false);
+    let run = run_script(
+        &script,
+        "i-first",
+        &[token_param(&env), agent_token_param(&env)],
+        false,
+    );
     run.assert_ok();
     assert_common_boot(&run, &env, "server");
     let config = run.read("etc/rancher/k3s/config.yaml");
@@ -404,6 +442,14 @@ fn the_first_server_initialises_the_cluster_and_publishes_the_kubeconfig() {
     assert!(
         config.contains("disable:\n  - traefik\n  - servicelb\n"),
         "{config}"
+    );
+    assert!(
+        config.contains("agent-token-file: \"/etc/rancher/k3s/agent-token\"\n"),
+        "{config}"
+    );
+    assert!(
+        config.contains("node-taint:\n  - \"CriticalAddonsOnly=true:NoExecute\"\n"),
+        "servers run only control-plane pods: {config}"
     );
     // No waiting for an API that does not exist yet.
     assert!(!run.state("requests.log").contains("cacerts"));
@@ -443,7 +489,11 @@ fn another_server_joins_through_the_nlb() {
     let run = run_script(
         &script_for(&env, NodeRole::K3sServer),
         "i-second",
-        &[token_param(&env), lock_param(&env, "i-first")],
+        &[
+            token_param(&env),
+            agent_token_param(&env),
+            lock_param(&env, "i-first"),
+        ],
         false,
     );
     run.assert_ok();
@@ -475,7 +525,11 @@ fn a_rebooted_first_server_keeps_its_role() {
     let run = run_script(
         &script_for(&env, NodeRole::K3sServer),
         "i-first",
-        &[token_param(&env), lock_param(&env, "i-first")],
+        &[
+            token_param(&env),
+            agent_token_param(&env),
+            lock_param(&env, "i-first"),
+        ],
         false,
     );
     run.assert_ok();
@@ -488,6 +542,7 @@ fn a_rebooted_first_server_keeps_its_role() {
         "i-first",
         &[
             token_param(&env),
+            agent_token_param(&env),
             lock_param(&env, "i-first"),
             (
                 ParameterNames::new(&env.name).kubeconfig(),
@@ -516,7 +571,7 @@ fn an_agent_joins_with_its_pool_labels() {
     let run = run_script(
         &script_for(&env, NodeRole::K3sAgent),
         "i-agent",
-        &[token_param(&env)],
+        &[agent_token_param(&env)],
         false,
     );
     run.assert_ok();
@@ -541,7 +596,7 @@ fn a_checksum_mismatch_installs_nothing() {
     let run = run_script(
         &script_for(&env, NodeRole::K3sAgent),
         "i-agent",
-        &[token_param(&env)],
+        &[agent_token_param(&env)],
         true,
     );
     assert!(!run.output.status.success(), "{}", run.log());
@@ -563,7 +618,7 @@ fn a_missing_join_token_fails_naming_the_parameter() {
     let env = dev_env();
     let run = run_script(&script_for(&env, NodeRole::K3sAgent), "i-agent", &[], false);
     assert!(!run.output.status.success());
-    let token = ParameterNames::new(&env.name).token();
+    let token = ParameterNames::new(&env.name).agent_token();
     assert!(
         run.stderr()
             .contains(&format!("could not read the join token parameter {token}")),
@@ -573,6 +628,55 @@ fn a_missing_join_token_fails_naming_the_parameter() {
     assert!(run.stderr().contains("ParameterNotFound"), "{}", run.log());
     assert!(!run.root.join("etc/rancher/k3s/token").exists());
     assert!(!run.root.join("usr/local/bin/k3s").exists());
+}
+
+#[test]
+fn a_mirror_serves_k3s_and_the_air_gap_images_with_their_checksums() {
+    let mut env = dev_env();
+    env.cluster.k3s_mirror = Some("https://mirror.example/k3s/".into());
+    env.cluster.k3s_airgap_images = true;
+    let run = run_script(
+        &script_for(&env, NodeRole::K3sAgent),
+        "i-agent",
+        &[agent_token_param(&env)],
+        false,
+    );
+    run.assert_ok();
+    let requests = run.state("requests.log");
+    let base = format!(
+        "https://mirror.example/k3s/{}",
+        K3S_VERSION.replace('+', "%2B")
+    );
+    for asset in [
+        "k3s",
+        "sha256sum-amd64.txt",
+        "k3s-airgap-images-amd64.tar.zst",
+        "install.sh",
+    ] {
+        assert!(
+            requests.contains(&format!("download {base}/{asset}\n")),
+            "{asset}:\n{requests}"
+        );
+    }
+    assert!(!requests.contains("github"), "{requests}");
+    assert_eq!(
+        run.read("var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst"),
+        "fake images\n"
+    );
+    assert!(run
+        .stderr()
+        .contains("checksum of k3s-airgap-images-amd64.tar.zst verified"));
+
+    // A mirror URL that is not https, or that a shell would read, is refused.
+    for bad in [
+        "http://mirror.example/k3s",
+        "https://mirror.example/$(reboot)",
+        "https://mirror.example/a b",
+    ] {
+        env.cluster.k3s_mirror = Some(bad.into());
+        let err = user_data(&env, &env.node_pools[0], &endpoints()).unwrap_err();
+        assert!(err.to_string().starts_with("cluster.k3s_mirror:"), "{err}");
+    }
 }
 
 #[test]
