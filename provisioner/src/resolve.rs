@@ -8,7 +8,8 @@
 //! Given with `--resolve` (repeatable) or in `PROVISIONER_RESOLVE` (entries separated by
 //! commas or whitespace). `ADDR` is an IP address, optionally with a port of its own
 //! (`127.0.0.1:18080`, `[::1]:18080`; curl's `--connect-to` does the same); without one the
-//! connection keeps `PORT`.
+//! connection keeps `PORT`. `HOST` may be `*`, any host on that port (as in curl ≥ 7.86); a
+//! named host wins over `*`.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -36,7 +37,7 @@ impl Override {
         else {
             return Err(bad("missing parts"));
         };
-        if host.is_empty() || host.contains(['/', ' ', '[', ']']) {
+        if host.is_empty() || host.contains(['/', ' ', '[', ']']) || host.contains('*') && host != "*" {
             return Err(bad("the host is not a name"));
         }
         let port: u16 = port
@@ -115,10 +116,13 @@ impl Resolver {
     /// Where a connection to `host`:`port` goes instead, if it is overridden.
     pub fn lookup(&self, host: &str, port: u16) -> Option<SocketAddr> {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.overrides
-            .iter()
-            .find(|o| o.host == host && o.port == port)
-            .map(|o| o.addr)
+        let matching = |h: &str| {
+            self.overrides
+                .iter()
+                .find(|o| o.host == h && o.port == port)
+                .map(|o| o.addr)
+        };
+        matching(&host).or_else(|| matching("*"))
     }
 
     /// `url` with its host and port replaced by the override's address, and the host name
@@ -215,6 +219,21 @@ mod tests {
             r.lookup("b.example", 80),
             Some("127.0.0.1:9000".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn a_star_matches_any_host_on_its_port_and_a_named_host_wins() {
+        let r = Resolver::new(
+            &["*:6443:127.0.0.1:16443".into(), "api.example:6443:10.0.0.9".into()],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            r.lookup("x-123.elb.us-east-1.amazonaws.com", 6443),
+            Some("127.0.0.1:16443".parse().unwrap())
+        );
+        assert_eq!(r.lookup("api.example", 6443), Some("10.0.0.9:6443".parse().unwrap()));
+        assert_eq!(r.lookup("x.example", 443), None);
     }
 
     #[test]

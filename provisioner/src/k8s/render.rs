@@ -503,6 +503,24 @@ mod tests {
     }
 
     #[test]
+    fn the_hpa_alone_sets_the_service_replicas() {
+        let manifests = render_manifests(&workload(), SecretValues::Redacted).unwrap();
+        let service = manifests
+            .iter()
+            .find(|m| m.file_name == "30-proximity-service.yaml")
+            .unwrap();
+        let docs: Vec<serde_json::Value> = serde_norway::Deserializer::from_str(&service.yaml)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+        let of_kind = |k: &str| docs.iter().find(|d| d["kind"] == k).unwrap();
+        assert!(
+            of_kind("Deployment")["spec"].get("replicas").is_none(),
+            "a replicas field would be forced back on every up"
+        );
+        assert_eq!(of_kind("HorizontalPodAutoscaler")["spec"]["minReplicas"], 2);
+    }
+
+    #[test]
     fn seed_job_name_follows_its_inputs() {
         let a = workload();
         let mut b = workload();
