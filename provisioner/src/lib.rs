@@ -11,6 +11,7 @@ pub mod faultproxy;
 pub mod k8s;
 pub mod model;
 pub mod naming;
+pub mod owned;
 pub mod resolve;
 pub mod resources;
 pub mod session;
