@@ -1,5 +1,5 @@
 //! `provisioner down -f TEMPLATE` or `--env NAME`: discover everything tagged
-//! `provisioner:env=NAME` across services (plus known untagged children: [`crate::owned`]),
+//! `provisioner:env=NAME` across services (plus known untagged children: [`crate::discover`]),
 //! delete it in dependency rounds ([`crate::engine::teardown`]), retrying DependencyViolation
 //! until the deadline; then discover again and LIST what is left — exit 1 if anything is.
 //!
@@ -17,9 +17,9 @@ use serde::Serialize;
 use crate::aws::api::*;
 use crate::aws::Cloud;
 use crate::config::Config;
+use crate::discover::discover;
 use crate::engine::teardown::{delete_in_rounds, Deleted, Doomed, TeardownOptions};
 use crate::engine::{CloudError, TaskKey};
-use crate::owned::discover;
 use crate::session::connect;
 
 /// Delete one discovered item (children first where AWS needs it).
@@ -91,7 +91,7 @@ pub struct DownReport {
     pub errors: Vec<String>,
     /// Still there after the teardown (re-discovered): should be empty.
     pub left: Vec<String>,
-    /// Not this environment's, so not deleted, but in a subnet it owned (see [`crate::owned::Inventory`]).
+    /// Not this environment's, so not deleted, but in a subnet it owned (see [`crate::discover::Inventory`]).
     pub in_the_way: Vec<String>,
     pub api_calls: u64,
     pub retries: u64,

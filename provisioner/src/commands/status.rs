@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::aws::api::*;
 use crate::aws::Cloud;
 use crate::config::{Config, OutputFormat};
-use crate::owned::discover;
+use crate::discover::discover;
 use crate::session::connect;
 
 #[derive(Debug, Serialize)]
