@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod discover;
 pub mod emulator;
 pub mod engine;
 pub mod faultproxy;

@@ -37,7 +37,10 @@ impl Override {
         else {
             return Err(bad("missing parts"));
         };
-        if host.is_empty() || host.contains(['/', ' ', '[', ']']) || host.contains('*') && host != "*" {
+        if host.is_empty()
+            || host.contains(['/', ' ', '[', ']'])
+            || host.contains('*') && host != "*"
+        {
             return Err(bad("the host is not a name"));
         }
         let port: u16 = port
@@ -224,7 +227,10 @@ mod tests {
     #[test]
     fn a_star_matches_any_host_on_its_port_and_a_named_host_wins() {
         let r = Resolver::new(
-            &["*:6443:127.0.0.1:16443".into(), "api.example:6443:10.0.0.9".into()],
+            &[
+                "*:6443:127.0.0.1:16443".into(),
+                "api.example:6443:10.0.0.9".into(),
+            ],
             None,
         )
         .unwrap();
@@ -232,7 +238,10 @@ mod tests {
             r.lookup("x-123.elb.us-east-1.amazonaws.com", 6443),
             Some("127.0.0.1:16443".parse().unwrap())
         );
-        assert_eq!(r.lookup("api.example", 6443), Some("10.0.0.9:6443".parse().unwrap()));
+        assert_eq!(
+            r.lookup("api.example", 6443),
+            Some("10.0.0.9:6443".parse().unwrap())
+        );
         assert_eq!(r.lookup("x.example", 443), None);
     }
 

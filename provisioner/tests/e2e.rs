@@ -3,6 +3,7 @@
 //! idempotency, drift, ownership, `down --env`.
 
 mod e2e {
+    pub mod architecture;
     pub mod cli_output;
     pub mod counts;
     pub mod drift;

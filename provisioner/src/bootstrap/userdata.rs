@@ -365,7 +365,13 @@ mod tests {
             "#!/bin/sh\n# shellcheck source-path=SCRIPTDIR\nA='@@X@@'\n# shellcheck source=k3s-common.sh\n. \"x\" # @@INCLUDE k3s-common.sh@@\nmain\n",
             &[("X", "value".into())],
         );
-        assert!(out.starts_with("#!/bin/sh\nA='value'\n# --- k3s-common.sh"));
+        // Comments are dropped (EC2's 16 KiB limit), shellcheck's directives kept.
+        assert!(
+            out.starts_with("#!/bin/sh\nA='value'\numask 077\n"),
+            "{out}"
+        );
+        assert!(!out.contains("# --- k3s-common.sh"), "{out}");
+        assert!(out.contains("# shellcheck disable=SC2086\n"), "{out}");
         assert!(out.contains("install_k3s()"));
         assert!(out.ends_with("main\n"));
         assert!(!out.contains("@@"));

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::down::discover;
 use crate::aws::api::*;
 use crate::aws::Cloud;
 use crate::config::{Config, OutputFormat};
+use crate::discover::discover;
 use crate::session::connect;
 
 #[derive(Debug, Serialize)]

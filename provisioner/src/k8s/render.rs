@@ -517,7 +517,10 @@ mod tests {
             of_kind("Deployment")["spec"].get("replicas").is_none(),
             "a replicas field would be forced back on every up"
         );
-        assert_eq!(of_kind("HorizontalPodAutoscaler")["spec"]["minReplicas"], 2);
+        assert_eq!(
+            of_kind("HorizontalPodAutoscaler")["spec"]["minReplicas"],
+            workload().service_replicas
+        );
     }
 
     #[test]

@@ -21,7 +21,8 @@
 //! 2. `crate::resources::<type>.rs`: its `impl<C: ThatTrait> Resource<C>` (find → diff →
 //!    check_changes → render).
 //! 3. The builder of its concern here: push the task with its explicit `deps()`.
-//! 4. `crate::discover`: list it by tag, say what it uses and how to delete it.
+//! 4. `crate::discover`: list it by tag and say what it uses (the delete order);
+//!    `commands/down.rs` `delete_one`: how to delete it.
 //! 5. Tests: `tests/e2e/idempotency.rs` (create twice → no change) and `tests/e2e/counts.rs`.
 
 pub mod amis;

@@ -19,6 +19,8 @@
 //! The field-by-field reference is `vpc-templates/README.md`.
 
 mod diag;
+#[cfg(test)]
+mod fixtures;
 mod image;
 mod locate;
 pub mod model;
