@@ -5,6 +5,7 @@
 mod e2e {
     pub mod cli_output;
     pub mod counts;
+    pub mod credentials;
     pub mod drift;
     pub mod idempotency;
     pub mod lifecycle;
