@@ -16,7 +16,8 @@
 //! - [`credentials`]: where the credentials come from (`--profile`, the environment,
 //!   `AWS_PROFILE`, the default chain; SSO, `credential_process`, roles, keys), got once at
 //!   [`Cloud::connect`]; its errors say which source failed and what to do.
-//! - [`preflight`]: probes each service a template needs; names the missing one and the endpoint.
+//! - [`preflight`]: probes each service a template needs; names the missing one and the
+//!   endpoint, or the credentials when AWS refused them.
 
 pub mod asg;
 pub mod credentials;
@@ -482,7 +483,9 @@ impl Service {
     }
 }
 
-/// Probe each service; fail naming the missing service and the endpoint.
+/// Probe each service; fail naming the missing service and the endpoint, or, when a call was
+/// refused for its credentials (expired, unknown key, bad signature, access denied), naming the
+/// credentials, where they came from and what to do instead.
 pub async fn preflight(cloud: &Cloud, services: &[Service]) -> anyhow::Result<()> {
     use Consistency::Strong;
     let endpoint = cloud
@@ -490,6 +493,7 @@ pub async fn preflight(cloud: &Cloud, services: &[Service]) -> anyhow::Result<()
         .clone()
         .unwrap_or_else(|| format!("AWS {}", cloud.region));
     let mut missing = Vec::new();
+    let mut refused = Vec::new();
     for s in services {
         let r: Result<(), CloudError> = match s {
             Service::Ec2 => cloud
@@ -533,9 +537,19 @@ pub async fn preflight(cloud: &Cloud, services: &[Service]) -> anyhow::Result<()
                 .await
                 .map(|_| ()),
         };
-        if let Err(e) = r {
-            missing.push(format!("{} is not available at {endpoint}: {e}", s.name()));
+        match r {
+            Ok(()) => {}
+            Err(e) => match auth_problem(&e) {
+                Some(p) => refused.push((p, e)),
+                None => missing.push(format!("{} is not available at {endpoint}: {e}", s.name())),
+            },
         }
+    }
+    // Refused credentials are not a missing service, whatever else failed.
+    if !refused.is_empty() {
+        let refused: Vec<(AuthProblem, &CloudError)> =
+            refused.iter().map(|(p, e)| (*p, e)).collect();
+        anyhow::bail!("{}", cloud.credentials.refused(&refused, &endpoint));
     }
     if missing.is_empty() {
         Ok(())
