@@ -452,12 +452,13 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     } else {
         telling
     };
-    parts
+    let text = parts
         .iter()
         .map(|p| p.as_str())
         .collect::<Vec<_>>()
-        .join(": ")
-        .replace('\n', " ")
+        .join(": ");
+    // One line: the SDK lists what the chain tried on lines of their own.
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn or_none(code: &str) -> &str {

@@ -85,14 +85,15 @@ fn the_one_line(out: &Output) -> String {
 const PROCESS_JSON: &str = r#"{"Version": 1, "AccessKeyId": "testing", "SecretAccessKey": "testing", "SessionToken": "from-the-process"}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_credential_process_profile_runs_its_process() {
+async fn a_credential_process_profile_runs_its_process_once() {
     let guard = harness::emulator().await.unwrap();
     let home = FakeHome::new("");
-    let marker = home.path().join("process-ran");
+    // One line per run of the process.
+    let marker = home.path().join("process-runs");
     let script = home.script(
         "creds.sh",
         &format!(
-            "touch '{}'\ncat <<'EOF'\n{PROCESS_JSON}\nEOF\n",
+            "echo ran >> '{}'\ncat <<'EOF'\n{PROCESS_JSON}\nEOF\n",
             marker.display()
         ),
     );
@@ -116,9 +117,13 @@ async fn a_credential_process_profile_runs_its_process() {
         "plan with a credential_process profile failed:\n{err}"
     );
     assert!(!err.contains("cargo feature"), "{err}");
-    assert!(
-        marker.exists(),
-        "the credential process was never run (the environment's keys used instead?)"
+    let runs = std::fs::read_to_string(&marker).unwrap_or_default();
+    assert_eq!(
+        runs.lines().count(),
+        1,
+        "the credential process ran {} times (0: the environment's keys were used instead; \
+         more: once per client or call)",
+        runs.lines().count()
     );
 }
 
