@@ -85,7 +85,8 @@ async fn dispatch(cfg: &Config) -> Result<ExitCode> {
 pub fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
-        0 => "warn",
+        // The SDK warns of a failing credentials provider before we report it in one line.
+        0 => "warn,aws_config::profile::credentials=error,aws_config::meta::credentials=error",
         1 => "info,provisioner=info",
         2 => "info,provisioner=debug",
         _ => "debug,provisioner=trace",

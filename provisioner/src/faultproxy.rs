@@ -19,6 +19,10 @@
 //! - **lost responses** (off by default, [`FaultProxy::set_lost_responses`]):
 //!   the call is forwarded and done, but the client gets a 500/503 — the
 //!   case where a blind retry of a create makes a duplicate;
+//! - **refused credentials** (off by default, [`FaultProxy::refuse_credentials`]):
+//!   calls to the chosen services are answered, without forwarding, as AWS answers
+//!   an unknown key, an expired session token or a missing permission, in each
+//!   protocol's own code ([`CredentialsFault`]);
 //! - **network latency** (off by default, [`FaultProxy::set_latency`]): every
 //!   call waits this long before it is forwarded, as a call to a distant region
 //!   does; with it the emulator's own time per call no longer dominates, which
@@ -89,6 +93,8 @@ pub struct FaultStats {
     pub deleting_rewrites: u64,
     /// Calls done upstream whose answer was replaced by a 5xx.
     pub lost_responses: u64,
+    /// Calls answered with a credentials error ([`FaultProxy::refuse_credentials`]).
+    pub credentials_refused: u64,
     /// `"<fault> <service>:<action>"` → count.
     pub by_call: BTreeMap<String, u64>,
 }
@@ -101,6 +107,7 @@ impl FaultStats {
             + self.pending_rewrites
             + self.deleting_rewrites
             + self.lost_responses
+            + self.credentials_refused
     }
 }
 
@@ -122,6 +129,23 @@ struct Inner {
     lost: Mutex<f64>,
     /// Added before each call is forwarded (see [`FaultProxy::set_latency`]).
     latency: Mutex<Duration>,
+    /// Credentials refused to these services (signing names; empty: all), see
+    /// [`FaultProxy::refuse_credentials`].
+    refuse: Mutex<Option<(CredentialsFault, Vec<String>)>>,
+}
+
+/// How AWS refuses a call for its credentials, answered in the code each protocol uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialsFault {
+    /// An access key AWS does not know: EC2 `AuthFailure` (401), the awsQuery and REST-XML
+    /// services `InvalidClientTokenId` (403), the JSON ones `UnrecognizedClientException` (400).
+    UnknownKey,
+    /// An expired session token: EC2 `RequestExpired` (400), awsQuery and REST-XML
+    /// `ExpiredToken` (403), JSON `ExpiredTokenException` (400).
+    Expired,
+    /// Valid credentials without the permission: EC2 `UnauthorizedOperation` (403), awsQuery
+    /// and REST-XML `AccessDenied` (403), JSON `AccessDeniedException` (400).
+    AccessDenied,
 }
 
 #[derive(Default)]
@@ -186,6 +210,7 @@ impl FaultProxy {
             stats: Mutex::new(FaultStats::default()),
             lost: Mutex::new(0.0),
             latency: Mutex::new(Duration::ZERO),
+            refuse: Mutex::new(None),
         });
         let app = Router::new().fallback(handle).with_state(inner.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -216,6 +241,14 @@ impl FaultProxy {
     /// 500/503 as if the response had been lost (`0.0` turns it off).
     pub fn set_lost_responses(&self, share: f64) {
         *self.inner.lost.lock().expect("lost lock") = share.clamp(0.0, 1.0);
+    }
+
+    /// From now on, answer every call to `services` (signing names such as `ec2`, `ssm`,
+    /// `elasticloadbalancing`; empty: every service) with `fault`, without forwarding it
+    /// (`None` turns it off).
+    pub fn refuse_credentials(&self, fault: Option<CredentialsFault>, services: &[&str]) {
+        *self.inner.refuse.lock().expect("refuse lock") =
+            fault.map(|f| (f, services.iter().map(|s| (*s).to_owned()).collect()));
     }
 
     /// From now on, hold every call this long before forwarding it (`ZERO` turns it off).
@@ -322,6 +355,7 @@ enum Fault {
     Throttle,
     ServerError { unavailable: bool },
     NotFound(&'static str),
+    Credentials(CredentialsFault),
 }
 
 fn error_response(call: &Call, fault: Fault, request_id: &str) -> Response {
@@ -370,6 +404,7 @@ fn error_response(call: &Call, fault: Fault, request_id: &str) -> Response {
         (Fault::NotFound(code), _) => {
             (StatusCode::BAD_REQUEST, code, "The resource does not exist")
         }
+        (Fault::Credentials(c), protocol) => credentials_error(c, protocol),
     };
     let sender = if status.is_server_error() {
         "Receiver"
@@ -413,6 +448,46 @@ fn error_response(call: &Call, fault: Fault, request_id: &str) -> Response {
         }
     }
     resp
+}
+
+/// Status, code and message of a credentials refusal in `protocol`.
+fn credentials_error(
+    fault: CredentialsFault,
+    protocol: Protocol,
+) -> (StatusCode, &'static str, &'static str) {
+    use CredentialsFault::*;
+    const INVALID: &str = "The security token included in the request is invalid.";
+    const EXPIRED: &str = "The security token included in the request is expired";
+    const DENIED: &str = "User is not authorized to perform this operation";
+    match (fault, protocol) {
+        (UnknownKey, Protocol::Ec2Query) => (
+            StatusCode::UNAUTHORIZED,
+            "AuthFailure",
+            "AWS was not able to validate the provided access credentials",
+        ),
+        (UnknownKey, Protocol::Json) => (
+            StatusCode::BAD_REQUEST,
+            "UnrecognizedClientException",
+            INVALID,
+        ),
+        (UnknownKey, _) => (StatusCode::FORBIDDEN, "InvalidClientTokenId", INVALID),
+        (Expired, Protocol::Ec2Query) => (
+            StatusCode::BAD_REQUEST,
+            "RequestExpired",
+            "Request has expired.",
+        ),
+        (Expired, Protocol::Json) => (StatusCode::BAD_REQUEST, "ExpiredTokenException", EXPIRED),
+        (Expired, _) => (StatusCode::FORBIDDEN, "ExpiredToken", EXPIRED),
+        (AccessDenied, Protocol::Ec2Query) => (
+            StatusCode::FORBIDDEN,
+            "UnauthorizedOperation",
+            "You are not authorized to perform this operation.",
+        ),
+        (AccessDenied, Protocol::Json) => {
+            (StatusCode::BAD_REQUEST, "AccessDeniedException", DENIED)
+        }
+        (AccessDenied, _) => (StatusCode::FORBIDDEN, "AccessDenied", DENIED),
+    }
 }
 
 /// The id an EC2 create returns, and the NotFound code AWS uses for it.
@@ -507,6 +582,11 @@ impl Inner {
 
     /// Decides a fault to inject before forwarding, if any.
     fn pre_fault(&self, call: &Call, body: &[u8]) -> Option<Fault> {
+        if let Some((fault, services)) = &*self.refuse.lock().expect("refuse lock") {
+            if services.is_empty() || services.contains(&call.service) {
+                return Some(Fault::Credentials(*fault));
+            }
+        }
         let now = Instant::now();
         if call.protocol == Protocol::Ec2Query {
             let text = String::from_utf8_lossy(body);
@@ -668,6 +748,9 @@ async fn proxy(inner: &Inner, req: Request) -> Result<Response> {
                     inner.count("server-error", &call, |s| s.server_errors += 1)
                 }
                 Fault::NotFound(_) => inner.count("not-found", &call, |s| s.not_found += 1),
+                Fault::Credentials(_) => {
+                    inner.count("credentials", &call, |s| s.credentials_refused += 1)
+                }
             }
             return Ok(error_response(&call, fault, &rid));
         }

@@ -6,6 +6,7 @@ mod e2e {
     pub mod architecture;
     pub mod cli_output;
     pub mod counts;
+    pub mod credentials;
     pub mod drift;
     pub mod idempotency;
     pub mod lifecycle;

@@ -9,6 +9,8 @@
 //! - [`drift`]: a route, a security-group rule and a DNS record deleted behind
 //!   the provisioner's back show up in `plan` and are repaired by `up`.
 //!
+//! - [`credentials`]: credentials that AWS refuses (unknown key, expired token, no
+//!   permission, injected by the proxy) are named as such, not taken for a missing service.
 //! - [`cli`]: validation output and exit codes, graph formats, and `--local`
 //!   (the emulator never outlives the provisioner, even after SIGKILL).
 //!
@@ -22,6 +24,8 @@ mod support;
 mod cli;
 #[path = "resilience/crash.rs"]
 mod crash;
+#[path = "resilience/credentials.rs"]
+mod credentials;
 #[path = "resilience/drift.rs"]
 mod drift;
 #[path = "resilience/faults.rs"]

@@ -72,13 +72,7 @@ pub fn classify(code: &str, status: Option<u16>) -> ErrorKind {
         | "AlreadyExistsFault"
         | "Resource.AlreadyAssociated"
         | "InvalidGroup.Duplicate" => return ErrorKind::AlreadyExists,
-        "UnauthorizedOperation"
-        | "AccessDenied"
-        | "AccessDeniedException"
-        | "AuthFailure"
-        | "InvalidClientTokenId"
-        | "SignatureDoesNotMatch"
-        | "ExpiredToken" => return ErrorKind::AccessDenied,
+        c if auth_problem_of_code(c).is_some() => return ErrorKind::AccessDenied,
         "InvalidAction"
         | "UnknownOperationException"
         | "NotImplemented"
@@ -95,6 +89,55 @@ pub fn classify(code: &str, status: Option<u16>) -> ErrorKind {
         Some(429) => ErrorKind::Throttling,
         Some(404) if c.is_empty() => ErrorKind::Unsupported,
         _ => ErrorKind::Other,
+    }
+}
+
+/// Why a call failed, when the credentials are the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthProblem {
+    /// None could be had (no provider found any, an SSO token missing or expired, a
+    /// `credential_process` failing): the call was never sent.
+    NotLoaded,
+    /// AWS does not know the key, or the signature does not match it.
+    Rejected,
+    /// Temporary credentials past their expiry (or a clock far off).
+    Expired,
+    /// Valid credentials without the permission for this call.
+    Denied,
+}
+
+/// The credentials problem a code names, per protocol: EC2's query API (`AuthFailure`,
+/// `RequestExpired`, `UnauthorizedOperation`), the awsQuery and REST-XML services
+/// (`InvalidClientTokenId`, `ExpiredToken`, `SignatureDoesNotMatch`, `AccessDenied`) and the
+/// JSON ones (`UnrecognizedClientException`, `ExpiredTokenException`,
+/// `InvalidSignatureException`, `AccessDeniedException`).
+fn auth_problem_of_code(code: &str) -> Option<AuthProblem> {
+    Some(match code {
+        "AuthFailure"
+        | "InvalidClientTokenId"
+        | "UnrecognizedClientException"
+        | "InvalidAccessKeyId"
+        | "SignatureDoesNotMatch"
+        | "InvalidSignatureException"
+        | "IncompleteSignature"
+        | "IncompleteSignatureException"
+        | "MissingAuthenticationToken"
+        | "MissingAuthenticationTokenException" => AuthProblem::Rejected,
+        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => AuthProblem::Expired,
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => AuthProblem::Denied,
+        _ => return None,
+    })
+}
+
+/// The credentials problem behind `e`, if that is what it is.
+pub fn auth_problem(e: &CloudError) -> Option<AuthProblem> {
+    match auth_problem_of_code(&e.code) {
+        Some(p) => Some(p),
+        // No code: the SDK failed to get credentials before sending (see `map_sdk_error`).
+        None if e.kind == ErrorKind::AccessDenied && e.code.is_empty() => {
+            Some(AuthProblem::NotLoaded)
+        }
+        None => None,
     }
 }
 
@@ -248,6 +291,34 @@ mod tests {
             ErrorKind::AccessDenied
         );
         assert_eq!(classify("SomethingOdd", Some(400)), ErrorKind::Other);
+    }
+
+    #[test]
+    fn credentials_codes_of_every_protocol_are_access_problems() {
+        for (code, problem) in [
+            ("AuthFailure", AuthProblem::Rejected),
+            ("InvalidClientTokenId", AuthProblem::Rejected),
+            ("UnrecognizedClientException", AuthProblem::Rejected),
+            ("SignatureDoesNotMatch", AuthProblem::Rejected),
+            ("InvalidSignatureException", AuthProblem::Rejected),
+            ("MissingAuthenticationToken", AuthProblem::Rejected),
+            ("InvalidAccessKeyId", AuthProblem::Rejected),
+            ("ExpiredToken", AuthProblem::Expired),
+            ("ExpiredTokenException", AuthProblem::Expired),
+            ("RequestExpired", AuthProblem::Expired),
+            ("AccessDenied", AuthProblem::Denied),
+            ("AccessDeniedException", AuthProblem::Denied),
+            ("UnauthorizedOperation", AuthProblem::Denied),
+        ] {
+            // Never InvalidRequest (`Invalid…`, `Missing…`) nor anything retried.
+            assert_eq!(classify(code, Some(400)), ErrorKind::AccessDenied, "{code}");
+            let e = CloudError::new(ErrorKind::AccessDenied, "ec2:X", code, "m");
+            assert_eq!(auth_problem(&e), Some(problem), "{code}");
+        }
+        let unsupported = CloudError::new(ErrorKind::Unsupported, "elbv2:X", "", "m");
+        assert_eq!(auth_problem(&unsupported), None);
+        let no_credentials = CloudError::new(ErrorKind::AccessDenied, "ec2:X", "", "m");
+        assert_eq!(auth_problem(&no_credentials), Some(AuthProblem::NotLoaded));
     }
 
     fn dispatch(connector: aws_smithy_runtime_api::client::result::ConnectorError) -> CloudError {

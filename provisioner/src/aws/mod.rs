@@ -13,9 +13,14 @@
 //!   reads per parent (a zone's records, a load balancer's listeners, a VPC's DNS attributes).
 //!   They are cached for the run in [`Inventory`], which also knows the children of a parent
 //!   created in this run to be none.
-//! - [`preflight`]: probes each service a template needs; names the missing one and the endpoint.
+//! - [`credentials`]: where the credentials come from (`--profile`, the environment,
+//!   `AWS_PROFILE`, the default chain; SSO, `credential_process`, roles, keys), got once at
+//!   [`Cloud::connect`]; its errors say which source failed and what to do.
+//! - [`preflight`]: probes each service a template needs; names the missing one and the
+//!   endpoint, or the credentials when AWS refused them.
 
 pub mod asg;
+pub mod credentials;
 pub mod ec2;
 pub mod elb;
 pub mod errors;
@@ -41,7 +46,8 @@ use self::api::*;
 use crate::engine::retry::{with_retry_call, CallStats, Consistency, RetryPolicy};
 use crate::engine::CloudError;
 
-pub use errors::{classify, map_sdk_error};
+pub use credentials::CredentialSource;
+pub use errors::{auth_problem, classify, map_sdk_error, AuthProblem};
 
 /// The narrow traits everything else reaches AWS through: one per resource family, each
 /// with its batched describe, its creates, modifies and deletes, and its waiter. [`Cloud`]
@@ -148,6 +154,8 @@ pub struct Cloud {
     pub env: String,
     pub region: String,
     pub endpoint: Option<String>,
+    /// Where the credentials come from (named in credentials errors).
+    pub credentials: CredentialSource,
     /// Extra tags (from the template) put on every resource.
     extra_tags: std::sync::RwLock<BTreeMap<String, String>>,
     pub(crate) ec2: aws_sdk_ec2::Client,
@@ -175,15 +183,15 @@ impl Cloud {
                 tls::rustls_provider::CryptoMode::Ring,
             ))
             .build_https();
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .operation_attempt_timeout(Duration::from_secs(60))
+            .build();
+        let credentials = CredentialSource::detect(settings.profile.as_deref()).await;
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http)
+            .http_client(http.clone())
             .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(Duration::from_secs(60))
-                    .build(),
-            );
+            .timeout_config(timeouts.clone());
         if !settings.region.is_empty() {
             loader = loader.region(Region::new(settings.region.clone()));
         }
@@ -198,6 +206,20 @@ impl Cloud {
             .region()
             .map(|r| r.to_string())
             .unwrap_or_else(|| settings.region.clone());
+        // A named profile's own provider (its SSO, OIDC and STS clients on the same rustls+ring
+        // HTTP client), else the default chain; asked once now, so that missing or expired
+        // credentials fail here, in one line saying what to do.
+        let provider_conf = aws_config::provider_config::ProviderConfig::without_region()
+            .with_http_client(http)
+            .with_region(conf.region().cloned())
+            .with_timeout_config(timeouts);
+        let provider = credentials::profile_provider(&credentials, provider_conf)
+            .or_else(|| conf.credentials_provider())
+            .ok_or_else(|| anyhow::anyhow!("no credentials provider is configured"))?;
+        let provider = credentials::prime(provider)
+            .await
+            .map_err(|e| anyhow::anyhow!(credentials.not_loaded(&e)))?;
+        let conf = conf.into_builder().credentials_provider(provider).build();
         let ec2 = aws_sdk_ec2::Client::new(&conf);
         let asg = aws_sdk_autoscaling::Client::new(&conf);
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&conf);
@@ -210,6 +232,7 @@ impl Cloud {
             env: env.to_string(),
             region,
             endpoint: settings.effective_endpoint(),
+            credentials,
             extra_tags: Default::default(),
             ec2,
             asg,
@@ -460,7 +483,9 @@ impl Service {
     }
 }
 
-/// Probe each service; fail naming the missing service and the endpoint.
+/// Probe each service; fail naming the missing service and the endpoint, or, when a call was
+/// refused for its credentials (expired, unknown key, bad signature, access denied), naming the
+/// credentials, where they came from and what to do instead.
 pub async fn preflight(cloud: &Cloud, services: &[Service]) -> anyhow::Result<()> {
     use Consistency::Strong;
     let endpoint = cloud
@@ -468,6 +493,7 @@ pub async fn preflight(cloud: &Cloud, services: &[Service]) -> anyhow::Result<()
         .clone()
         .unwrap_or_else(|| format!("AWS {}", cloud.region));
     let mut missing = Vec::new();
+    let mut refused = Vec::new();
     for s in services {
         let r: Result<(), CloudError> = match s {
             Service::Ec2 => cloud
@@ -511,9 +537,19 @@ pub async fn preflight(cloud: &Cloud, services: &[Service]) -> anyhow::Result<()
                 .await
                 .map(|_| ()),
         };
-        if let Err(e) = r {
-            missing.push(format!("{} is not available at {endpoint}: {e}", s.name()));
+        match r {
+            Ok(()) => {}
+            Err(e) => match auth_problem(&e) {
+                Some(p) => refused.push((p, e)),
+                None => missing.push(format!("{} is not available at {endpoint}: {e}", s.name())),
+            },
         }
+    }
+    // Refused credentials are not a missing service, whatever else failed.
+    if !refused.is_empty() {
+        let refused: Vec<(AuthProblem, &CloudError)> =
+            refused.iter().map(|(p, e)| (*p, e)).collect();
+        anyhow::bail!("{}", cloud.credentials.refused(&refused, &endpoint));
     }
     if missing.is_empty() {
         Ok(())
