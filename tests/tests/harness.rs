@@ -172,3 +172,6 @@ async fn the_emulator_creates_and_deletes_a_vpc_and_resets_between_tests() -> Re
     assert!(non_default.is_empty(), "reset left {non_default:?}");
     Ok(())
 }
+
+#[path = "harness/kube_api.rs"]
+mod kube_api;
