@@ -5,8 +5,10 @@
 #
 # HA with embedded etcd: the server that wins the init election (an atomic create of an SSM
 # parameter holding its instance id) starts with `cluster-init`; every other server joins
-# through the NLB on 6443. The first server publishes the admin kubeconfig (server URL
-# rewritten to the Route 53 API name) as a SecureString only the provisioner can read.
+# through the NLB on 6443. If the winner never brings the API up (it died first), the others
+# open a new election round after INIT_LEASE_SECONDS (`cluster.init_lease_secs`). The first
+# server publishes the admin kubeconfig (server URL rewritten to the Route 53 API name) as a
+# SecureString only the provisioner can read.
 set -eu
 
 ROLE=server
@@ -21,45 +23,73 @@ K3S_MIRROR='@@K3S_MIRROR@@'
 K3S_AIRGAP_IMAGES='@@K3S_AIRGAP_IMAGES@@'
 KUBECONFIG_PARAM='@@KUBECONFIG_PARAM@@'
 INIT_LOCK_PARAM='@@INIT_LOCK_PARAM@@'
+INIT_LEASE_SECONDS='@@INIT_LEASE_SECONDS@@'
 NODE_LABELS='@@NODE_LABELS@@'
 
 # The renderer inlines k3s-common.sh in place of the next two lines.
 # shellcheck source=k3s-common.sh
 . "$(dirname "$0")/k3s-common.sh" # @@INCLUDE k3s-common.sh@@
 
-# Sets FIRST_SERVER=1 when this instance holds the init lock (it created it now, or on an
-# earlier boot), FIRST_SERVER=0 when another instance does. PutParameter without Overwrite
-# is atomic: exactly one server wins.
+# The init lock of election round $1: INIT_LOCK_PARAM, then INIT_LOCK_PARAM-2, -3 ...
+lock_name() {
+    if [ "$1" = 1 ]; then printf '%s' "$INIT_LOCK_PARAM"; else printf '%s-%s' "$INIT_LOCK_PARAM" "$1"; fi
+}
+
+# Sets FIRST_SERVER=1 when this instance holds the init lock of the latest round (it created
+# it now, or on an earlier boot), FIRST_SERVER=0 when another instance does; ELECTION is that
+# round. PutParameter without Overwrite is atomic: exactly one server wins a round. A round
+# is only opened (by `take_over`) when its holder did not bring the API up within the lease.
 elect_init_server() {
+    ELECTION=${ELECTION:-1}
     elect_body=$(mktemp)
     elect_answer=$(mktemp)
-    printf '{"Name":"%s","Type":"String","Value":"%s","Tags":[{"Key":"provisioner:env","Value":"%s"}]}' \
-        "$INIT_LOCK_PARAM" "$INSTANCE_ID" "$ENV_NAME" >"$elect_body"
     elect_n=0
     FIRST_SERVER=
     while [ -z "$FIRST_SERVER" ]; do
+        elect_lock=$(lock_name "$ELECTION")
+        printf '{"Name":"%s","Type":"String","Value":"%s","Tags":[{"Key":"provisioner:env","Value":"%s"}]}' \
+            "$elect_lock" "$INSTANCE_ID" "$ENV_NAME" >"$elect_body"
         elect_status=$(ssm_call PutParameter "$elect_body" "$elect_answer")
         if [ "$elect_status" = 200 ]; then
             FIRST_SERVER=1
         elif grep -q ParameterAlreadyExists "$elect_answer" &&
-            get_parameter "$INIT_LOCK_PARAM" "$elect_answer.holder"; then
-            if [ "$(cat "$elect_answer.holder")" = "$INSTANCE_ID" ]; then
+            get_parameter "$elect_lock" "$elect_answer.holder"; then
+            ELECTION_HOLDER=$(cat "$elect_answer.holder")
+            if [ "$ELECTION_HOLDER" = "$INSTANCE_ID" ]; then
                 FIRST_SERVER=1
+            elif get_parameter "$(lock_name $((ELECTION + 1)))" "$elect_answer.next" 2>/dev/null; then
+                # A later round exists: that one counts.
+                ELECTION=$((ELECTION + 1))
             else
                 FIRST_SERVER=0
             fi
         else
             elect_n=$((elect_n + 1))
-            [ "$elect_n" -lt 30 ] || die "init election through $INIT_LOCK_PARAM failed (HTTP $elect_status)"
+            [ "$elect_n" -lt 30 ] || die "init election through $elect_lock failed (HTTP $elect_status)"
             sleep 10
         fi
     done
-    rm -f "$elect_body" "$elect_answer" "$elect_answer.holder"
+    rm -f "$elect_body" "$elect_answer" "$elect_answer.holder" "$elect_answer.next"
     if [ "$FIRST_SERVER" = 1 ]; then
-        log "this server initialises the cluster (holds $INIT_LOCK_PARAM)"
+        log "this server initialises the cluster (holds $elect_lock)"
     else
-        log "joining the cluster through https://$NLB_DNS:6443"
+        log "joining the cluster through https://$NLB_DNS:6443 ($ELECTION_HOLDER holds $elect_lock)"
     fi
+}
+
+# A joining server waits for the API up to the lease; when the holder of the round never
+# brought it up (it died before k3s answered), the next round is opened and elected.
+join_or_take_over() {
+    while [ "$FIRST_SERVER" = 0 ]; do
+        log "waiting up to ${INIT_LEASE_SECONDS}s for the k3s API at https://$NLB_DNS:6443"
+        # shellcheck disable=SC2086
+        if retry $((INIT_LEASE_SECONDS / 5 + 1)) 5 curl $CURL_BOUNDS -ksf -o /dev/null "https://$NLB_DNS:6443/cacerts"; then
+            return 0
+        fi
+        log "the API did not answer within ${INIT_LEASE_SECONDS}s of $ELECTION_HOLDER's election: opening round $((ELECTION + 1))"
+        ELECTION=$((ELECTION + 1))
+        elect_init_server
+    done
 }
 
 write_server_config() {
@@ -133,9 +163,15 @@ main() {
     fetch_join_token "$TOKEN_PARAM" token
     fetch_join_token "$AGENT_TOKEN_PARAM" agent-token
     elect_init_server
-    if [ "$FIRST_SERVER" = 0 ]; then
-        wait_for_api
+    join_or_take_over
+    if [ "$FIRST_SERVER" = 1 ] && get_parameter "$(lock_name $((ELECTION + 1)))" "$ROOT$K3S_CONFIG_DIR/.next-round" 2>/dev/null; then
+        # This holder was too slow: another server opened the next round and initialises.
+        log "election round $((ELECTION + 1)) was opened while this server prepared: joining instead"
+        ELECTION=$((ELECTION + 1))
+        elect_init_server
+        join_or_take_over
     fi
+    rm -f "$ROOT$K3S_CONFIG_DIR/.next-round"
     write_server_config
     install_k3s server
     if [ "$FIRST_SERVER" = 1 ]; then

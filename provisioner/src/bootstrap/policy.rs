@@ -68,11 +68,17 @@ pub fn instance_role_policy(env: &Environment, role: NodeRole, scope: &PolicySco
             "Action": ["ssm:GetParameter"],
             "Resource": [scope.parameter_arn(&names.token())],
         }));
+        // The election's rounds: `init-server`, then `init-server-2`, `-3` … (a new round
+        // when the holder never brought the API up).
+        let rounds = format!("{}-*", names.init_lock());
         statements.push(json!({
             "Sid": "ReadInitElection",
             "Effect": "Allow",
             "Action": ["ssm:GetParameter"],
-            "Resource": [scope.parameter_arn(&names.init_lock())],
+            "Resource": [
+                scope.parameter_arn(&names.init_lock()),
+                scope.parameter_arn(&rounds),
+            ],
         }));
         statements.push(json!({
             "Sid": "PublishKubeconfigAndElect",
@@ -81,6 +87,7 @@ pub fn instance_role_policy(env: &Environment, role: NodeRole, scope: &PolicySco
             "Resource": [
                 scope.parameter_arn(&names.kubeconfig()),
                 scope.parameter_arn(&names.init_lock()),
+                scope.parameter_arn(&rounds),
             ],
         }));
     }

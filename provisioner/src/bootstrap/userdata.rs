@@ -74,7 +74,7 @@ pub fn user_data(
         Some(m) => mirror_url(m)?.to_owned(),
         None => String::new(),
     };
-    let values: [(&str, String); 12] = [
+    let values: [(&str, String); 13] = [
         ("ENV_NAME", env.name.to_string()),
         ("POOL_NAME", pool.name.to_string()),
         ("K3S_VERSION", version.to_owned()),
@@ -94,6 +94,10 @@ pub fn user_data(
         ),
         ("KUBECONFIG_PARAM", params.kubeconfig()),
         ("INIT_LOCK_PARAM", params.init_lock()),
+        (
+            "INIT_LEASE_SECONDS",
+            env.cluster.init_lease_secs.to_string(),
+        ),
         ("NODE_LABELS", labels.join(" ")),
     ];
     Ok(render(template, &values))

@@ -829,4 +829,7 @@ pub struct Cluster {
     /// Also install the release's air-gap image tarball (no image pulled from a registry
     /// for k3s's own components).
     pub k3s_airgap_images: bool,
+    /// How long a joining server waits for the elected first server's API before it opens a
+    /// new election round (the first died before k3s answered).
+    pub init_lease_secs: u32,
 }

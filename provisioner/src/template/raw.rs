@@ -43,6 +43,7 @@ pub struct RawCluster {
     pub k3s_mirror: Option<String>,
     #[serde(default)]
     pub k3s_airgap_images: bool,
+    pub init_lease_secs: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -126,6 +126,7 @@ https://raw.githubusercontent.com/k3s-io/k3s/*/install.sh | https://mirror.examp
     exit 0 ;;
 https://*:6443/cacerts)
     echo "api GET $url" >>"$state/requests.log"
+    if [ -n "${STUB_API_DOWN:-}" ]; then exit 7; fi
     exit 0 ;;
 esac
 echo "UNEXPECTED curl $url" >>"$state/requests.log"
@@ -245,6 +246,21 @@ fn run_script(
     params: &[(String, String)],
     bad_checksum: bool,
 ) -> Run {
+    let extra: &[(&str, &str)] = if bad_checksum {
+        &[("STUB_BAD_CHECKSUM", "1")]
+    } else {
+        &[]
+    };
+    run_script_with(script, instance_id, params, extra)
+}
+
+/// [`run_script`] with extra environment for the stubs (`STUB_API_DOWN`, …).
+fn run_script_with(
+    script: &str,
+    instance_id: &str,
+    params: &[(String, String)],
+    extra_env: &[(&str, &str)],
+) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let state = dir.path().join("state");
@@ -282,9 +298,7 @@ fn run_script(
         .env("STUB_STATE", &state)
         .env("STUB_INSTANCE_ID", instance_id)
         .env("STUB_INSTALL_SH", state.join("install.sh"));
-    if bad_checksum {
-        cmd.env("STUB_BAD_CHECKSUM", "1");
-    }
+    cmd.envs(extra_env.iter().copied());
     let output = cmd.output().expect("run /bin/sh");
     Run {
         _dir: dir,
@@ -563,6 +577,72 @@ fn a_rebooted_first_server_keeps_its_role() {
         last.get("Tags").is_none(),
         "SSM refuses Tags with Overwrite"
     );
+}
+
+#[test]
+fn a_server_takes_over_when_the_elected_one_never_brings_the_api_up() {
+    let mut env = dev_env();
+    env.cluster.init_lease_secs = 10;
+    let names = ParameterNames::new(&env.name);
+    let run = run_script_with(
+        &script_for(&env, NodeRole::K3sServer),
+        "i-second",
+        &[
+            token_param(&env),
+            agent_token_param(&env),
+            lock_param(&env, "i-dead"),
+        ],
+        &[("STUB_API_DOWN", "1")],
+    );
+    run.assert_ok();
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("the API did not answer within 10s of i-dead's election: opening round 2"),
+        "{}",
+        run.log()
+    );
+    // It polled the API for the lease (10 s / 5 s + 1 tries), then won round 2.
+    let polls = run.state("requests.log").matches("/cacerts").count();
+    assert_eq!(polls, 3, "{}", run.log());
+    let puts: Vec<serde_json::Value> = run
+        .state("puts.log")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(puts[0]["Name"], names.init_lock());
+    assert_eq!(puts[1]["Name"], format!("{}-2", names.init_lock()));
+    assert_eq!(puts[1]["Value"], "i-second");
+    assert_eq!(puts.last().unwrap()["Name"], names.kubeconfig());
+    let config = run.read("etc/rancher/k3s/config.yaml");
+    assert!(config.contains("cluster-init: true\n"), "{config}");
+
+    // A server booting after the takeover follows the latest round and joins.
+    let late = run_script(
+        &script_for(&env, NodeRole::K3sServer),
+        "i-third",
+        &[
+            token_param(&env),
+            agent_token_param(&env),
+            lock_param(&env, "i-dead"),
+            (
+                format!("{}-2", names.init_lock()),
+                format!(
+                    r#"{{"Name":"{}-2","Type":"String","Value":"i-second"}}"#,
+                    names.init_lock()
+                ),
+            ),
+        ],
+        false,
+    );
+    late.assert_ok();
+    assert!(
+        late.stderr()
+            .contains("(i-second holds /provisioner/dev/k3s/init-server-2)"),
+        "{}",
+        late.log()
+    );
+    let config = late.read("etc/rancher/k3s/config.yaml");
+    assert!(!config.contains("cluster-init"), "{config}");
 }
 
 #[test]

@@ -316,5 +316,12 @@ fn rendered_objects_are_consistent_with_each_other() {
     ] {
         assert!(env_names.contains(&v), "{v} missing");
     }
-    assert!(deployment["spec"]["replicas"].as_u64().unwrap() >= 2);
+    // Its replica count is the HPA's alone (at least 2).
+    assert!(deployment["spec"].get("replicas").is_none());
+    let hpa = objects
+        .iter()
+        .find(|o| o["kind"] == "HorizontalPodAutoscaler")
+        .unwrap();
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "proximity-service");
+    assert!(hpa["spec"]["minReplicas"].as_u64().unwrap() >= 2);
 }

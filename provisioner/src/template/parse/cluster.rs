@@ -106,12 +106,25 @@ impl<'s, 'a> Checker<'s, 'a> {
                 ok = false;
             }
         }
+        let init_lease_secs = match c.init_lease_secs {
+            None => DEFAULT_INIT_LEASE_SECS,
+            Some(v) if (10..=86_400).contains(&v) => v as u32,
+            Some(v) => {
+                self.err(
+                    "cluster.init_lease_secs",
+                    format!("{v} is not 10..=86400 seconds"),
+                );
+                ok = false;
+                DEFAULT_INIT_LEASE_SECS
+            }
+        };
         ok.then(|| Cluster {
             k3s_version: c.k3s_version.clone(),
             operator_cidrs,
             service_image: image.to_owned(),
             k3s_mirror: c.k3s_mirror.clone(),
             k3s_airgap_images: c.k3s_airgap_images,
+            init_lease_secs,
         })
     }
 }
@@ -132,6 +145,10 @@ fn valid_k3s_version(s: &str) -> bool {
         && !k3s.is_empty()
         && k3s.chars().all(|c| c.is_ascii_digit())
 }
+
+/// `cluster.init_lease_secs` by default: a first server downloads k3s and initialises etcd
+/// well within it; only then may the others decide it died.
+pub const DEFAULT_INIT_LEASE_SECS: u32 = 900;
 
 #[cfg(test)]
 mod tests {
