@@ -37,13 +37,24 @@ fn template() -> PathBuf {
 }
 
 fn provisioner(emu: &harness::EmulatorGuard, args: &[&str]) -> Result<Output> {
+    provisioner_env(emu, args, &[])
+}
+
+/// `provisioner ARGS` against the emulator, with `extra` environment on top of the SDK's.
+fn provisioner_env(
+    emu: &harness::EmulatorGuard,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> Result<Output> {
     let mut cmd = Command::new(workspace_bin("provisioner"));
     cmd.args(args).env_remove("AWS_PROFILE");
     for (k, v) in emu.sdk_env() {
         cmd.env(k, v);
     }
+    cmd.envs(extra.iter().copied());
     cmd.output().context("running provisioner")
 }
+
 
 fn text(out: &Output) -> String {
     format!(
