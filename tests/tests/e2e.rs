@@ -55,7 +55,6 @@ fn provisioner_env(
     cmd.output().context("running provisioner")
 }
 
-
 fn text(out: &Output) -> String {
     format!(
         "{}{}",

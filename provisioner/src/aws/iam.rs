@@ -1,4 +1,4 @@
-//! IAM: the node role and instance profile, under the path `/provisioner/<env>/` so that they
+//! IAM: the node role and instance profile, under the path `/provisioner/<region>/<env>/` so that they
 //! are found with one list call each (IAM has no tag filter), and tagged as well.
 
 use aws_sdk_iam::types::Tag;
@@ -341,8 +341,12 @@ impl Account for Cloud {
 }
 
 impl Cloud {
+    /// The IAM path of this environment's roles and instance profiles. IAM is global and
+    /// regions are not: the same environment name in two regions gets two paths (and its
+    /// role names carry the region, see `model::security`), so neither `up` nor `down` in one
+    /// region touches the other's.
     pub fn iam_path(&self) -> String {
-        format!("/provisioner/{}/", self.env)
+        format!("/provisioner/{}/{}/", self.region, self.env)
     }
 
     /// Path and role names of one instance profile.

@@ -97,6 +97,12 @@ fn rules(env: &Environment, g: &GroupSpec) -> SecurityGroupRules {
     }
 }
 
+/// The IAM name of pool `p`'s role and instance profile: `<env>-<region>-<pool>` (IAM names
+/// are global; the same environment in two regions must not share a role).
+pub fn role_name(env: &Environment, p: &crate::template::NodePool) -> String {
+    aws_name(&format!("{}-{}", env.name, env.region), p.name.as_str(), 64)
+}
+
 /// Each node pool's role + instance profile.
 pub fn node_roles(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>> {
     let scope = crate::bootstrap::PolicyScope::new(env.region.as_str(), &target.account_id);
@@ -105,7 +111,7 @@ pub fn node_roles(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>
         .map(|p| {
             task(iam::InstanceProfile {
                 name: p.name.to_string(),
-                role_name: aws_name(env.name.as_str(), p.name.as_str(), 64),
+                role_name: role_name(env, p),
                 assume_policy: crate::bootstrap::instance_assume_role_policy().to_string(),
                 policy: crate::bootstrap::instance_role_policy(env, p.role, &scope).to_string(),
             })

@@ -83,6 +83,33 @@ pub fn check_image_reference(image: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `cluster.k3s_mirror`: an `https://host[:port]/path` URL made of the characters a URL needs
+/// and none a shell would read (it is substituted into the node user-data): no quote, `$`,
+/// backtick, space, `;` or `&`.
+pub fn check_mirror_url(v: &str) -> Result<(), String> {
+    let Some(rest) = v.strip_prefix("https://") else {
+        return Err(
+            "expected an https:// URL (the checksum file comes from the same place)".into(),
+        );
+    };
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    if host.is_empty() {
+        return Err("the URL has no host".into());
+    }
+    if v.len() > 512 {
+        return Err("longer than 512 characters".into());
+    }
+    match rest
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-._~/:%@+=,".contains(*c)))
+    {
+        Some(c) => Err(format!(
+            "`{c}` is not allowed (letters, digits and -._~/:%@+=, only)"
+        )),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::check_image_reference as check;
@@ -117,32 +144,5 @@ mod tests {
             let e = check(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
         }
-    }
-}
-
-/// `cluster.k3s_mirror`: an `https://host[:port]/path` URL made of the characters a URL needs
-/// and none a shell would read (it is substituted into the node user-data): no quote, `$`,
-/// backtick, space, `;` or `&`.
-pub fn check_mirror_url(v: &str) -> Result<(), String> {
-    let Some(rest) = v.strip_prefix("https://") else {
-        return Err(
-            "expected an https:// URL (the checksum file comes from the same place)".into(),
-        );
-    };
-    let host = rest.split(['/', ':']).next().unwrap_or_default();
-    if host.is_empty() {
-        return Err("the URL has no host".into());
-    }
-    if v.len() > 512 {
-        return Err("longer than 512 characters".into());
-    }
-    match rest
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "-._~/:%@+=,".contains(*c)))
-    {
-        Some(c) => Err(format!(
-            "`{c}` is not allowed (letters, digits and -._~/:%@+=, only)"
-        )),
-        None => Ok(()),
     }
 }

@@ -246,7 +246,7 @@ pub async fn tagged(endpoint: &str, env: &str) -> BTreeMap<String, usize> {
     let n = profiles
         .instance_profiles()
         .iter()
-        .filter(|p| p.path() == format!("/provisioner/{env}/"))
+        .filter(|p| p.path() == format!("/provisioner/us-east-1/{env}/"))
         .count();
     if n > 0 {
         out.insert("iam:instance-profile".into(), n);

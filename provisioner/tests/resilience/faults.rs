@@ -147,15 +147,15 @@ async fn a_role_left_by_a_crash_is_adopted_and_a_foreign_one_is_not() -> anyhow:
     // What a crash right after CreateRole leaves: the role, under the env's path, no profile.
     aws.iam
         .create_role()
-        .role_name("dev-servers")
-        .path("/provisioner/dev/")
+        .role_name("dev-us-east-1-servers")
+        .path("/provisioner/us-east-1/dev/")
         .assume_role_policy_document(&assume)
         .send()
         .await?;
     // Someone else's role with the name the env wants for another pool.
     aws.iam
         .create_role()
-        .role_name("dev-agents")
+        .role_name("dev-us-east-1-agents")
         .path("/")
         .assume_role_policy_document(&assume)
         .send()
@@ -167,9 +167,18 @@ async fn a_role_left_by_a_crash_is_adopted_and_a_foreign_one_is_not() -> anyhow:
         "{}",
         refused.text()
     );
-    let foreign = aws.iam.get_role().role_name("dev-agents").send().await?;
+    let foreign = aws
+        .iam
+        .get_role()
+        .role_name("dev-us-east-1-agents")
+        .send()
+        .await?;
     assert_eq!(foreign.role().map(|r| r.path()), Some("/"));
-    aws.iam.delete_role().role_name("dev-agents").send().await?;
+    aws.iam
+        .delete_role()
+        .role_name("dev-us-east-1-agents")
+        .send()
+        .await?;
 
     provisioner(&emu.endpoint, &up_args, LIMIT)
         .await?
@@ -190,32 +199,40 @@ async fn down_deletes_a_profile_left_without_its_role_and_spares_foreign_ones() 
     let fixture = Dev::start().await?;
     let (emu, aws, dev) = (&fixture.emu, &fixture.aws, fixture.template());
     let assume = provisioner::bootstrap::instance_assume_role_policy().to_string();
-    let ours = "/provisioner/dev/";
+    let ours = "/provisioner/us-east-1/dev/";
     // Left by a crash: a profile with no role, and a role with no profile.
     aws.iam
         .create_instance_profile()
-        .instance_profile_name("dev-agents")
+        .instance_profile_name("dev-us-east-1-agents")
         .path(ours)
         .send()
         .await?;
     aws.iam
         .create_role()
-        .role_name("dev-servers")
+        .role_name("dev-us-east-1-servers")
         .path(ours)
+        .assume_role_policy_document(&assume)
+        .send()
+        .await?;
+    // The same environment in another region: its own path and names, never ours.
+    aws.iam
+        .create_role()
+        .role_name("dev-eu-west-1-servers")
+        .path("/provisioner/eu-west-1/dev/")
         .assume_role_policy_document(&assume)
         .send()
         .await?;
     // Someone else's, with the same names.
     aws.iam
         .create_role()
-        .role_name("dev-agents")
+        .role_name("dev-us-east-1-agents")
         .path("/")
         .assume_role_policy_document(&assume)
         .send()
         .await?;
     aws.iam
         .create_instance_profile()
-        .instance_profile_name("dev-servers")
+        .instance_profile_name("dev-us-east-1-servers")
         .path("/")
         .send()
         .await?;
@@ -223,17 +240,33 @@ async fn down_deletes_a_profile_left_without_its_role_and_spares_foreign_ones() 
     let down = provisioner(&emu.endpoint, &["down", "-f", dev, "--yes"], LIMIT).await?;
     down.expect_code(0, "down of what a crash left");
     assert!(
-        down.text().contains("profile/dev-agents"),
+        down.text().contains("profile/dev-us-east-1-agents"),
         "{}",
         down.text()
     );
     assert_nothing_left(aws, "dev").await?;
-    let role = aws.iam.get_role().role_name("dev-agents").send().await?;
+    let other_region = aws
+        .iam
+        .get_role()
+        .role_name("dev-eu-west-1-servers")
+        .send()
+        .await?;
+    assert_eq!(
+        other_region.role().map(|r| r.path()),
+        Some("/provisioner/eu-west-1/dev/"),
+        "down in us-east-1 must not touch the eu-west-1 environment's role"
+    );
+    let role = aws
+        .iam
+        .get_role()
+        .role_name("dev-us-east-1-agents")
+        .send()
+        .await?;
     assert_eq!(role.role().map(|r| r.path()), Some("/"));
     let profile = aws
         .iam
         .get_instance_profile()
-        .instance_profile_name("dev-servers")
+        .instance_profile_name("dev-us-east-1-servers")
         .send()
         .await?;
     assert_eq!(profile.instance_profile().map(|p| p.path()), Some("/"));

@@ -433,7 +433,7 @@ impl Aws {
                 );
             }
         }
-        let path = format!("/provisioner/{env}/");
+        let path = format!("/provisioner/us-east-1/{env}/");
         for r in self
             .iam
             .list_roles()
