@@ -18,6 +18,7 @@ mod paths;
 mod postgres;
 mod process;
 mod redis_server;
+pub mod twin;
 
 pub use emulator::{emulator, Emulator, EmulatorGuard};
 pub use paths::{suite_cache, suite_venv};
