@@ -145,6 +145,7 @@ pub fn signal_group(pgid: u32, sig: &str) {
         .arg(format!("-{sig}"))
         .arg("--")
         .arg(format!("-{pgid}"))
+        .stderr(std::process::Stdio::null())
         .status();
 }
 

@@ -134,10 +134,8 @@ async fn run(role: Role) -> Result<()> {
     let ca_path = std::env::var("K3S_STANDIN_CA").context("K3S_STANDIN_CA is not set")?;
     let ca_pem = std::fs::read(&ca_path).with_context(|| format!("reading {ca_path}"))?;
     let roots = harness::twin::pki::certificates_from_pem(&ca_pem)?;
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls(harness::twin::pki::client_config_trusting(&roots))
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let client =
+        harness::twin::https::HttpsClient::new(harness::twin::pki::client_config_trusting(&roots));
     let http = Http { client, api };
 
     let admin_token = match (role, config.cluster_init, &config.server) {
@@ -207,7 +205,7 @@ async fn run(role: Role) -> Result<()> {
 }
 
 struct Http {
-    client: reqwest::Client,
+    client: harness::twin::https::HttpsClient,
     api: String,
 }
 
@@ -220,14 +218,9 @@ impl Http {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let mut req = self.client.post(&url).json(body);
-            if let Some(token) = bearer {
-                req = req.bearer_auth(token);
-            }
-            let problem = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let text = resp.text().await.unwrap_or_default();
+            let problem = match self.client.post_json(&url, bearer, body).await {
+                Ok((status, answer)) => {
+                    let text = String::from_utf8_lossy(&answer).into_owned();
                     if status.is_success() || (status.as_u16() == 409 && path == "/api/v1/nodes") {
                         return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
                     }
@@ -239,7 +232,7 @@ impl Http {
                     }
                     format!("{status}: {}", text.trim())
                 }
-                Err(e) => format!("{e}"),
+                Err(e) => format!("{e:#}"),
             };
             if start.elapsed() > RETRY_FOR {
                 bail!("POST {url}: still failing after {RETRY_FOR:?}: {problem}");

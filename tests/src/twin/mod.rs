@@ -59,12 +59,14 @@
 //! Transport errors and 5xx answers are retried every second for up to 5 minutes.
 
 mod aws;
+pub mod https;
 pub mod imds;
 pub mod kube_api;
 pub mod mirror;
 pub mod nodes;
 pub mod pki;
 mod policy;
+
 pub mod server;
 mod sigv4;
 pub mod ssm_front;

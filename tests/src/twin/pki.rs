@@ -93,13 +93,9 @@ impl Pki {
         client_config_trusting(&[self.ca_der()])
     }
 
-    /// An HTTP client trusting this CA only (it answers any name, so use
-    /// `reqwest::ClientBuilder::resolve` for names, or an address).
-    pub fn http_client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
-            .use_preconfigured_tls(self.client_config())
-            .build()
-            .expect("building an HTTP client")
+    /// An HTTPS client trusting this CA only.
+    pub fn https_client(&self) -> super::https::HttpsClient {
+        super::https::HttpsClient::new(self.client_config())
     }
 
     /// The leaf for `name` (a DNS name or an IP address), issued once and cached.

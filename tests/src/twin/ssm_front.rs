@@ -14,7 +14,9 @@
 //!    names (`Name`, `Names`); a `PutParameter` with `Tags` also needs
 //!    `ssm:AddTagsToResource`, as on AWS. A denial is 400 `AccessDeniedException` in AWS's
 //!    JSON shape.
-//! 3. Every decision is logged (access key id, role, instance, action, resource, outcome,
+//! 3. Allowed requests go to the emulator; its JSON answer is sent back compact, as AWS
+//!    sends it (moto puts a space after every `:`, which AWS never does).
+//! 4. Every decision is logged (access key id, role, instance, action, resource, outcome,
 //!    reason — never a parameter value or a secret) to the twin's `ssm-front.log` and kept for
 //!    tests ([`SsmFront::decisions`]).
 
@@ -158,7 +160,11 @@ impl State {
                 self.forward(req).await
             }
             Err(refusal) => {
-                decision.reason = refusal.code.to_owned();
+                decision.reason = if decision.reason.is_empty() {
+                    refusal.code.to_owned()
+                } else {
+                    format!("{}: {}", refusal.code, decision.reason)
+                };
                 self.record(decision);
                 aws_error(refusal.code, &refusal.message)
             }
@@ -412,6 +418,12 @@ impl State {
                     .unwrap_or(JSON_11)
                     .to_owned();
                 let body = resp.bytes().await.unwrap_or_default();
+                // AWS answers compact JSON (`"Value":"…"`), moto pretty-prints
+                // (`"Value": "…"`); the nodes' scripts read AWS's form.
+                let body = match serde_json::from_slice::<Value>(&body) {
+                    Ok(v) => bytes::Bytes::from(v.to_string()),
+                    Err(_) => body,
+                };
                 let status = StatusCode::from_u16(status.as_u16())
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 server::bytes(status, &ctype, body)
