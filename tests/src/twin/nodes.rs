@@ -61,6 +61,8 @@ pub struct TwinConfig {
     pub mirror_hosts: Vec<(String, u16)>,
     /// How often the emulator is polled for new instances and load balancers.
     pub poll_interval: Duration,
+    /// The twin CA; a new one when `None`. Pass the one the mock API server presents.
+    pub pki: Option<Pki>,
 }
 
 impl TwinConfig {
@@ -79,6 +81,7 @@ impl TwinConfig {
             resolve: Vec::new(),
             mirror_hosts: Vec::new(),
             poll_interval: Duration::from_millis(500),
+            pki: None,
         }
     }
 }
@@ -187,7 +190,10 @@ impl NodeTwin {
             .unwrap_or("123456789012")
             .to_owned();
         let scratch = Scratch::new("node-twin-")?;
-        let pki = Pki::new()?;
+        let pki = match &config.pki {
+            Some(pki) => pki.clone(),
+            None => Pki::new()?,
+        };
         let ca_path = scratch.path().join("twin-ca.pem");
         pki.write_ca_pem(&ca_path)?;
         let registry = CredentialRegistry::default();

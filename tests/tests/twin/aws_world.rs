@@ -13,6 +13,7 @@ pub struct Aws {
     pub iam: aws_sdk_iam::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub sts: aws_sdk_sts::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
 }
 
 impl Aws {
@@ -42,6 +43,7 @@ impl Aws {
             iam: aws_sdk_iam::Client::new(&conf),
             ssm: aws_sdk_ssm::Client::new(&conf),
             sts: aws_sdk_sts::Client::new(&conf),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&conf),
         }
     }
 
@@ -125,6 +127,25 @@ impl Aws {
             .subnet()
             .and_then(|s| s.subnet_id())
             .context("subnet id")?
+            .to_owned())
+    }
+
+    /// An internal network load balancer in `subnet`; its DNS name.
+    pub async fn nlb(&self, name: &str, subnet: &str) -> Result<String> {
+        let lb = self
+            .elb
+            .create_load_balancer()
+            .name(name)
+            .r#type(aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum::Network)
+            .scheme(aws_sdk_elasticloadbalancingv2::types::LoadBalancerSchemeEnum::Internal)
+            .subnets(subnet)
+            .send()
+            .await?;
+        Ok(lb
+            .load_balancers()
+            .first()
+            .and_then(|l| l.dns_name())
+            .context("the NLB has no DNS name")?
             .to_owned())
     }
 

@@ -2,6 +2,7 @@
 //! stands in for, reached the way the nodes reach it — through curl.
 
 mod aws_world;
+mod real_userdata;
 mod standin;
 
 use anyhow::{Context, Result};

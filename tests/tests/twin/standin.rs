@@ -14,16 +14,29 @@ use std::time::{Duration, Instant};
 const SERVER_TOKEN: &str = "K10server-token";
 const AGENT_TOKEN: &str = "K10agent-token";
 
-type Seen = Arc<Mutex<Vec<(String, Option<String>, Value)>>>;
+pub type Seen = Arc<Mutex<Vec<(String, Option<String>, Value)>>>;
 
-/// Answers the protocol's three calls and records (path, bearer, body) of each.
-async fn protocol_double(pki: &Pki) -> Result<(server::Server, Seen)> {
+/// Answers the protocol's three calls and `GET /cacerts` (as k3s serves it, without
+/// credentials), and records (path, bearer, body) of each call.
+pub async fn protocol_double(pki: &Pki) -> Result<(server::Server, Seen)> {
+    protocol_double_with(pki, SERVER_TOKEN).await
+}
+
+/// The double, with the cluster's server token.
+pub async fn protocol_double_with(pki: &Pki, server_token: &str) -> Result<(server::Server, Seen)> {
+    let server_token = server_token.to_owned();
+    let ca_pem = pki.ca_pem();
     let seen: Seen = Arc::default();
     let record = seen.clone();
     let listener = server::bind_loopback().await?;
     let srv = server::serve(listener, Some(pki.server_config()), move |req, _| {
         let record = record.clone();
+        let server_token = server_token.clone();
+        let ca_pem = ca_pem.clone();
         async move {
+            if req.uri().path() == "/cacerts" {
+                return Reply::Answer(server::text(StatusCode::OK, ca_pem));
+            }
             let body: Value = serde_json::from_slice(req.body()).unwrap_or(Value::Null);
             let bearer = req
                 .headers()
@@ -39,11 +52,11 @@ async fn protocol_double(pki: &Pki) -> Result<(server::Server, Seen)> {
             let token = body["token"].as_str().unwrap_or("");
             let j = "application/json";
             let answer = match path.as_str() {
-                "/twin/v1/cluster-init" if token == SERVER_TOKEN => {
+                "/twin/v1/cluster-init" if token == server_token => {
                     server::json(StatusCode::OK, j, &json!({"admin_token": "admin-123"}))
                 }
                 "/twin/v1/join"
-                    if (body["role"] == "server" && token == SERVER_TOKEN)
+                    if (body["role"] == "server" && token == server_token)
                         || (body["role"] == "agent" && token == AGENT_TOKEN) =>
                 {
                     server::json(StatusCode::OK, j, &json!({}))
