@@ -237,7 +237,7 @@ impl Http {
             if start.elapsed() > RETRY_FOR {
                 bail!("POST {url}: still failing after {RETRY_FOR:?}: {problem}");
             }
-            if attempt == 1 || attempt % 10 == 0 {
+            if attempt == 1 || attempt.is_multiple_of(10) {
                 log("info", &format!("POST {path} failed ({problem}); retrying"));
             }
             tokio::time::sleep(Duration::from_secs(1)).await;

@@ -177,13 +177,11 @@ impl State {
             return status(StatusCode::METHOD_NOT_ALLOWED);
         }
         match req.headers().get(TOKEN_HEADER) {
-            Some(token) => {
-                if !self.token_valid(token.to_str().unwrap_or("")) {
-                    return status(StatusCode::UNAUTHORIZED);
-                }
+            Some(token) if !self.token_valid(token.to_str().unwrap_or("")) => {
+                return status(StatusCode::UNAUTHORIZED)
             }
             None if self.config.tokens_required => return status(StatusCode::UNAUTHORIZED),
-            None => {}
+            _ => {}
         }
         if path == "/latest/user-data" {
             return match &self.config.user_data {

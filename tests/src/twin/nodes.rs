@@ -26,6 +26,9 @@
 //! [`TwinConfig::resolve`] and [`NodeTwin::add_resolve`]; last, a catch-all to a closed port
 //! on 127.0.0.1, so no unmapped name ever leaves this machine. The file is rewritten when a
 //! mapping appears (a load balancer created later, an added resolve).
+//!
+//! An instance the emulator stops reporting in service (terminated, its group deleted by
+//! `down`) has its process tree killed, as EC2 would stop it.
 
 use super::aws::{sdk_error, Clients};
 use super::imds::{CredentialRegistry, Imds, ImdsConfig, InstanceRole};
@@ -129,6 +132,9 @@ pub struct InstanceInfo {
     /// The instance's metadata service.
     pub imds: Option<SocketAddr>,
     pub status: InstanceStatus,
+    /// The emulator no longer reports it in service (terminated, detached, its group deleted):
+    /// its processes were killed, as EC2 would stop them.
+    pub terminated: bool,
 }
 
 impl InstanceInfo {
@@ -441,6 +447,7 @@ impl Shared {
             .await
             .map_err(sdk_error)?;
         let mut found = Vec::new();
+        let mut in_service = std::collections::HashSet::new();
         let mut map = self.instances.lock().expect("instances");
         for group in groups {
             let ours = group.tags().iter().any(|t| {
@@ -463,9 +470,13 @@ impl Shared {
                 let Some(id) = inst.instance_id() else {
                     continue;
                 };
-                let in_service = inst.lifecycle_state()
-                    == Some(&aws_sdk_autoscaling::types::LifecycleState::InService);
-                if !in_service || map.contains_key(id) {
+                if inst.lifecycle_state()
+                    != Some(&aws_sdk_autoscaling::types::LifecycleState::InService)
+                {
+                    continue;
+                }
+                in_service.insert(id.to_owned());
+                if map.contains_key(id) {
                     continue;
                 }
                 let spec = inst
@@ -485,12 +496,22 @@ impl Shared {
                             root,
                             imds: None,
                             status: InstanceStatus::Starting,
+                            terminated: false,
                         },
                         pgid: None,
                         _imds: None,
                     },
                 );
                 found.push((group_name.clone(), id.to_owned(), spec));
+            }
+        }
+        for inst in map.values_mut() {
+            if !in_service.contains(inst.info.id.as_str()) && !inst.info.terminated {
+                inst.info.terminated = true;
+                if let Some(pgid) = inst.pgid.take() {
+                    signal_group(pgid, "KILL");
+                }
+                inst._imds = None;
             }
         }
         Ok(found)
@@ -535,7 +556,7 @@ impl Shared {
             Ok(booted) => {
                 inst.info.private_ip = booted.private_ip;
                 inst.info.imds = Some(booted.imds.addr());
-                if inst.info.status == InstanceStatus::Killed {
+                if inst.info.status == InstanceStatus::Killed || inst.info.terminated {
                     signal_group(booted.pgid, "KILL");
                     return;
                 }

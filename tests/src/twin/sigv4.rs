@@ -135,10 +135,7 @@ fn canonical_uri(path: &str) -> String {
     if path.is_empty() {
         return "/".to_owned();
     }
-    path.split('/')
-        .map(|seg| encode(seg))
-        .collect::<Vec<_>>()
-        .join("/")
+    path.split('/').map(encode).collect::<Vec<_>>().join("/")
 }
 
 fn canonical_query(query: &str) -> String {

@@ -391,5 +391,22 @@ async fn twin_runner_boots_the_real_user_data_of_each_in_service_instance() -> R
     // Only this environment's groups are booted.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(twin.instances().len(), 2, "{}", twin.summary());
+
+    // An instance whose group is deleted is terminated: the twin stops it too.
+    aws.autoscaling
+        .delete_auto_scaling_group()
+        .auto_scaling_group_name("twin-boot-asg")
+        .force_delete(true)
+        .send()
+        .await?;
+    let start = std::time::Instant::now();
+    while !twin.instance(&boot.id).unwrap().terminated {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{}",
+            twin.summary()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     Ok(())
 }
