@@ -1,14 +1,16 @@
 //! The k3s download, served over HTTPS (twin CA) in two layouts:
 //!
 //! - as GitHub serves it, for `github.com` and `raw.githubusercontent.com`:
-//!   `/k3s-io/k3s/releases/download/<ver>/{k3s,sha256sum-amd64.txt}` and
-//!   `/k3s-io/k3s/<ver>/install.sh`;
-//! - as the product's `cluster.k3s_mirror` lays it out: `/<ver>/{k3s,sha256sum-amd64.txt,install.sh}`
-//!   (the version URL-encoded in the request: `v1.34.1%2Bk3s1`).
+//!   `/k3s-io/k3s/releases/download/<ver>/<asset>` and `/k3s-io/k3s/<ver>/install.sh`;
+//! - as the product's `cluster.k3s_mirror` lays it out: `<base path>/<ver>/<asset>` and
+//!   `<base path>/<ver>/install.sh`, under any base path (the version URL-encoded in the
+//!   request: `v1.34.1%2Bk3s1`).
 //!
-//! Any `v…` version is served. `k3s` is the stand-in binary (`k3s-standin`, its real bytes);
-//! `sha256sum-amd64.txt` has the release's format — `<sha256>  <asset>` lines — with the real
-//! sha256 of those bytes; `install.sh` is [`INSTALL_SH`], a stand-in for k3s's installer.
+//! Any `v…` version is served. The assets: `k3s`, the stand-in binary (`k3s-standin`, its real
+//! bytes); `k3s-airgap-images-amd64.tar.zst`, [`AIRGAP_IMAGES`] (a stand-in: the k3s stand-in
+//! imports no images); `sha256sum-amd64.txt` in the release's format — `<sha256>  <asset>`
+//! lines — with the real sha256 of the bytes served for each. `install.sh` is [`INSTALL_SH`],
+//! a stand-in for k3s's installer.
 
 use super::server::{self, Reply, Request, Server};
 use anyhow::{Context, Result};
@@ -71,6 +73,11 @@ fi
 info "systemd (stand-in): $UNIT started (pid $pid)"
 "#;
 
+/// STAND-IN for the release's air-gap image tarball (`k3s-airgap-images-amd64.tar.zst`):
+/// the k3s stand-in imports no images, so these bytes only have to arrive intact.
+pub const AIRGAP_IMAGES: &[u8] =
+    b"STAND-IN for k3s-airgap-images-amd64.tar.zst, served by the node twin's mirror\n";
+
 /// A running mirror.
 #[derive(Debug)]
 pub struct Mirror {
@@ -82,6 +89,8 @@ struct Assets {
     k3s: Bytes,
     sums: Bytes,
 }
+
+const AIRGAP_ASSET: &str = "k3s-airgap-images-amd64.tar.zst";
 
 impl Mirror {
     /// Serves `k3s_binary` (the stand-in) on a free 127.0.0.1 port under `pki`.
@@ -113,7 +122,8 @@ impl Mirror {
 
 /// `sha256sum-amd64.txt` as a k3s release has it: `<sha256>  <asset>` per line.
 fn checksum_file(k3s_sha256: &str) -> String {
-    format!("{k3s_sha256}  k3s\n")
+    let airgap = hex::encode(ring::digest::digest(&ring::digest::SHA256, AIRGAP_IMAGES));
+    format!("{k3s_sha256}  k3s\n{airgap}  {AIRGAP_ASSET}\n")
 }
 
 impl Assets {
@@ -123,12 +133,10 @@ impl Assets {
         }
         let path = server::decoded_path(req);
         let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        // GitHub's layouts and a mirror's (`<base path>/<ver>/<asset>`) all end in the
+        // version and the asset.
         let (version, asset) = match segs.as_slice() {
-            ["k3s-io", "k3s", "releases", "download", v, a @ ("k3s" | "sha256sum-amd64.txt")] => {
-                (*v, *a)
-            }
-            ["k3s-io", "k3s", v, "install.sh"] => (*v, "install.sh"),
-            [v, a @ ("k3s" | "sha256sum-amd64.txt" | "install.sh")] => (*v, *a),
+            [.., v, a] => (*v, *a),
             _ => return server::text(StatusCode::NOT_FOUND, "Not Found\n"),
         };
         if !version.starts_with('v') {
@@ -138,11 +146,15 @@ impl Assets {
         match asset {
             "k3s" => server::bytes(StatusCode::OK, octets, self.k3s.clone()),
             "sha256sum-amd64.txt" => server::bytes(StatusCode::OK, octets, self.sums.clone()),
-            _ => server::bytes(
+            AIRGAP_ASSET => {
+                server::bytes(StatusCode::OK, octets, Bytes::from_static(AIRGAP_IMAGES))
+            }
+            "install.sh" => server::bytes(
                 StatusCode::OK,
                 "text/plain",
                 Bytes::from_static(INSTALL_SH.as_bytes()),
             ),
+            _ => server::text(StatusCode::NOT_FOUND, "Not Found\n"),
         }
     }
 }

@@ -19,12 +19,17 @@ pub type Seen = Arc<Mutex<Vec<(String, Option<String>, Value)>>>;
 /// Answers the protocol's three calls and `GET /cacerts` (as k3s serves it, without
 /// credentials), and records (path, bearer, body) of each call.
 pub async fn protocol_double(pki: &Pki) -> Result<(server::Server, Seen)> {
-    protocol_double_with(pki, SERVER_TOKEN).await
+    protocol_double_with(pki, SERVER_TOKEN, AGENT_TOKEN).await
 }
 
-/// The double, with the cluster's server token.
-pub async fn protocol_double_with(pki: &Pki, server_token: &str) -> Result<(server::Server, Seen)> {
+/// The double, with the cluster's server and agent tokens.
+pub async fn protocol_double_with(
+    pki: &Pki,
+    server_token: &str,
+    agent_token: &str,
+) -> Result<(server::Server, Seen)> {
     let server_token = server_token.to_owned();
+    let agent_token = agent_token.to_owned();
     let ca_pem = pki.ca_pem();
     let seen: Seen = Arc::default();
     let record = seen.clone();
@@ -32,6 +37,7 @@ pub async fn protocol_double_with(pki: &Pki, server_token: &str) -> Result<(serv
     let srv = server::serve(listener, Some(pki.server_config()), move |req, _| {
         let record = record.clone();
         let server_token = server_token.clone();
+        let agent_token = agent_token.clone();
         let ca_pem = ca_pem.clone();
         async move {
             if req.uri().path() == "/cacerts" {
@@ -57,7 +63,7 @@ pub async fn protocol_double_with(pki: &Pki, server_token: &str) -> Result<(serv
                 }
                 "/twin/v1/join"
                     if (body["role"] == "server" && token == server_token)
-                        || (body["role"] == "agent" && token == AGENT_TOKEN) =>
+                        || (body["role"] == "agent" && token == agent_token) =>
                 {
                     server::json(StatusCode::OK, j, &json!({}))
                 }
