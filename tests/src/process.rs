@@ -78,6 +78,17 @@ rm -rf "$dir"
         Ok(child)
     }
 
+    /// Records a process group (`-pgid`) for the reaper, whose `kill` then signals the whole
+    /// group.
+    pub fn record_group(&self, pgid: u32) -> Result<()> {
+        let mut pids = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(".pids"))?;
+        writeln!(pids, "-{pgid}")?;
+        Ok(())
+    }
+
     /// The last lines of a log file in this directory, for error messages.
     pub fn log_tail(&self, log_name: &str) -> String {
         let text = std::fs::read_to_string(self.dir.join(log_name)).unwrap_or_default();
@@ -125,6 +136,16 @@ pub fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(pid.to_string())
+        .status();
+}
+
+/// Sends a signal to every process of a process group.
+pub fn signal_group(pgid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg("--")
+        .arg(format!("-{pgid}"))
+        .stderr(std::process::Stdio::null())
         .status();
 }
 

@@ -55,6 +55,9 @@ fn provisioner_env(
     cmd.output().context("running provisioner")
 }
 
+#[path = "e2e/aws_path.rs"]
+mod aws_path;
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",

@@ -1,5 +1,7 @@
 //! The harness's own checks: each real component it starts does what the other suites rely on.
 
+mod twin;
+
 use anyhow::Result;
 use std::time::{Duration, Instant};
 
