@@ -1,85 +1,29 @@
-//! Builds the application: store, index, cache, router, listener. Tests and
-//! production share this one start-up path ([`build`]); in-process tests use
-//! [`router`] with `tower::ServiceExt::oneshot`.
+//! Wires the application together: store, index, cache, [`AppState`], router, listener. Tests
+//! and production share this one start-up path ([`build`]); in-process tests use [`router`]
+//! with `tower::ServiceExt::oneshot`. The state lives in [`crate::state`] and the middleware in
+//! [`crate::middleware`], below the routes; this module only assembles them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef, MatchedPath, Request, State};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::cache::Cache;
 use crate::configuration::Settings;
-use crate::consistency::Consistency;
-use crate::domain::IndexKind;
-use crate::error::{self, ApiError};
-use crate::extract::{known_key, ApiKeys, BodyLimit};
+use crate::error;
 use crate::metrics::Metrics;
-use crate::ratelimit::{ClientKey, RateLimiter};
+use crate::middleware::{panic_response, rate_limit, track_metrics};
 use crate::routes;
-use crate::store::{self, Repository};
-use crate::sync::{self, SharedIndex};
+use crate::store;
+use crate::sync;
 
-/// Everything a handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub index: Arc<SharedIndex>,
-    pub store: Arc<dyn Repository>,
-    pub cache: Cache,
-    pub metrics: Arc<Metrics>,
-    pub limiter: Arc<RateLimiter>,
-    pub keys: ApiKeys,
-    pub body_limit: BodyLimit,
-    pub consistency: Arc<Consistency>,
-    pub default_index: IndexKind,
-}
-
-impl FromRef<AppState> for ApiKeys {
-    fn from_ref(s: &AppState) -> ApiKeys {
-        s.keys.clone()
-    }
-}
-
-impl FromRef<AppState> for BodyLimit {
-    fn from_ref(s: &AppState) -> BodyLimit {
-        s.body_limit
-    }
-}
-
-impl AppState {
-    /// State around an opened store and loaded index.
-    pub fn new(
-        settings: &Settings,
-        store: Arc<dyn Repository>,
-        index: Arc<SharedIndex>,
-        cache: Cache,
-        metrics: Arc<Metrics>,
-    ) -> AppState {
-        AppState {
-            index,
-            store,
-            cache,
-            metrics,
-            limiter: Arc::new(RateLimiter::new(settings.rate_limit.clone())),
-            keys: ApiKeys(Arc::new(
-                settings
-                    .api_keys
-                    .iter()
-                    .map(|k| k.expose().clone())
-                    .collect(),
-            )),
-            body_limit: BodyLimit(settings.max_body_bytes),
-            consistency: Arc::new(Consistency::default()),
-            default_index: IndexKind::default(),
-        }
-    }
-}
+pub use crate::state::AppState;
 
 /// The full router over `state`.
 pub fn router(state: AppState) -> Router {
@@ -113,47 +57,6 @@ pub fn router(state: AppState) -> Router {
             panic_response,
         ))
         .with_state(state)
-}
-
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::Unexpected(anyhow::anyhow!("a request handler panicked")).into_response()
-}
-
-/// Records latency and status per matched route.
-async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    // `MatchedPath` is an `Arc<str>` inside: cloning it does not allocate.
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
-    let response = next.run(req).await;
-    state.metrics.observe_request(
-        method.as_str(),
-        route.as_ref().map_or("unmatched", |r| r.as_str()),
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
-}
-
-/// Token bucket per API key (when the request carries a configured one) or
-/// per client address. See [`crate::ratelimit`].
-async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let addr = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(a)| a.ip());
-    if state.limiter.exempt(addr) {
-        return next.run(req).await;
-    }
-    let (parts, body) = req.into_parts();
-    let key = match known_key(&parts.headers, &state.keys) {
-        Some(token) => ClientKey::ApiKey(token.to_owned()),
-        None => addr.map(ClientKey::Addr).unwrap_or(ClientKey::Unknown),
-    };
-    if let Err(retry_after) = state.limiter.check(key) {
-        return ApiError::RateLimited { retry_after }.into_response();
-    }
-    next.run(Request::from_parts(parts, body)).await
 }
 
 /// A built application, listening but not yet serving.

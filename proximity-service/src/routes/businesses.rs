@@ -20,7 +20,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::extract::{known_key, Bearer, ClientAddr, IdPath, JsonObject};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{BusinessRecord, Lsn, NewRecord, PlaceRow, Written};
 
 /// A business as the API shows it.

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::cache::CacheStatus;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::StoreHealth;
 
 #[derive(Debug, Serialize)]

@@ -13,7 +13,7 @@ use crate::domain::{
 use crate::error::ApiError;
 use crate::extract::QueryPairs;
 use crate::geo::{NearbyPage, NearbyQuery};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 fn invalid(e: crate::domain::DomainError) -> ApiError {
     ApiError::validation(e.field, e.message)

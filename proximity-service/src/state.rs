@@ -1,0 +1,71 @@
+//! [`AppState`]: everything a handler can reach. It sits below the routes and the middleware,
+//! which import it; [`crate::startup`] builds it and wires it into the router.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+
+use crate::cache::Cache;
+use crate::configuration::Settings;
+use crate::consistency::Consistency;
+use crate::domain::IndexKind;
+use crate::extract::{ApiKeys, BodyLimit};
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::store::Repository;
+use crate::sync::SharedIndex;
+
+/// Everything a handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub index: Arc<SharedIndex>,
+    pub store: Arc<dyn Repository>,
+    pub cache: Cache,
+    pub metrics: Arc<Metrics>,
+    pub limiter: Arc<RateLimiter>,
+    pub keys: ApiKeys,
+    pub body_limit: BodyLimit,
+    pub consistency: Arc<Consistency>,
+    pub default_index: IndexKind,
+}
+
+impl FromRef<AppState> for ApiKeys {
+    fn from_ref(s: &AppState) -> ApiKeys {
+        s.keys.clone()
+    }
+}
+
+impl FromRef<AppState> for BodyLimit {
+    fn from_ref(s: &AppState) -> BodyLimit {
+        s.body_limit
+    }
+}
+
+impl AppState {
+    /// State around an opened store and loaded index.
+    pub fn new(
+        settings: &Settings,
+        store: Arc<dyn Repository>,
+        index: Arc<SharedIndex>,
+        cache: Cache,
+        metrics: Arc<Metrics>,
+    ) -> AppState {
+        AppState {
+            index,
+            store,
+            cache,
+            metrics,
+            limiter: Arc::new(RateLimiter::new(settings.rate_limit.clone())),
+            keys: ApiKeys(Arc::new(
+                settings
+                    .api_keys
+                    .iter()
+                    .map(|k| k.expose().clone())
+                    .collect(),
+            )),
+            body_limit: BodyLimit(settings.max_body_bytes),
+            consistency: Arc::new(Consistency::default()),
+            default_index: IndexKind::default(),
+        }
+    }
+}
