@@ -9,28 +9,53 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::cache::CacheStatus;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::StoreHealth;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Alive {
-    pub status: &'static str,
+    pub status: Liveness,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Liveness {
+    Ok,
 }
 
 /// `GET /healthz`.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    responses((status = 200, description = "Alive.", body = Alive))
+)]
 pub async fn healthz() -> Json<Alive> {
-    Json(Alive { status: "ok" })
+    Json(Alive {
+        status: Liveness::Ok,
+    })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
-    pub status: &'static str,
+    pub status: ReadinessStatus,
+    #[schema(value_type = Object)]
     pub database: StoreHealth,
     pub cache: CacheStatus,
+    #[schema(value_type = Object)]
     pub index: IndexStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadinessStatus {
+    Ready,
+    Degraded,
+    Unavailable,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,6 +65,15 @@ pub struct IndexStatus {
 }
 
 /// `GET /readyz`.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    responses(
+        (status = 200, description = "Ready or degraded.", body = Readiness),
+        (status = 503, description = "No database answers.", body = Readiness),
+    )
+)]
 pub async fn readyz(
     State(state): State<AppState>,
 ) -> Result<(StatusCode, Json<Readiness>), ApiError> {
@@ -49,11 +83,14 @@ pub async fn readyz(
     let all_up =
         database.primary.up && database.replicas.iter().all(|r| r.up) && cache != CacheStatus::Down;
     let (code, status) = if !any_db {
-        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ReadinessStatus::Unavailable,
+        )
     } else if all_up {
-        (StatusCode::OK, "ready")
+        (StatusCode::OK, ReadinessStatus::Ready)
     } else {
-        (StatusCode::OK, "degraded")
+        (StatusCode::OK, ReadinessStatus::Degraded)
     };
     Ok((
         code,

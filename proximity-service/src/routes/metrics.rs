@@ -7,6 +7,14 @@ use axum::response::IntoResponse;
 use crate::state::AppState;
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    responses(
+        (status = 200, description = "Prometheus text format.", body = String, content_type = "text/plain")
+    )
+)]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     state.metrics.index_places.set(state.index.len() as f64);
     state
