@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod ratelimit;
 pub mod routes;
+pub mod server;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -1,5 +1,5 @@
-//! Middleware wrapped around the routes: request metrics, the rate limit, and the answer to a
-//! handler that panicked.
+//! Middleware wrapped around the routes: request metrics, the rate limit, the bounds on API
+//! requests in flight and on their duration, and the answer to a handler that panicked.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -7,6 +7,10 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+use tower::load_shed::error::Overloaded;
+use tower::timeout::error::Elapsed;
+use tower::BoxError;
 
 use crate::error::ApiError;
 use crate::extract::known_key;
@@ -52,4 +56,16 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
         return ApiError::RateLimited { retry_after }.into_response();
     }
     next.run(Request::from_parts(parts, body)).await
+}
+
+/// The answer when the bounds on API requests (see `startup::router`) reject one: our 503
+/// JSON with `Retry-After`, at once.
+pub async fn overloaded(e: BoxError) -> ApiError {
+    if e.is::<Overloaded>() {
+        ApiError::Unavailable("too many requests in flight; retry shortly".to_owned())
+    } else if e.is::<Elapsed>() {
+        ApiError::Unavailable("the request was not answered in time".to_owned())
+    } else {
+        ApiError::Unexpected(anyhow::anyhow!(e).context("request middleware"))
+    }
 }

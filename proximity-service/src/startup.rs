@@ -3,30 +3,44 @@
 //! with `tower::ServiceExt::oneshot`. The state lives in [`crate::state`] and the middleware in
 //! [`crate::middleware`], below the routes; this module only assembles them.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower::timeout::TimeoutLayer;
+use tower::ServiceBuilder;
 
 use crate::cache::Cache;
-use crate::configuration::Settings;
+use crate::configuration::{ServerSettings, Settings};
 use crate::error;
 use crate::metrics::Metrics;
-use crate::middleware::{panic_response, rate_limit, track_metrics};
+use crate::middleware::{overloaded, panic_response, rate_limit, track_metrics};
 use crate::routes;
+use crate::server;
 use crate::store;
 use crate::sync;
 
 pub use crate::state::AppState;
 
-/// The full router over `state`.
+/// The full router over `state`. The API routes answer at most `server.max_in_flight`
+/// requests at once, each within `server.request_timeout_ms`, and shed the rest with a fast 503
+/// (the health, metrics and document routes are not limited: probes must answer under load).
 pub fn router(state: AppState) -> Router {
+    let bounded = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded))
+        .layer(LoadShedLayer::new())
+        .layer(GlobalConcurrencyLimitLayer::with_semaphore(
+            state.in_flight.clone(),
+        ))
+        .layer(TimeoutLayer::new(state.request_timeout));
     let api = Router::new()
         .route("/v1/search/nearby", get(routes::search::nearby))
         .route(
@@ -39,6 +53,7 @@ pub fn router(state: AppState) -> Router {
                 .put(routes::businesses::replace)
                 .delete(routes::businesses::delete),
         )
+        .route_layer(bounded)
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit));
     Router::new()
         .merge(api)
@@ -64,6 +79,7 @@ pub struct Application {
     port: u16,
     listener: TcpListener,
     state: AppState,
+    server: ServerSettings,
     follower: tokio::task::JoinHandle<()>,
 }
 
@@ -104,6 +120,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         port,
         listener,
         state,
+        server: settings.server.clone(),
         follower,
     })
 }
@@ -132,16 +149,13 @@ impl Application {
             port,
             listener,
             state,
+            server,
             follower,
         } = self;
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         tracing::info!(port, "listening");
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await
-            .context("serving HTTP");
+        server::serve(listener, router(state), &server, signal).await;
         follower.abort();
-        served
+        Ok(())
     }
 }
 

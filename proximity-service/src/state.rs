@@ -2,8 +2,10 @@
 //! which import it; [`crate::startup`] builds it and wires it into the router.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::FromRef;
+use tokio::sync::Semaphore;
 
 use crate::cache::Cache;
 use crate::configuration::Settings;
@@ -27,6 +29,10 @@ pub struct AppState {
     pub body_limit: BodyLimit,
     pub consistency: Arc<Consistency>,
     pub default_index: IndexKind,
+    /// Permits for API requests in flight (`server.max_in_flight`), shared by every route.
+    pub in_flight: Arc<Semaphore>,
+    /// `server.request_timeout_ms`.
+    pub request_timeout: Duration,
 }
 
 impl FromRef<AppState> for ApiKeys {
@@ -66,6 +72,8 @@ impl AppState {
             body_limit: BodyLimit(settings.max_body_bytes),
             consistency: Arc::new(Consistency::default()),
             default_index: IndexKind::default(),
+            in_flight: Arc::new(Semaphore::new(settings.server.max_in_flight)),
+            request_timeout: settings.server.request_timeout(),
         }
     }
 }

@@ -96,6 +96,7 @@ pub fn parse_query(q: &QueryPairs, default_index: IndexKind) -> Result<NearbyQue
         (status = 200, description = "One page of results.", body = NearbyPage),
         (status = 400, description = "An invalid parameter (named in `field`).", body = ErrorBody),
         (status = 429, response = RateLimited),
+        (status = 503, description = "More requests in flight than the server takes, or not answered in time.", body = ErrorBody),
     )
 )]
 pub async fn nearby(
