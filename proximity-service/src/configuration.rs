@@ -29,6 +29,8 @@
 //! | `PROXIMITY_REQUEST_TIMEOUT_MS` | an API request not answered within this is answered 503 | `30000` |
 //! | `PROXIMITY_MAX_CONNECTIONS` | open client connections; beyond it the oldest idle one is closed | `4096` |
 //! | `PROXIMITY_MAX_IN_FLIGHT` | API requests handled at once; beyond it a fast 503 | `512` |
+//! | `PROXIMITY_SHUTDOWN_DRAIN_MS` | after SIGTERM, `/readyz` is 503 and serving goes on this long | `0` |
+//! | `PROXIMITY_SHUTDOWN_DEADLINE_MS` | then requests in progress get this long before the process stops | `10000` |
 
 use std::collections::HashMap;
 use std::fmt;
@@ -102,6 +104,13 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// API requests handled at once at most; beyond it a request is answered 503 at once.
     pub max_in_flight: usize,
+    /// After SIGTERM, `/readyz` answers 503 at once and the server goes on serving (and
+    /// accepting) this long, milliseconds: the time a load balancer needs to stop sending
+    /// (readiness probe period × failure threshold, the target's deregistration).
+    pub shutdown_drain_ms: u64,
+    /// Then accepting stops, idle connections close, and requests in progress get this long
+    /// before the remaining connections are closed, milliseconds.
+    pub shutdown_deadline_ms: u64,
 }
 
 impl Default for ServerSettings {
@@ -111,6 +120,8 @@ impl Default for ServerSettings {
             request_timeout_ms: 30_000,
             max_connections: 4096,
             max_in_flight: 512,
+            shutdown_drain_ms: 0,
+            shutdown_deadline_ms: 10_000,
         }
     }
 }
@@ -122,6 +133,14 @@ impl ServerSettings {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn shutdown_drain(&self) -> Duration {
+        Duration::from_millis(self.shutdown_drain_ms)
+    }
+
+    pub fn shutdown_deadline(&self) -> Duration {
+        Duration::from_millis(self.shutdown_deadline_ms)
     }
 }
 
@@ -347,6 +366,12 @@ impl Settings {
         }
         if let Some(v) = get(&["PROXIMITY_MAX_IN_FLIGHT"]) {
             server.max_in_flight = parse("PROXIMITY_MAX_IN_FLIGHT", &v)?;
+        }
+        if let Some(v) = get(&["PROXIMITY_SHUTDOWN_DRAIN_MS"]) {
+            server.shutdown_drain_ms = parse("PROXIMITY_SHUTDOWN_DRAIN_MS", &v)?;
+        }
+        if let Some(v) = get(&["PROXIMITY_SHUTDOWN_DEADLINE_MS"]) {
+            server.shutdown_deadline_ms = parse("PROXIMITY_SHUTDOWN_DEADLINE_MS", &v)?;
         }
         self.validate()
     }

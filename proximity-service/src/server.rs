@@ -10,7 +10,7 @@
 //! - A failed `accept` (e.g. out of file descriptors) is logged and retried after a pause
 //!   instead of spinning.
 //! - On shutdown, accepting stops and every connection is closed once its current request is
-//!   answered.
+//!   answered; those still busy after `shutdown_deadline` are closed regardless.
 //!
 //! Requests in flight and their duration are bounded in the router (see `startup::router`).
 
@@ -95,6 +95,14 @@ impl Connections {
         self.ended.notify_waiters();
     }
 
+    /// Closes every open connection.
+    fn close_all(&self) {
+        let open = std::mem::take(&mut *self.open.lock().expect("connections lock"));
+        for conn in open.values() {
+            conn.close.notify_one();
+        }
+    }
+
     async fn wait_until_empty(&self) {
         loop {
             let ended = self.ended.notified();
@@ -123,7 +131,7 @@ impl Drop for InFlight {
 }
 
 /// Serves `app` on `listener` until `signal` completes, then stops accepting and waits for
-/// the open connections to finish their current request.
+/// the open connections to finish their current request, at most `shutdown_deadline`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -168,7 +176,18 @@ pub async fn serve(
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    connections.wait_until_empty().await;
+    let deadline = settings.shutdown_deadline();
+    if tokio::time::timeout(deadline, connections.wait_until_empty())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.len(),
+            ?deadline,
+            "closing the connections still busy at the shutdown deadline"
+        );
+        connections.close_all();
+    }
 }
 
 /// Serves one connection.
@@ -212,7 +231,10 @@ impl ConnTask {
             }
             () = async { drop(self.stop.wait_for(|stop| *stop).await) } => {
                 conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    () = self.close.notified() => {}
+                }
             }
         }
         self.connections.remove(self.id);

@@ -3,6 +3,7 @@
 //! with `tower::ServiceExt::oneshot`. The state lives in [`crate::state`] and the middleware in
 //! [`crate::middleware`], below the routes; this module only assembles them.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -135,15 +136,29 @@ impl Application {
         &self.state
     }
 
-    /// Serves until SIGTERM or ctrl-c, then drains in-flight requests.
+    /// Serves until SIGTERM (drains, see [`Stop::Drain`]) or ctrl-c (stops at once).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.run_until(shutdown_signal()).await
+        self.run_until_stop(shutdown_signal()).await
     }
 
-    /// Serves until `signal` completes, then drains in-flight requests.
+    /// Serves until `signal` completes, then stops at once ([`Stop::Now`]).
     pub async fn run_until(
         self,
         signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        self.run_until_stop(async move {
+            signal.await;
+            Stop::Now
+        })
+        .await
+    }
+
+    /// Serves until `signal` says how to stop. From then on `/readyz` answers 503; with
+    /// [`Stop::Drain`] serving goes on for `server.shutdown_drain_ms`. Then accepting stops and
+    /// requests in progress get `server.shutdown_deadline_ms`.
+    pub async fn run_until_stop(
+        self,
+        signal: impl std::future::Future<Output = Stop> + Send + 'static,
     ) -> anyhow::Result<()> {
         let Application {
             port,
@@ -152,15 +167,35 @@ impl Application {
             server,
             follower,
         } = self;
+        let draining = state.draining.clone();
+        let drain = server.shutdown_drain();
+        let stop = async move {
+            let how = signal.await;
+            draining.store(true, Ordering::Release);
+            if how == Stop::Drain && !drain.is_zero() {
+                tracing::info!(?drain, "draining: /readyz answers 503, still serving");
+                tokio::time::sleep(drain).await;
+            }
+        };
         tracing::info!(port, "listening");
-        server::serve(listener, router(state), &server, signal).await;
+        server::serve(listener, router(state), &server, stop).await;
         follower.abort();
         Ok(())
     }
 }
 
-/// Resolves on SIGTERM or ctrl-c.
-pub async fn shutdown_signal() {
+/// How serving ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Fail readiness and keep serving for the drain period first (SIGTERM: the orchestrator
+    /// is taking the instance out of its load balancer).
+    Drain,
+    /// Stop accepting at once (ctrl-c at a terminal).
+    Now,
+}
+
+/// Resolves on SIGTERM ([`Stop::Drain`]) or ctrl-c ([`Stop::Now`]).
+pub async fn shutdown_signal() -> Stop {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -175,9 +210,10 @@ pub async fn shutdown_signal() {
     };
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down");
+    let how = tokio::select! {
+        _ = ctrl_c => Stop::Now,
+        _ = term => Stop::Drain,
+    };
+    tracing::info!(?how, "shutting down");
+    how
 }

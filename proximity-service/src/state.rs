@@ -1,6 +1,7 @@
 //! [`AppState`]: everything a handler can reach. It sits below the routes and the middleware,
 //! which import it; [`crate::startup`] builds it and wires it into the router.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ pub struct AppState {
     pub in_flight: Arc<Semaphore>,
     /// `server.request_timeout_ms`.
     pub request_timeout: Duration,
+    /// Set when shutdown begins: `/readyz` answers 503 from then on.
+    pub draining: Arc<AtomicBool>,
 }
 
 impl FromRef<AppState> for ApiKeys {
@@ -74,6 +77,7 @@ impl AppState {
             default_index: IndexKind::default(),
             in_flight: Arc::new(Semaphore::new(settings.server.max_in_flight)),
             request_timeout: settings.server.request_timeout(),
+            draining: Arc::new(AtomicBool::new(false)),
         }
     }
 }

@@ -3,7 +3,10 @@
 //! `/readyz` answers 200 with `"status": "ready"` when every dependency is up,
 //! 200 with `"degraded"` when the service still serves but something is down
 //! (a replica, the cache, or the primary: reads go on, writes get 503), and
-//! 503 with `"unavailable"` when no database answers at all.
+//! 503 with `"unavailable"` when no database answers at all, and 503 with `"draining"` once
+//! shutdown has begun (so the load balancer stops sending before the process stops).
+
+use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -56,6 +59,7 @@ pub enum ReadinessStatus {
     Ready,
     Degraded,
     Unavailable,
+    Draining,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,7 +75,7 @@ pub struct IndexStatus {
     operation_id = "readyz",
     responses(
         (status = 200, description = "Ready or degraded.", body = Readiness),
-        (status = 503, description = "No database answers.", body = Readiness),
+        (status = 503, description = "No database answers, or the instance is shutting down.", body = Readiness),
     )
 )]
 pub async fn readyz(
@@ -82,7 +86,9 @@ pub async fn readyz(
     let any_db = database.primary.up || database.replicas.iter().any(|r| r.up);
     let all_up =
         database.primary.up && database.replicas.iter().all(|r| r.up) && cache != CacheStatus::Down;
-    let (code, status) = if !any_db {
+    let (code, status) = if state.draining.load(Ordering::Acquire) {
+        (StatusCode::SERVICE_UNAVAILABLE, ReadinessStatus::Draining)
+    } else if !any_db {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             ReadinessStatus::Unavailable,

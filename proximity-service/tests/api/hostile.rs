@@ -1,5 +1,6 @@
 //! Hostile traffic against the real server (`startup::build` on a real port, embedded store):
-//! connections that never finish their request head, and more requests in flight than allowed.
+//! connections that never finish their request head, more requests in flight than allowed, and
+//! a shutdown with a request that never finishes.
 
 use std::time::{Duration, Instant};
 
@@ -166,4 +167,72 @@ async fn requests_beyond_the_in_flight_limit_get_a_fast_503_and_slow_ones_time_o
         .unwrap();
     assert_eq!(r.status(), 200);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn on_sigterm_readiness_fails_at_once_serving_goes_on_then_stops_by_the_deadline() {
+    use proximity_service::startup::{self, Stop};
+
+    let dir = tempfile::tempdir().unwrap();
+    let drain = Duration::from_millis(1500);
+    let deadline = Duration::from_millis(1000);
+    let mut settings = base_settings();
+    settings.database.data_dir = Some(dir.path().to_path_buf());
+    settings.server.shutdown_drain_ms = drain.as_millis() as u64;
+    settings.server.shutdown_deadline_ms = deadline.as_millis() as u64;
+    let app = startup::build(settings).await.expect("build app");
+    let addr = format!("127.0.0.1:{}", app.port());
+    let (term, termed) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stop(async move {
+        let _ = termed.await;
+        Stop::Drain
+    }));
+    let fresh = || {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    };
+    let url = |path: &str| format!("http://{addr}{path}");
+    assert_eq!(
+        fresh().get(url("/readyz")).send().await.unwrap().status(),
+        200
+    );
+
+    // A write whose body never finishes: a request in progress at the deadline.
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/businesses HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\":"
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+
+    let signalled = Instant::now();
+    term.send(()).unwrap();
+    // Readiness fails at once…
+    let r = fresh().get(url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "draining");
+    // …while searches on new connections go on being answered during the drain.
+    tokio::time::sleep(drain / 2).await;
+    let r = fresh()
+        .get(url("/v1/search/nearby?lat=0&lng=0"))
+        .send()
+        .await
+        .expect("a search during the drain");
+    assert_eq!(r.status(), 200);
+
+    // The process stops once the drain and the deadline have passed, although the slow
+    // request never finished, and it stopped accepting.
+    let stopped = tokio::time::timeout_at((signalled + drain + deadline + SLACK).into(), server)
+        .await
+        .expect("stopped by drain + deadline");
+    stopped.unwrap().unwrap();
+    assert!(TcpStream::connect(&addr).await.is_err(), "still accepting");
+    assert!(
+        closed_before(&mut slow, Instant::now() + SLACK).await,
+        "the slow request's connection was closed"
+    );
 }
