@@ -27,7 +27,7 @@
 //! | `PROXIMITY_DB_ACQUIRE_TIMEOUT_MS` | pool acquire timeout | `2000` |
 //! | `PROXIMITY_HEADER_READ_TIMEOUT_MS` | a connection that has not sent a whole request head this long after the server began waiting for one (new, or idle between keep-alive requests) is closed | `10000` |
 //! | `PROXIMITY_REQUEST_TIMEOUT_MS` | an API request not answered within this is answered 503 | `30000` |
-//! | `PROXIMITY_MAX_CONNECTIONS` | open client connections; beyond it the oldest idle one is closed | `4096` |
+//! | `PROXIMITY_MAX_CONNECTIONS` | open client connections; beyond it a stalled (else the oldest idle) one is closed | `4096` |
 //! | `PROXIMITY_MAX_IN_FLIGHT` | API requests handled at once; beyond it a fast 503 | `512` |
 //! | `PROXIMITY_SHUTDOWN_DRAIN_MS` | after SIGTERM, `/readyz` is 503 and serving goes on this long | `0` |
 //! | `PROXIMITY_SHUTDOWN_DEADLINE_MS` | then requests in progress get this long before the process stops | `10000` |
@@ -98,9 +98,9 @@ pub struct ServerSettings {
     pub header_read_timeout_ms: u64,
     /// An API request (search, businesses) not answered within this is answered 503.
     pub request_timeout_ms: u64,
-    /// Open client connections at most. A connection accepted beyond it closes the oldest one
-    /// with no request in progress (a stalled or idle one); when every one is busy, accepting
-    /// pauses until one ends.
+    /// Open client connections at most. A connection accepted beyond it closes one with no
+    /// request in progress: the oldest that never sent a whole request (stalled), else the
+    /// oldest idle one; when every one is busy, accepting pauses until one ends.
     pub max_connections: usize,
     /// API requests handled at once at most; beyond it a request is answered 503 at once.
     pub max_in_flight: usize,

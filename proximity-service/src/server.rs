@@ -3,10 +3,11 @@
 //! - Every connection is served by hyper's connection builder with a timer, so one that does
 //!   not finish a request head within `header_read_timeout` is closed. hyper starts that timer
 //!   whenever it waits for a head, so it also closes keep-alive connections idle that long.
-//! - At most `max_connections` are open. One accepted beyond the cap closes the oldest
-//!   connection with no request in progress (a stalled or idle one: the connections an attacker
-//!   can open cheaply), so a real client gets in; when every connection is busy, accepting
-//!   pauses until one ends. File descriptors stay bounded whatever clients do.
+//! - At most `max_connections` are open. One accepted beyond the cap closes a connection with
+//!   no request in progress: the oldest that never sent a whole request (a stalled one, what an
+//!   attacker opens cheaply), else the oldest idle keep-alive one; so a real client gets in.
+//!   When every connection is busy, accepting pauses until one ends. File descriptors stay
+//!   bounded whatever clients do.
 //! - A failed `accept` (e.g. out of file descriptors) is logged and retried after a pause
 //!   instead of spinning.
 //! - On shutdown, accepting stops and every connection is closed once its current request is
@@ -36,8 +37,8 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// One open connection, as the accept loop sees it.
 struct Conn {
-    /// Requests being answered on it (0 or 1 for HTTP/1.1).
-    in_flight: Arc<AtomicUsize>,
+    /// Requests being answered on it (0 or 1 for HTTP/1.1), and how many it has sent.
+    in_flight: Arc<Requests>,
     /// Closes it.
     close: Arc<Notify>,
 }
@@ -55,18 +56,22 @@ impl Connections {
         self.open.lock().expect("connections lock").len()
     }
 
-    /// Below `cap`, or closes the oldest connection with no request in progress to get there;
-    /// `false` when every connection is busy.
+    /// Below `cap`, or closes a connection with no request in progress to get there: the
+    /// oldest that has never sent a whole request (stalled), else the oldest idle one; `false`
+    /// when every connection is busy.
     fn make_room(&self, cap: usize) -> bool {
         let mut open = self.open.lock().expect("connections lock");
         if open.len() < cap {
             return true;
         }
-        let idle = open
+        let idle = |c: &Conn| c.in_flight.now.load(Ordering::Acquire) == 0;
+        let stalled = open
             .iter()
-            .find(|(_, c)| c.in_flight.load(Ordering::Acquire) == 0)
+            .find(|(_, c)| idle(c) && c.in_flight.total.load(Ordering::Acquire) == 0);
+        let victim = stalled
+            .or_else(|| open.iter().find(|(_, c)| idle(c)))
             .map(|(id, _)| *id);
-        match idle.and_then(|id| open.remove(&id)) {
+        match victim.and_then(|id| open.remove(&id)) {
             Some(conn) => {
                 conn.close.notify_one();
                 true
@@ -114,19 +119,29 @@ impl Connections {
     }
 }
 
+/// The requests of one connection.
+#[derive(Default)]
+struct Requests {
+    /// In progress.
+    now: AtomicUsize,
+    /// Ever started.
+    total: AtomicUsize,
+}
+
 /// Counts a request as in progress on its connection while it lives.
-struct InFlight(Arc<AtomicUsize>);
+struct InFlight(Arc<Requests>);
 
 impl InFlight {
-    fn enter(count: &Arc<AtomicUsize>) -> InFlight {
-        count.fetch_add(1, Ordering::AcqRel);
-        InFlight(count.clone())
+    fn enter(requests: &Arc<Requests>) -> InFlight {
+        requests.now.fetch_add(1, Ordering::AcqRel);
+        requests.total.fetch_add(1, Ordering::AcqRel);
+        InFlight(requests.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.now.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -160,7 +175,7 @@ pub async fn serve(
         }
         next_id += 1;
         let conn = Conn {
-            in_flight: Arc::new(AtomicUsize::new(0)),
+            in_flight: Arc::new(Requests::default()),
             close: Arc::new(Notify::new()),
         };
         let task = ConnTask {
@@ -193,7 +208,7 @@ pub async fn serve(
 /// Serves one connection.
 struct ConnTask {
     id: u64,
-    in_flight: Arc<AtomicUsize>,
+    in_flight: Arc<Requests>,
     close: Arc<Notify>,
     connections: Arc<Connections>,
     stop: watch::Receiver<bool>,
