@@ -65,7 +65,7 @@ pub enum Lookup {
 }
 
 /// Health of the cache for `/readyz`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CacheStatus {
     /// No Redis configured.

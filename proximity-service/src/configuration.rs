@@ -25,6 +25,12 @@
 //! | `PROXIMITY_CHANGES_RETENTION_SECS` | change-feed rows kept for | `86400` |
 //! | `PROXIMITY_DB_MAX_CONNECTIONS` | per pool | `16` |
 //! | `PROXIMITY_DB_ACQUIRE_TIMEOUT_MS` | pool acquire timeout | `2000` |
+//! | `PROXIMITY_HEADER_READ_TIMEOUT_MS` | a connection that has not sent a whole request head this long after the server began waiting for one (new, or idle between keep-alive requests) is closed | `10000` |
+//! | `PROXIMITY_REQUEST_TIMEOUT_MS` | an API request not answered within this is answered 503 | `30000` |
+//! | `PROXIMITY_MAX_CONNECTIONS` | open client connections; beyond it a stalled (else the oldest idle) one is closed | `4096` |
+//! | `PROXIMITY_MAX_IN_FLIGHT` | API requests handled at once; beyond it a fast 503 | `512` |
+//! | `PROXIMITY_SHUTDOWN_DRAIN_MS` | after SIGTERM, `/readyz` is 503 and serving goes on this long | `0` |
+//! | `PROXIMITY_SHUTDOWN_DEADLINE_MS` | then requests in progress get this long before the process stops | `10000` |
 
 use std::collections::HashMap;
 use std::fmt;
@@ -78,6 +84,64 @@ pub struct Settings {
     pub sync_interval_ms: u64,
     /// Change-feed rows older than this are deleted, seconds.
     pub changes_retention_secs: u64,
+    pub server: ServerSettings,
+}
+
+/// What a client can hold of the server: every limit a public endpoint needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// A connection that has not sent a complete request head this long after the server began
+    /// waiting for one is closed, milliseconds. hyper starts this timer whenever it waits for a
+    /// head: on a new connection and between requests on a keep-alive one, so it is also the
+    /// keep-alive idle timeout.
+    pub header_read_timeout_ms: u64,
+    /// An API request (search, businesses) not answered within this is answered 503.
+    pub request_timeout_ms: u64,
+    /// Open client connections at most. A connection accepted beyond it closes one with no
+    /// request in progress: the oldest that never sent a whole request (stalled), else the
+    /// oldest idle one; when every one is busy, accepting pauses until one ends.
+    pub max_connections: usize,
+    /// API requests handled at once at most; beyond it a request is answered 503 at once.
+    pub max_in_flight: usize,
+    /// After SIGTERM, `/readyz` answers 503 at once and the server goes on serving (and
+    /// accepting) this long, milliseconds: the time a load balancer needs to stop sending
+    /// (readiness probe period × failure threshold, the target's deregistration).
+    pub shutdown_drain_ms: u64,
+    /// Then accepting stops, idle connections close, and requests in progress get this long
+    /// before the remaining connections are closed, milliseconds.
+    pub shutdown_deadline_ms: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            max_connections: 4096,
+            max_in_flight: 512,
+            shutdown_drain_ms: 0,
+            shutdown_deadline_ms: 10_000,
+        }
+    }
+}
+
+impl ServerSettings {
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn shutdown_drain(&self) -> Duration {
+        Duration::from_millis(self.shutdown_drain_ms)
+    }
+
+    pub fn shutdown_deadline(&self) -> Duration {
+        Duration::from_millis(self.shutdown_deadline_ms)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,6 +191,7 @@ impl Default for Settings {
             max_body_bytes: 64 * 1024,
             sync_interval_ms: 200,
             changes_retention_secs: 86_400,
+            server: ServerSettings::default(),
         }
     }
 }
@@ -289,6 +354,25 @@ impl Settings {
         if let Some(v) = get(&["PROXIMITY_SYNC_INTERVAL_MS"]) {
             self.sync_interval_ms = parse("PROXIMITY_SYNC_INTERVAL_MS", &v)?;
         }
+        let server = &mut self.server;
+        if let Some(v) = get(&["PROXIMITY_HEADER_READ_TIMEOUT_MS"]) {
+            server.header_read_timeout_ms = parse("PROXIMITY_HEADER_READ_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = get(&["PROXIMITY_REQUEST_TIMEOUT_MS"]) {
+            server.request_timeout_ms = parse("PROXIMITY_REQUEST_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = get(&["PROXIMITY_MAX_CONNECTIONS"]) {
+            server.max_connections = parse("PROXIMITY_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = get(&["PROXIMITY_MAX_IN_FLIGHT"]) {
+            server.max_in_flight = parse("PROXIMITY_MAX_IN_FLIGHT", &v)?;
+        }
+        if let Some(v) = get(&["PROXIMITY_SHUTDOWN_DRAIN_MS"]) {
+            server.shutdown_drain_ms = parse("PROXIMITY_SHUTDOWN_DRAIN_MS", &v)?;
+        }
+        if let Some(v) = get(&["PROXIMITY_SHUTDOWN_DEADLINE_MS"]) {
+            server.shutdown_deadline_ms = parse("PROXIMITY_SHUTDOWN_DEADLINE_MS", &v)?;
+        }
         self.validate()
     }
 
@@ -306,6 +390,13 @@ impl Settings {
         }
         if self.sync_interval_ms == 0 {
             anyhow::bail!("sync_interval_ms must be positive");
+        }
+        let server = &self.server;
+        if server.header_read_timeout_ms == 0 || server.request_timeout_ms == 0 {
+            anyhow::bail!("server.header_read_timeout_ms and request_timeout_ms must be positive");
+        }
+        if server.max_connections == 0 || server.max_in_flight == 0 {
+            anyhow::bail!("server.max_connections and max_in_flight must be positive");
         }
         if self.database.max_connections == 0 {
             anyhow::bail!("database.max_connections must be positive");

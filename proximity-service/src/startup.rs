@@ -1,88 +1,47 @@
-//! Builds the application: store, index, cache, router, listener. Tests and
-//! production share this one start-up path ([`build`]); in-process tests use
-//! [`router`] with `tower::ServiceExt::oneshot`.
+//! Wires the application together: store, index, cache, [`AppState`], router, listener. Tests
+//! and production share this one start-up path ([`build`]); in-process tests use [`router`]
+//! with `tower::ServiceExt::oneshot`. The state lives in [`crate::state`] and the middleware in
+//! [`crate::middleware`], below the routes; this module only assembles them.
 
-use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef, MatchedPath, Request, State};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower::timeout::TimeoutLayer;
+use tower::ServiceBuilder;
 
 use crate::cache::Cache;
-use crate::configuration::Settings;
-use crate::consistency::Consistency;
-use crate::domain::IndexKind;
-use crate::error::{self, ApiError};
-use crate::extract::{known_key, ApiKeys, BodyLimit};
+use crate::configuration::{ServerSettings, Settings};
+use crate::error;
 use crate::metrics::Metrics;
-use crate::ratelimit::{ClientKey, RateLimiter};
+use crate::middleware::{overloaded, panic_response, rate_limit, track_metrics};
 use crate::routes;
-use crate::store::{self, Repository};
-use crate::sync::{self, SharedIndex};
+use crate::server;
+use crate::store;
+use crate::sync;
 
-/// Everything a handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub index: Arc<SharedIndex>,
-    pub store: Arc<dyn Repository>,
-    pub cache: Cache,
-    pub metrics: Arc<Metrics>,
-    pub limiter: Arc<RateLimiter>,
-    pub keys: ApiKeys,
-    pub body_limit: BodyLimit,
-    pub consistency: Arc<Consistency>,
-    pub default_index: IndexKind,
-}
+pub use crate::state::AppState;
 
-impl FromRef<AppState> for ApiKeys {
-    fn from_ref(s: &AppState) -> ApiKeys {
-        s.keys.clone()
-    }
-}
-
-impl FromRef<AppState> for BodyLimit {
-    fn from_ref(s: &AppState) -> BodyLimit {
-        s.body_limit
-    }
-}
-
-impl AppState {
-    /// State around an opened store and loaded index.
-    pub fn new(
-        settings: &Settings,
-        store: Arc<dyn Repository>,
-        index: Arc<SharedIndex>,
-        cache: Cache,
-        metrics: Arc<Metrics>,
-    ) -> AppState {
-        AppState {
-            index,
-            store,
-            cache,
-            metrics,
-            limiter: Arc::new(RateLimiter::new(settings.rate_limit.clone())),
-            keys: ApiKeys(Arc::new(
-                settings
-                    .api_keys
-                    .iter()
-                    .map(|k| k.expose().clone())
-                    .collect(),
-            )),
-            body_limit: BodyLimit(settings.max_body_bytes),
-            consistency: Arc::new(Consistency::default()),
-            default_index: IndexKind::default(),
-        }
-    }
-}
-
-/// The full router over `state`.
+/// The full router over `state`. The API routes answer at most `server.max_in_flight`
+/// requests at once, each within `server.request_timeout_ms`, and shed the rest with a fast 503
+/// (the health, metrics and document routes are not limited: probes must answer under load).
 pub fn router(state: AppState) -> Router {
+    let bounded = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded))
+        .layer(LoadShedLayer::new())
+        .layer(GlobalConcurrencyLimitLayer::with_semaphore(
+            state.in_flight.clone(),
+        ))
+        .layer(TimeoutLayer::new(state.request_timeout));
     let api = Router::new()
         .route("/v1/search/nearby", get(routes::search::nearby))
         .route(
@@ -95,6 +54,7 @@ pub fn router(state: AppState) -> Router {
                 .put(routes::businesses::replace)
                 .delete(routes::businesses::delete),
         )
+        .route_layer(bounded)
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit));
     Router::new()
         .merge(api)
@@ -115,52 +75,12 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::Unexpected(anyhow::anyhow!("a request handler panicked")).into_response()
-}
-
-/// Records latency and status per matched route.
-async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    // `MatchedPath` is an `Arc<str>` inside: cloning it does not allocate.
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
-    let response = next.run(req).await;
-    state.metrics.observe_request(
-        method.as_str(),
-        route.as_ref().map_or("unmatched", |r| r.as_str()),
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
-}
-
-/// Token bucket per API key (when the request carries a configured one) or
-/// per client address. See [`crate::ratelimit`].
-async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let addr = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(a)| a.ip());
-    if state.limiter.exempt(addr) {
-        return next.run(req).await;
-    }
-    let (parts, body) = req.into_parts();
-    let key = match known_key(&parts.headers, &state.keys) {
-        Some(token) => ClientKey::ApiKey(token.to_owned()),
-        None => addr.map(ClientKey::Addr).unwrap_or(ClientKey::Unknown),
-    };
-    if let Err(retry_after) = state.limiter.check(key) {
-        return ApiError::RateLimited { retry_after }.into_response();
-    }
-    next.run(Request::from_parts(parts, body)).await
-}
-
 /// A built application, listening but not yet serving.
 pub struct Application {
     port: u16,
     listener: TcpListener,
     state: AppState,
+    server: ServerSettings,
     follower: tokio::task::JoinHandle<()>,
 }
 
@@ -201,6 +121,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         port,
         listener,
         state,
+        server: settings.server.clone(),
         follower,
     })
 }
@@ -215,35 +136,66 @@ impl Application {
         &self.state
     }
 
-    /// Serves until SIGTERM or ctrl-c, then drains in-flight requests.
+    /// Serves until SIGTERM (drains, see [`Stop::Drain`]) or ctrl-c (stops at once).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.run_until(shutdown_signal()).await
+        self.run_until_stop(shutdown_signal()).await
     }
 
-    /// Serves until `signal` completes, then drains in-flight requests.
+    /// Serves until `signal` completes, then stops at once ([`Stop::Now`]).
     pub async fn run_until(
         self,
         signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        self.run_until_stop(async move {
+            signal.await;
+            Stop::Now
+        })
+        .await
+    }
+
+    /// Serves until `signal` says how to stop. From then on `/readyz` answers 503; with
+    /// [`Stop::Drain`] serving goes on for `server.shutdown_drain_ms`. Then accepting stops and
+    /// requests in progress get `server.shutdown_deadline_ms`.
+    pub async fn run_until_stop(
+        self,
+        signal: impl std::future::Future<Output = Stop> + Send + 'static,
     ) -> anyhow::Result<()> {
         let Application {
             port,
             listener,
             state,
+            server,
             follower,
         } = self;
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let draining = state.draining.clone();
+        let drain = server.shutdown_drain();
+        let stop = async move {
+            let how = signal.await;
+            draining.store(true, Ordering::Release);
+            if how == Stop::Drain && !drain.is_zero() {
+                tracing::info!(?drain, "draining: /readyz answers 503, still serving");
+                tokio::time::sleep(drain).await;
+            }
+        };
         tracing::info!(port, "listening");
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await
-            .context("serving HTTP");
+        server::serve(listener, router(state), &server, stop).await;
         follower.abort();
-        served
+        Ok(())
     }
 }
 
-/// Resolves on SIGTERM or ctrl-c.
-pub async fn shutdown_signal() {
+/// How serving ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Fail readiness and keep serving for the drain period first (SIGTERM: the orchestrator
+    /// is taking the instance out of its load balancer).
+    Drain,
+    /// Stop accepting at once (ctrl-c at a terminal).
+    Now,
+}
+
+/// Resolves on SIGTERM ([`Stop::Drain`]) or ctrl-c ([`Stop::Now`]).
+pub async fn shutdown_signal() -> Stop {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -258,9 +210,10 @@ pub async fn shutdown_signal() {
     };
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down");
+    let how = tokio::select! {
+        _ = ctrl_c => Stop::Now,
+        _ = term => Stop::Drain,
+    };
+    tracing::info!(?how, "shutting down");
+    how
 }

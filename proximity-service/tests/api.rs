@@ -10,6 +10,8 @@
 //!   under read load, primary stopped under writes.
 //! - `cli`: `import` and `serve --seed-geonames` on both stores.
 //! - `feed`: change-feed retention (pruned past an instance → it reloads).
+//! - `hostile`: stalled connections far beyond the connection cap, requests beyond the
+//!   in-flight limit, against the real server.
 //! - `load`: bulk import and the full index load from Postgres (size from
 //!   `PROXIMITY_LOAD_TEST_PLACES`).
 
@@ -20,6 +22,7 @@ mod api {
     mod crud;
     mod faults;
     mod feed;
+    mod hostile;
     mod inprocess;
     mod load;
 }

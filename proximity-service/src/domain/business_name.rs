@@ -1,6 +1,7 @@
 //! Business name.
 
-use super::{bounded_text, DomainError};
+use super::text::bounded_text;
+use super::DomainError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

@@ -1,6 +1,7 @@
 //! Opening hours as free text (e.g. `Mo-Fr 08:00-18:00`).
 
-use super::{bounded_text, DomainError};
+use super::text::bounded_text;
+use super::DomainError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

@@ -19,6 +19,9 @@ pub enum IndexKind {
 }
 
 impl IndexKind {
+    /// Every kind, in the order the API documents them.
+    pub const ALL: [IndexKind; 2] = [IndexKind::Geohash, IndexKind::H3];
+
     /// The wire name (`geohash` | `h3`).
     pub fn as_str(self) -> &'static str {
         match self {

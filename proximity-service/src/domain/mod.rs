@@ -20,6 +20,7 @@ mod limit;
 mod longitude;
 mod phone;
 mod radius;
+mod text;
 
 pub use address::Address;
 pub use business::{Business, NewBusiness, RawBusiness};
@@ -37,32 +38,6 @@ pub use limit::Limit;
 pub use longitude::Longitude;
 pub use phone::Phone;
 pub use radius::RadiusM;
-
-/// Trims `s` and checks it is 1..=`max_chars` characters without control characters.
-fn bounded_text<'a>(
-    field: &'static str,
-    s: &'a str,
-    max_chars: usize,
-) -> Result<&'a str, DomainError> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Err(DomainError::new(field, "must not be empty"));
-    }
-    let n = t.chars().count();
-    if n > max_chars {
-        return Err(DomainError::new(
-            field,
-            format!("must be at most {max_chars} characters, got {n}"),
-        ));
-    }
-    if t.chars().any(char::is_control) {
-        return Err(DomainError::new(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(t)
-}
 
 #[cfg(test)]
 mod tests;

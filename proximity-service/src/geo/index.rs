@@ -142,30 +142,38 @@ impl NearbyQuery {
 }
 
 /// One search result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Hit {
     /// Business id.
+    #[schema(value_type = i64, minimum = 1)]
     pub id: BusinessId,
     /// Display name.
     pub name: String,
     /// Category.
+    #[schema(value_type = String)]
     pub category: Category,
     /// Latitude in degrees.
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
     /// Longitude in degrees.
+    #[schema(minimum = -180, maximum = 180)]
     pub lng: f64,
     /// Haversine distance from the search centre, in metres.
+    #[schema(minimum = 0)]
     pub distance_m: f64,
 }
 
 /// One page of search results.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct NearbyPage {
-    /// Exact number of matches (all pages together).
+    /// Exact number of places within the radius.
     pub total: usize,
     /// This page, ordered by `(distance_m, id)`.
+    // At most `Limit::MAX`: a test in `routes/openapi.rs` checks the literal.
+    #[schema(max_items = 200)]
     pub results: Vec<Hit>,
-    /// Cursor for the next page; `None` on the last page.
+    /// Cursor for the next page; null on the last page.
+    #[schema(value_type = Option<String>, required = true)]
     pub next_cursor: Option<Cursor>,
 }
 

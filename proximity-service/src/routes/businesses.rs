@@ -11,29 +11,79 @@ use std::net::SocketAddr;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
+use super::schema::{self, RateLimited};
 use crate::consistency::{Client, TOKEN_HEADER};
 use crate::domain::{
     Address, Business, BusinessId, BusinessName, Category, Hours, NewBusiness, Phone, RawBusiness,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{known_key, Bearer, ClientAddr, IdPath, JsonObject};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{BusinessRecord, Lsn, NewRecord, PlaceRow, Written};
 
-/// A business as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+/// A business.
+// `Business` in the OpenAPI document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Business)]
 pub struct BusinessBody {
+    #[schema(minimum = 1)]
     pub id: i64,
     pub name: String,
     pub category: String,
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub lng: f64,
+    #[schema(required = true)]
     pub address: Option<String>,
+    #[schema(required = true)]
     pub phone: Option<String>,
+    #[schema(required = true)]
     pub hours: Option<String>,
+}
+
+/// A business to create, or the new content of one to replace.
+// The request body as the OpenAPI document states it. `parse_business` reads the JSON object
+// field by field instead (so every error names its field); a test in `openapi.rs` checks that
+// this struct has exactly the fields of `FIELDS`, required exactly when the parser needs them.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BusinessInput {
+    #[schema(schema_with = schema::business_name)]
+    pub name: String,
+    #[schema(schema_with = schema::category)]
+    pub category: String,
+    #[schema(minimum = -90, maximum = 90)]
+    pub lat: f64,
+    #[schema(minimum = -180, maximum = 180)]
+    pub lng: f64,
+    #[schema(schema_with = schema::address)]
+    pub address: Option<String>,
+    #[schema(schema_with = schema::phone)]
+    pub phone: Option<String>,
+    #[schema(schema_with = schema::hours)]
+    pub hours: Option<String>,
+}
+
+/// The `{id}` of `/v1/businesses/{id}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct IdParam {
+    /// Business id.
+    #[param(minimum = 1)]
+    pub id: i64,
+}
+
+/// The headers `GET /v1/businesses/{id}` reads.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct ReadHeaders {
+    #[param(rename = "X-Consistency-Token", schema_with = schema::consistency_token)]
+    pub consistency_token: Option<String>,
 }
 
 impl From<&Business> for BusinessBody {
@@ -51,7 +101,7 @@ impl From<&Business> for BusinessBody {
     }
 }
 
-const FIELDS: [&str; 7] = [
+pub const FIELDS: [&str; 7] = [
     "name", "category", "lat", "lng", "address", "phone", "hours",
 ];
 
@@ -169,6 +219,26 @@ fn json_response(status: StatusCode, json: String) -> Response {
 }
 
 /// `POST /v1/businesses` → 201 + `Location`.
+#[utoipa::path(
+    post,
+    path = "/v1/businesses",
+    operation_id = "createBusiness",
+    security(("bearerAuth" = [])),
+    request_body(content = BusinessInput, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created.", body = BusinessBody, headers(
+            ("Location" = String),
+            ("X-Consistency-Token" = String, description = "WAL position of this write; send it back on reads to see the write even from a lagging replica (Postgres only).")
+        )),
+        (status = 400, description = "An invalid field (named in `field`) or malformed JSON.", body = ErrorBody),
+        (status = 401, description = "Missing or malformed Authorization header.", body = ErrorBody),
+        (status = 403, description = "Unknown API key.", body = ErrorBody),
+        (status = 413, description = "Body too large.", body = ErrorBody),
+        (status = 415, description = "Body is not application/json.", body = ErrorBody),
+        (status = 429, response = RateLimited),
+        (status = 503, description = "The primary database cannot take writes.", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     Bearer(key): Bearer,
@@ -194,6 +264,27 @@ pub async fn create(
 }
 
 /// `PUT /v1/businesses/{id}` → 200 with the new object, 404 if absent.
+#[utoipa::path(
+    put,
+    path = "/v1/businesses/{id}",
+    operation_id = "replaceBusiness",
+    security(("bearerAuth" = [])),
+    params(IdParam),
+    request_body(content = BusinessInput, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Replaced.", body = BusinessBody, headers(
+            ("X-Consistency-Token" = String, description = "WAL position of this write; send it back on reads to see the write even from a lagging replica (Postgres only).")
+        )),
+        (status = 400, description = "An invalid field, id, or malformed JSON.", body = ErrorBody),
+        (status = 401, description = "Missing or malformed Authorization header.", body = ErrorBody),
+        (status = 403, description = "Unknown API key.", body = ErrorBody),
+        (status = 404, description = "No such business.", body = ErrorBody),
+        (status = 413, description = "Body too large.", body = ErrorBody),
+        (status = 415, description = "Body is not application/json.", body = ErrorBody),
+        (status = 429, response = RateLimited),
+        (status = 503, description = "The primary database cannot take writes.", body = ErrorBody),
+    )
+)]
 pub async fn replace(
     State(state): State<AppState>,
     Bearer(key): Bearer,
@@ -216,6 +307,24 @@ pub async fn replace(
 }
 
 /// `DELETE /v1/businesses/{id}` → 204, 404 if absent.
+#[utoipa::path(
+    delete,
+    path = "/v1/businesses/{id}",
+    operation_id = "deleteBusiness",
+    security(("bearerAuth" = [])),
+    params(IdParam),
+    responses(
+        (status = 204, description = "Deleted.", headers(
+            ("X-Consistency-Token" = String, description = "WAL position of this write; send it back on reads to see the write even from a lagging replica (Postgres only).")
+        )),
+        (status = 400, description = "Invalid id.", body = ErrorBody),
+        (status = 401, description = "Missing or malformed Authorization header.", body = ErrorBody),
+        (status = 403, description = "Unknown API key.", body = ErrorBody),
+        (status = 404, description = "No such business.", body = ErrorBody),
+        (status = 429, response = RateLimited),
+        (status = 503, description = "The primary database cannot take writes.", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Bearer(key): Bearer,
@@ -234,6 +343,19 @@ pub async fn delete(
 }
 
 /// `GET /v1/businesses/{id}` → 200 or 404. Public.
+#[utoipa::path(
+    get,
+    path = "/v1/businesses/{id}",
+    operation_id = "getBusiness",
+    params(IdParam, ReadHeaders),
+    responses(
+        (status = 200, description = "The business.", body = BusinessBody),
+        (status = 400, description = "Invalid id or token.", body = ErrorBody),
+        (status = 404, description = "No such business.", body = ErrorBody),
+        (status = 429, response = RateLimited),
+        (status = 503, description = "No database can answer.", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     IdPath(id): IdPath,

@@ -4,9 +4,17 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    responses(
+        (status = 200, description = "Prometheus text format.", body = String, content_type = "text/plain")
+    )
+)]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     state.metrics.index_places.set(state.index.len() as f64);
     state

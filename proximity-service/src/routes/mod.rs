@@ -4,4 +4,5 @@ pub mod businesses;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod schema;
 pub mod search;

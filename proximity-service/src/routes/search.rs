@@ -6,14 +6,38 @@
 
 use axum::extract::State;
 use axum::Json;
+use utoipa::IntoParams;
 
+use super::schema::{self, RateLimited};
 use crate::domain::{
     Category, Coordinates, Cursor, IndexKind, Latitude, Limit, Longitude, RadiusM,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::QueryPairs;
 use crate::geo::{NearbyPage, NearbyQuery};
-use crate::startup::AppState;
+use crate::state::AppState;
+
+/// The query parameters as the OpenAPI document states them. [`parse_query`] reads them from
+/// [`QueryPairs`] instead (a repeated or malformed one is a 400 naming it); a test checks that
+/// it reads exactly these names.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NearbyParams {
+    #[param(minimum = -90, maximum = 90)]
+    pub lat: f64,
+    #[param(minimum = -180, maximum = 180)]
+    pub lng: f64,
+    #[param(schema_with = schema::radius)]
+    pub radius: Option<f64>,
+    #[param(schema_with = schema::limit)]
+    pub limit: Option<u32>,
+    #[param(schema_with = schema::cursor)]
+    pub cursor: Option<String>,
+    #[param(schema_with = schema::category_filter)]
+    pub category: Option<String>,
+    #[param(schema_with = schema::index_kind)]
+    pub index: Option<String>,
+}
 
 fn invalid(e: crate::domain::DomainError) -> ApiError {
     ApiError::validation(e.field, e.message)
@@ -62,6 +86,19 @@ pub fn parse_query(q: &QueryPairs, default_index: IndexKind) -> Result<NearbyQue
 }
 
 /// `GET /v1/search/nearby`.
+#[utoipa::path(
+    get,
+    path = "/v1/search/nearby",
+    operation_id = "searchNearby",
+    summary = "Places within `radius` metres of (lat, lng), nearest first.",
+    params(NearbyParams),
+    responses(
+        (status = 200, description = "One page of results.", body = NearbyPage),
+        (status = 400, description = "An invalid parameter (named in `field`).", body = ErrorBody),
+        (status = 429, response = RateLimited),
+        (status = 503, description = "More requests in flight than the server takes, or not answered in time.", body = ErrorBody),
+    )
+)]
 pub async fn nearby(
     State(state): State<AppState>,
     query: QueryPairs,

@@ -22,7 +22,7 @@ use futures::FutureExt;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::ConnectOptions;
 
-use super::{
+use super::repository::{
     forward_rows, map_err, BusinessRecord, Change, ChangeRow, DbStatus, Lsn, NewRecord, PlaceRow,
     Repository, RowSink, StoreError, StoreFuture, StoreHealth, StoreResult, Written,
     CHANGES_SINCE_SQL,
@@ -113,7 +113,9 @@ impl PgStore {
         let (name, primary_pool) = pool(url.expose(), settings, settings.acquire_timeout())?;
         let reachable = match sqlx::query("SELECT 1").execute(&primary_pool).await {
             Ok(_) => true,
-            Err(e) if !settings.replica_urls.is_empty() && super::is_unavailable(&e) => {
+            Err(e)
+                if !settings.replica_urls.is_empty() && super::repository::is_unavailable(&e) =>
+            {
                 tracing::warn!(
                     primary = %name,
                     "the primary is unreachable at start: serving reads from the replicas; \
@@ -429,7 +431,7 @@ impl Repository for PgStore {
             for r in self.read_candidates(after) {
                 match fetch_business(&r.pool, id).await {
                     Ok(row) => return Ok(row),
-                    Err(e) if super::is_unavailable(&e) => {
+                    Err(e) if super::repository::is_unavailable(&e) => {
                         tracing::warn!(replica = %r.name, "replica read failed; trying the next");
                         r.up.store(false, Ordering::Relaxed);
                     }
@@ -442,7 +444,7 @@ impl Repository for PgStore {
             }
             match fetch_business(&self.primary.pool, id).await {
                 Ok(row) => Ok(row),
-                Err(e) if super::is_unavailable(&e) => {
+                Err(e) if super::repository::is_unavailable(&e) => {
                     self.primary.up.store(false, Ordering::Relaxed);
                     // Last resort: a replica that may not have the client's
                     // latest write, which beats no answer while the primary
@@ -567,7 +569,7 @@ impl Repository for PgStore {
                 .await
             {
                 Ok(rows) => rows,
-                Err(e) if super::is_unavailable(&e) => {
+                Err(e) if super::repository::is_unavailable(&e) => {
                     // Primary down: follow a replica, which has every
                     // change the primary shipped before it stopped.
                     let mut found = None;
@@ -596,7 +598,7 @@ impl Repository for PgStore {
             let sql = "SELECT pruned_through FROM feed_meta WHERE id = 1";
             match sqlx::query_scalar(sql).fetch_one(&self.primary.pool).await {
                 Ok(v) => Ok(v),
-                Err(e) if super::is_unavailable(&e) => {
+                Err(e) if super::repository::is_unavailable(&e) => {
                     for r in self.read_candidates(None) {
                         if let Ok(v) = sqlx::query_scalar(sql).fetch_one(&r.pool).await {
                             return Ok(v);

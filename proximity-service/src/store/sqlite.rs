@@ -13,7 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::{
+use super::repository::{
     forward_rows, map_err, BusinessRecord, Change, ChangeRow, DbStatus, Lsn, NewRecord, PlaceRow,
     Repository, RowSink, StoreFuture, StoreHealth, Written, CHANGES_SINCE_SQL,
 };
