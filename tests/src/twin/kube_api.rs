@@ -18,8 +18,8 @@
 //!   agents: the agent token, or the server token when the cluster has no agent token, as k3s
 //!   does), 401 otherwise. A server that joins also gets `admin_token` (every k3s server holds
 //!   the admin credentials); an agent does not.
-//! - `GET /cacerts` (the CA PEM), `GET /readyz` and `/livez` (`ok` once a cluster-init
-//!   happened, else 503), `GET /version` — all without credentials.
+//! - `GET /cacerts` (the CA PEM), `GET /readyz` and `/livez` (`ok`) once a cluster-init
+//!   happened, else 503 (behind the NLB no server answers before one initialised), `GET /version` — all without credentials.
 //! - **The Kubernetes API**: every `/api` and `/apis` request needs `Authorization: Bearer
 //!   <admin token>` (401 otherwise); `POST /api/v1/nodes` (node registration) also accepts a
 //!   join token. Discovery (`/api`, `/api/v1`, `/apis`, `/apis/<group>`,
@@ -729,7 +729,19 @@ impl State {
         match (method, path) {
             (&Method::POST, "/twin/v1/cluster-init") => return self.cluster_init(body),
             (&Method::POST, "/twin/v1/join") => return self.join(body),
-            (&Method::GET, "/cacerts") => return Reply::Text(StatusCode::OK, self.ca_pem.clone()),
+            // Behind the NLB, no server answers before one initialised the cluster (the
+            // target group has no healthy target): joining servers must not mistake a dead
+            // election winner for a live API.
+            (&Method::GET, "/cacerts") => {
+                return if self.cluster.is_some() {
+                    Reply::Text(StatusCode::OK, self.ca_pem.clone())
+                } else {
+                    Reply::Text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "no server initialised yet (mock API server)".into(),
+                    )
+                };
+            }
             (&Method::GET, "/readyz" | "/livez" | "/healthz") => {
                 return if self.cluster.is_some() {
                     Reply::Text(StatusCode::OK, "ok".into())

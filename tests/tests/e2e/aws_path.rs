@@ -202,6 +202,25 @@ async fn aws_path_end_to_end() -> Result<()> {
     .await?;
     assert!(search["results"].is_array(), "{search}");
 
+    // An agent's role cannot read the server token (it could join as a server, with etcd and
+    // the cluster CA); it reads the agent token. A server reads the server token.
+    let of_group = |g: &str| {
+        instances
+            .iter()
+            .find(|i| i.group.ends_with(g))
+            .unwrap_or_else(|| panic!("no instance of {g}: {}", w.twin.summary()))
+            .clone()
+    };
+    let agent = of_group("-agents");
+    let server = of_group("-servers");
+    let (code, body) = get_parameter_as(&w, &agent, "/provisioner/dev/k3s/token")?;
+    assert_eq!(code, "400", "an agent read the server token: {body}");
+    assert!(body.contains("AccessDeniedException"), "{body}");
+    let (code, body) = get_parameter_as(&w, &agent, "/provisioner/dev/k3s/agent-token")?;
+    assert_eq!(code, "200", "{body}");
+    let (code, body) = get_parameter_as(&w, &server, "/provisioner/dev/k3s/token")?;
+    assert_eq!(code, "200", "{body}");
+
     let plan = w.provisioner(&["plan", "-f", tpl])?;
     assert_eq!(
         plan.status.code(),
@@ -352,4 +371,97 @@ async fn kill_the_winner(w: &World) -> Result<Instant> {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `ssm:GetParameter NAME` signed with the role credentials `instance`'s metadata service hands
+/// out (IMDSv2, as its user-data does), through the twin's SSM front: (HTTP status, body).
+fn get_parameter_as(
+    w: &World,
+    instance: &harness::twin::InstanceInfo,
+    name: &str,
+) -> Result<(String, String)> {
+    let imds = instance
+        .imds
+        .context("the instance has no metadata service")?;
+    let curl = |args: &[&str], stdin: Option<&str>| -> Result<String> {
+        use std::io::Write;
+        let mut child = std::process::Command::new("curl")
+            .args(["-sS", "--connect-timeout", "5", "--max-time", "20"])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(stdin.unwrap_or_default().as_bytes())?;
+        let out = child.wait_with_output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let base = format!("http://{imds}/latest");
+    let token = curl(
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            "X-aws-ec2-metadata-token-ttl-seconds: 60",
+            &format!("{base}/api/token"),
+        ],
+        None,
+    )?;
+    let header = format!("X-aws-ec2-metadata-token: {token}");
+    let role = curl(
+        &[
+            "-H",
+            &header,
+            &format!("{base}/meta-data/iam/security-credentials/"),
+        ],
+        None,
+    )?;
+    let creds: serde_json::Value = serde_json::from_str(&curl(
+        &[
+            "-H",
+            &header,
+            &format!("{base}/meta-data/iam/security-credentials/{}", role.trim()),
+        ],
+        None,
+    )?)
+    .context("the metadata's credentials")?;
+    let config = format!(
+        "user = \"{}:{}\"\nheader = \"X-Amz-Security-Token: {}\"\n",
+        creds["AccessKeyId"].as_str().unwrap_or_default(),
+        creds["SecretAccessKey"].as_str().unwrap_or_default(),
+        creds["Token"].as_str().unwrap_or_default()
+    );
+    let body = format!(r#"{{"Name":"{name}","WithDecryption":true}}"#);
+    let connect = format!(
+        "ssm.us-east-1.amazonaws.com:443:{}:{}",
+        w.twin.ssm_front_addr().ip(),
+        w.twin.ssm_front_addr().port()
+    );
+    let out = curl(
+        &[
+            "-K",
+            "-",
+            "--cacert",
+            w.twin.ca_path().to_str().unwrap_or_default(),
+            "--connect-to",
+            &connect,
+            "--aws-sigv4",
+            "aws:amz:us-east-1:ssm",
+            "-H",
+            "X-Amz-Target: AmazonSSM.GetParameter",
+            "-H",
+            "Content-Type: application/x-amz-json-1.1",
+            "--data-binary",
+            &body,
+            "-w",
+            "\n%{http_code}",
+            "https://ssm.us-east-1.amazonaws.com/",
+        ],
+        Some(&config),
+    )?;
+    let (body, code) = out.rsplit_once('\n').unwrap_or(("", &out));
+    Ok((code.to_owned(), body.to_owned()))
 }
