@@ -82,9 +82,11 @@ aws_credentials() {
 # credentials in the metadata it says so once and prints 000.
 ssm_call() {
     aws_credentials || {
-        if [ -z "${NO_CREDENTIALS_LOGGED:-}" ]; then
+        # Said once per boot (this runs in a subshell: a file, not a variable, remembers).
+        no_creds_said="${TMPDIR:-/tmp}/k3s-bootstrap-no-credentials.$$"
+        if [ ! -e "$no_creds_said" ]; then
             log "no instance role credentials in the metadata (iam/security-credentials/): is the instance profile attached?"
-            NO_CREDENTIALS_LOGGED=1
+            : >"$no_creds_said"
         fi
         printf '000'
         return 0

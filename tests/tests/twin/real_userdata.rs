@@ -190,3 +190,75 @@ async fn twin_boots_the_real_user_data_one_server_initialises_the_others_join() 
     assert!(kubeconfig.contains("token: admin-123"), "{kubeconfig}");
     Ok(())
 }
+
+/// A node whose instance profile has no role (or none attached) gets no credentials from its
+/// metadata: its real user-data says so in one line, reads nothing, and never joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twin_a_node_without_role_credentials_says_so_and_never_joins() -> Result<()> {
+    let emu = harness::emulator().await?;
+    let aws = Aws::new(&emu.endpoint).await;
+    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vpc-templates/dev.yaml");
+    let env = provisioner::template::load(&template)
+        .map_err(|e| anyhow!("{e}"))?
+        .env;
+    let agent_pool = env
+        .node_pools
+        .iter()
+        .find(|p| p.role == NodeRole::K3sAgent)
+        .context("dev.yaml has an agent pool")?;
+    let subnet = aws.subnet().await?;
+    let image = aws.image().await?;
+    let nlb = aws.nlb("twin-k8s-api", &subnet).await?;
+    let script = user_data(&env, agent_pool, &Endpoints::for_env(&env, &nlb))?;
+    aws.put_secure(&ParameterNames::new(&env.name).agent_token(), AGENT_TOKEN)
+        .await?;
+    // No instance profile on the launch template.
+    aws.launch_template("twin-no-role", &image, &script, None)
+        .await?;
+    let pki = Pki::new()?;
+    let (api, seen) = protocol_double_with(&pki, SERVER_TOKEN, AGENT_TOKEN).await?;
+    let mut config = TwinConfig::new(&emu.endpoint, env.name.as_str(), super::standin());
+    config.kube_api = Some(api.addr());
+    config.pki = Some(pki);
+    let twin = NodeTwin::start(config).await?;
+    aws.group(
+        "twin-no-role-agents",
+        "twin-no-role",
+        &subnet,
+        env.name.as_str(),
+        1,
+    )
+    .await?;
+    let booted = twin.wait_for_instances(1, Duration::from_secs(30)).await?;
+    let id = booted[0].id.clone();
+    twin.wait_for_log(
+        &id,
+        "no instance role credentials in the metadata (iam/security-credentials/): is the instance profile attached?",
+        Duration::from_secs(60),
+    )
+    .await?;
+    // Its next retry (10 s on) fails the same way, silently.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let log = loop {
+        let log = twin.instance(&id).context("the instance")?.log_text();
+        if log.matches("GetParameter").count() >= 2 || Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(log.matches("GetParameter").count() >= 2, "{log}");
+    assert_eq!(
+        log.matches("no instance role credentials").count(),
+        1,
+        "said once, not on every retry:\n{log}"
+    );
+    assert!(!log.contains("join token read"), "{log}");
+    assert!(!log.contains(AGENT_TOKEN), "{log}");
+    assert!(
+        twin.ssm_decisions().is_empty(),
+        "nothing reached SSM: {:?}",
+        twin.ssm_decisions()
+    );
+    drop(seen);
+    Ok(())
+}
