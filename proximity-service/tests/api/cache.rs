@@ -155,3 +155,86 @@ async fn cache_follows_the_change_feed_when_the_writer_never_updated_it() {
     assert_both_serve(&a, &b, id, "Written by a dead writer").await;
     pool.close().await;
 }
+
+/// A replica whose replay is paused falls further behind than `replica_max_lag_ms` (1 s by
+/// default): a read that fills the cache must then come from the primary, not cache the
+/// replica's old row for the TTL.
+#[tokio::test]
+async fn cache_is_not_filled_from_a_replica_lagging_beyond_the_bound() {
+    let cluster = harness::PgCluster::start().await.expect("cluster");
+    let db = cluster.create_database("maxlag").await.expect("db");
+    let redis = harness::redis().await.expect("redis");
+    let settings = || {
+        pg_settings(
+            &db.primary_url,
+            std::slice::from_ref(&db.replica_url),
+            Some(&redis),
+        )
+    };
+    assert_eq!(settings().database.replica_max_lag_ms, 1000, "the default");
+    let a = spawn_with(settings()).await;
+    let b = spawn_with(settings()).await;
+    let created = a.create(&business("Before", 10.0, 10.0)).await;
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let replica = sqlx::PgPool::connect(&db.replica_url).await.unwrap();
+    let replica_name = || async {
+        sqlx::query_scalar::<_, String>("SELECT name FROM businesses WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&replica)
+            .await
+            .unwrap()
+    };
+    let replayed = eventually(SETTLE, || async {
+        replica_name().await.as_deref() == Some("Before")
+    })
+    .await;
+    assert!(replayed.is_some(), "the replica replays the insert");
+    sqlx::query("SELECT pg_wal_replay_pause()")
+        .execute(&replica)
+        .await
+        .unwrap();
+    let put = a
+        .client
+        .put(a.url(&format!("/v1/businesses/{id}")))
+        .bearer_auth(API_KEY)
+        .json(&business("After", 10.0, 10.0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    // Well past the bound, and the entry gone (as at its TTL), so B reads the database.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        replica_name().await.as_deref(),
+        Some("Before"),
+        "replay is paused"
+    );
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut rc = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{}biz:{id}", redis.prefix);
+    let _: i64 = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut rc)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        name_on(&b, id).await.as_deref(),
+        Some("After"),
+        "a replica lagging beyond replica_max_lag_ms answered a read that fills the cache"
+    );
+    let entry: Option<String> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut rc)
+        .await
+        .unwrap();
+    assert!(entry.is_some_and(|e| e.contains("After")));
+
+    sqlx::query("SELECT pg_wal_replay_resume()")
+        .execute(&replica)
+        .await
+        .unwrap();
+    replica.close().await;
+}
