@@ -10,6 +10,13 @@
 //!   (`{seq}|{json}`; fills carry 0) and a small script only overwrites an
 //!   entry with a newer one, so of two writes to one id whose handlers finish
 //!   in the opposite order of their commits, the later commit stays cached.
+//! - **Change feed**: every instance, for every change it applies from the
+//!   feed, deletes the entry of that id unless it holds that change's write or
+//!   a newer one (`{seq}|` at or above the change's sequence). So an entry a
+//!   writer failed to overwrite — its client hung up before the handler ran
+//!   its post-commit step, or the process died between commit and cache
+//!   update — is gone within one feed poll on any live instance, not at the
+//!   TTL. Failures here are handled like a write's (below).
 //! - **Redis down**: every call has a short timeout and failures open a
 //!   circuit for one second, during which the cache is skipped entirely (reads
 //!   go to the database; nothing fails). A background task reconnects and
@@ -39,6 +46,17 @@ const STORE_SCRIPT: &str = "local cur = redis.call('GET', KEYS[1]) \
     end \
     redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[3]) \
     return 1";
+
+/// Deletes `KEYS[1]` unless it holds an entry of the write at sequence
+/// `ARGV[1]` or a newer one. Fills (`0|`) and unsequenced entries go.
+const INVALIDATE_SCRIPT: &str = "local cur = redis.call('GET', KEYS[1]) \
+    if not cur then return 0 end \
+    local s = tonumber(string.match(cur, '^(%d+)|')) \
+    if s and s >= tonumber(ARGV[1]) then return 0 end \
+    redis.call('DEL', KEYS[1]) \
+    return 1";
+/// Scripts per pipeline in [`Cache::invalidate_older`].
+const INVALIDATE_CHUNK: usize = 200;
 
 /// The value of an entry without its sequence prefix.
 fn entry_value(entry: &str) -> &str {
@@ -221,14 +239,72 @@ impl Cache {
             None => false,
         };
         if !stored {
-            let mut pending = inner.pending.lock().expect("cache lock");
-            inner.dirty.store(true, Ordering::Relaxed);
-            if let Some(set) = pending.as_mut() {
-                set.insert(id);
-                if set.len() > MAX_PENDING {
-                    *pending = None;
-                }
+            remember_pending(inner, [id]);
+        }
+    }
+
+    /// For changes `(id, seq)` applied from the change feed: deletes each id's
+    /// entry unless it holds the write at `seq` or a newer one, so an entry
+    /// its writer never updated does not outlive the next feed poll. Like a
+    /// write, tries even with the circuit open; ids it could not reach are
+    /// purged before the cache is used again.
+    pub async fn invalidate_older(&self, changes: &[(i64, i64)]) {
+        let Some(inner) = self.inner.as_deref() else {
+            return;
+        };
+        if changes.is_empty() {
+            return;
+        }
+        let conn = inner.conn.read().expect("cache lock").clone();
+        let Some(mut conn) = conn else {
+            remember_pending(inner, changes.iter().map(|&(id, _)| id));
+            return;
+        };
+        for (i, chunk) in changes.chunks(INVALIDATE_CHUNK).enumerate() {
+            let mut pipe = redis::pipe();
+            for &(id, seq) in chunk {
+                pipe.cmd("EVAL")
+                    .arg(INVALIDATE_SCRIPT)
+                    .arg(1)
+                    .arg(Self::key(inner, id))
+                    .arg(seq)
+                    .ignore();
             }
+            let done = tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(&mut conn)).await;
+            let failed = match done {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some("timed out".to_owned()),
+            };
+            if let Some(why) = failed {
+                // Redis is failing: leave the rest to the purge rather than
+                // wait a timeout per chunk (the follower is waiting).
+                trip(inner, &why);
+                let rest = &changes[i * INVALIDATE_CHUNK..];
+                remember_pending(inner, rest.iter().map(|&(id, _)| id));
+                return;
+            }
+        }
+    }
+
+    /// Forgets every entry (before the cache is used again): for when this
+    /// instance cannot tell which ids changed, e.g. the feed was pruned past it.
+    pub fn invalidate_all(&self) {
+        if let Some(inner) = self.inner.as_deref() {
+            *inner.pending.lock().expect("cache lock") = None;
+            inner.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Remembers ids whose entries may be stale; reads skip the cache until they are purged.
+fn remember_pending(inner: &Inner, ids: impl IntoIterator<Item = i64>) {
+    let mut pending = inner.pending.lock().expect("cache lock");
+    inner.dirty.store(true, Ordering::Relaxed);
+    if let Some(set) = pending.as_mut() {
+        set.extend(ids);
+        if set.len() > MAX_PENDING {
+            *pending = None;
         }
     }
 }

@@ -155,6 +155,9 @@ pub struct DatabaseSettings {
     pub data_dir: Option<PathBuf>,
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
+    /// Replicas whose measured replay lag exceeds this are skipped for business reads (which
+    /// fill the cache for its TTL); the primary answers instead.
+    pub replica_max_lag_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -204,6 +207,7 @@ impl Default for DatabaseSettings {
             data_dir: None,
             max_connections: 16,
             acquire_timeout_ms: 2000,
+            replica_max_lag_ms: 1000,
         }
     }
 }
@@ -320,6 +324,9 @@ impl Settings {
         }
         if let Some(v) = get(&["PROXIMITY_DB_ACQUIRE_TIMEOUT_MS"]) {
             self.database.acquire_timeout_ms = parse("PROXIMITY_DB_ACQUIRE_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = get(&["PROXIMITY_REPLICA_MAX_LAG_MS"]) {
+            self.database.replica_max_lag_ms = parse("PROXIMITY_REPLICA_MAX_LAG_MS", &v)?;
         }
         if let Some(v) = get(&["PROXIMITY_REDIS_URL", "REDIS_URL"]) {
             self.redis.url = Some(Secret::new(v));
@@ -445,10 +452,13 @@ mod tests {
             ("PROXIMITY_LISTEN", "0.0.0.0:0"),
             ("DATABASE_URL", "postgres://p"),
             ("DATABASE_REPLICA_URLS", "postgres://r1,postgres://r2"),
+            ("PROXIMITY_REPLICA_MAX_LAG_MS", "250"),
         ]))
         .unwrap();
         assert_eq!(s.listen.port(), 0);
         assert_eq!(s.database.replica_urls.len(), 2);
+        assert_eq!(s.database.replica_max_lag_ms, 250);
+        assert_eq!(Settings::default().database.replica_max_lag_ms, 1000);
         let err = Settings::default()
             .apply_env(&env(&[("PROXIMITY_RATE_LIMIT_RPS", "fast")]))
             .unwrap_err();

@@ -101,6 +101,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         "store opened"
     );
     let index = Arc::new(sync::load(store.as_ref()).await?);
+    let cache = Cache::connect(&settings.redis, metrics.clone())?;
+    cache.wait_ready(Duration::from_secs(2)).await;
     let follower = sync::spawn_follower(
         store.clone(),
         index.clone(),
@@ -108,10 +110,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
             interval: settings.sync_interval(),
             retention: Duration::from_secs(settings.changes_retention_secs),
         },
+        cache.clone(),
         metrics.clone(),
     );
-    let cache = Cache::connect(&settings.redis, metrics.clone())?;
-    cache.wait_ready(Duration::from_secs(2)).await;
     let state = AppState::new(&settings, store, index, cache, metrics);
     let listener = TcpListener::bind(settings.listen)
         .await

@@ -14,6 +14,12 @@
 //!    sequence; an instance whose position is below it reloads fully (step 1)
 //!    instead of missing the deleted changes.
 //!
+//! 4. **Cache**: the ids of every applied batch are invalidated in Redis unless
+//!    their entry already holds that change or a newer one
+//!    ([`Cache::invalidate_older`]), so every instance corrects an entry the
+//!    writer never updated (a hung-up client, a writer that died). A reload
+//!    cannot tell which ids changed, so it has the cache purged.
+//!
 //! The instance that made a write also applies it at once (see
 //! `routes::businesses`), so its own index never lags its own writes. Those
 //! local applications are ordered by the write's feed sequence
@@ -26,6 +32,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::cache::Cache;
 use crate::domain::{BusinessId, Category, Coordinates, DomainError};
 use crate::geo::{NearbyPage, NearbyQuery, Place, PlaceIndex};
 use crate::metrics::Metrics;
@@ -207,6 +214,15 @@ pub enum Polled {
 /// Applies one batch of changes, or reloads the whole index if changes it
 /// has not seen were pruned from the feed.
 pub async fn poll_once(store: &dyn Repository, index: &SharedIndex) -> anyhow::Result<Polled> {
+    poll_and_invalidate(store, index, &Cache::disabled()).await
+}
+
+/// [`poll_once`], then invalidates the cache entries of what changed.
+pub async fn poll_and_invalidate(
+    store: &dyn Repository,
+    index: &SharedIndex,
+    cache: &Cache,
+) -> anyhow::Result<Polled> {
     let from = index.last_seq();
     let changes = store.changes_since(from, BATCH).await?;
     // Read after the changes: a prune that ran in between shows up here.
@@ -217,10 +233,17 @@ pub async fn poll_once(store: &dyn Repository, index: &SharedIndex) -> anyhow::R
         );
         let fresh = load(store).await?;
         index.replace(fresh);
+        cache.invalidate_all();
         return Ok(Polled::Reloaded);
     }
     let n = changes.len();
+    let mut newest: HashMap<i64, i64> = HashMap::with_capacity(n);
+    for c in &changes {
+        newest.insert(c.id, c.seq); // oldest first: the last one wins
+    }
     index.apply_changes(changes);
+    let newest: Vec<(i64, i64)> = newest.into_iter().collect();
+    cache.invalidate_older(&newest).await;
     Ok(Polled::Applied(n))
 }
 
@@ -241,6 +264,7 @@ pub fn spawn_follower(
     store: Arc<dyn Repository>,
     index: Arc<SharedIndex>,
     settings: FollowerSettings,
+    cache: Cache,
     metrics: Arc<Metrics>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -256,7 +280,7 @@ pub fn spawn_follower(
                     Err(e) => tracing::debug!(error = %e, "pruning the change feed failed"),
                 }
             }
-            match poll_once(store.as_ref(), &index).await {
+            match poll_and_invalidate(store.as_ref(), &index, &cache).await {
                 Ok(polled) => {
                     last_ok = Instant::now();
                     if failing {

@@ -8,6 +8,9 @@
 //!   two instances on one database.
 //! - `faults`: dedicated servers that the tests stop: replica and Redis killed
 //!   under read load, primary stopped under writes.
+//! - `cache`: two instances, one Redis: a write whose client hung up mid-commit, and one
+//!   whose writer never updated the cache, are both served fresh soon after; a read that
+//!   fills the cache skips a replica lagging beyond `replica_max_lag_ms`.
 //! - `cli`: `import` and `serve --seed-geonames` on both stores.
 //! - `feed`: change-feed retention (pruned past an instance → it reloads).
 //! - `hostile`: stalled connections far beyond the connection cap, requests beyond the
@@ -18,6 +21,7 @@
 mod api {
     pub mod helpers;
 
+    mod cache;
     mod cli;
     mod crud;
     mod faults;

@@ -4,8 +4,13 @@
 //! instance's index at once, (2) overwrite the cache entry, (3) return the WAL
 //! position in `X-Consistency-Token` (Postgres) so the writer's next read sees
 //! its write. Other instances pick the write up from the change feed.
+//! The write and steps (1)–(2) run in a task of their own ([`detached`]): axum
+//! drops a handler whose client hangs up, and a write that commits must still
+//! update the index and the cache. (Should the process die in between, the
+//! change feed corrects the cache: see `sync`.)
 //! Reads go cache → replica (or primary, for read-your-writes) → fill cache.
 
+use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::extract::State;
@@ -206,6 +211,21 @@ async fn after_write(state: &AppState, seq: i64, id: BusinessId, business: Optio
     state.cache.store(id.get(), seq, json.as_deref()).await;
 }
 
+/// Runs a write and its post-commit steps to completion even if the request is dropped: the
+/// work is a spawned task the handler awaits, and dropping the handler (a client that hung up)
+/// drops only the wait, not the task.
+async fn detached<T, F>(work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, ApiError>> + Send + 'static,
+{
+    match tokio::spawn(work).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(ApiError::Unavailable("the service is shutting down".into())),
+    }
+}
+
 fn json_response(status: StatusCode, json: String) -> Response {
     (
         status,
@@ -246,12 +266,19 @@ pub async fn create(
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let new = parse_business(&body)?;
-    let Written { value, lsn, seq } = state
-        .store
-        .create(NewRecord::from_domain(&new, None))
-        .await?;
-    let business = into_business(value)?;
-    after_write(&state, seq, business.id, Some(&business)).await;
+    let (business, lsn) = detached({
+        let state = state.clone();
+        async move {
+            let Written { value, lsn, seq } = state
+                .store
+                .create(NewRecord::from_domain(&new, None))
+                .await?;
+            let business = into_business(value)?;
+            after_write(&state, seq, business.id, Some(&business)).await;
+            Ok((business, lsn))
+        }
+    })
+    .await?;
     let json = serde_json::to_string(&BusinessBody::from(&business)).expect("serialises");
     let mut response = json_response(StatusCode::CREATED, json);
     let location = format!("/v1/businesses/{}", business.id);
@@ -293,16 +320,23 @@ pub async fn replace(
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let new = parse_business(&body)?;
-    let written = state
-        .store
-        .update(id.get(), NewRecord::from_domain(&new, None))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("business {id} does not exist")))?;
-    let business = into_business(written.value)?;
-    after_write(&state, written.seq, id, Some(&business)).await;
+    let (business, lsn) = detached({
+        let state = state.clone();
+        async move {
+            let written = state
+                .store
+                .update(id.get(), NewRecord::from_domain(&new, None))
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("business {id} does not exist")))?;
+            let business = into_business(written.value)?;
+            after_write(&state, written.seq, id, Some(&business)).await;
+            Ok((business, written.lsn))
+        }
+    })
+    .await?;
     let json = serde_json::to_string(&BusinessBody::from(&business)).expect("serialises");
     let mut response = json_response(StatusCode::OK, json);
-    record_write(&state, &key, addr, written.lsn, &mut response);
+    record_write(&state, &key, addr, lsn, &mut response);
     Ok(response)
 }
 
@@ -331,14 +365,21 @@ pub async fn delete(
     IdPath(id): IdPath,
     ClientAddr(addr): ClientAddr,
 ) -> Result<Response, ApiError> {
-    let written = state
-        .store
-        .delete(id.get())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("business {id} does not exist")))?;
-    after_write(&state, written.seq, id, None).await;
+    let lsn = detached({
+        let state = state.clone();
+        async move {
+            let written = state
+                .store
+                .delete(id.get())
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("business {id} does not exist")))?;
+            after_write(&state, written.seq, id, None).await;
+            Ok(written.lsn)
+        }
+    })
+    .await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    record_write(&state, &key, addr, written.lsn, &mut response);
+    record_write(&state, &key, addr, lsn, &mut response);
     Ok(response)
 }
 
@@ -383,8 +424,10 @@ pub async fn get(
     let required = state.consistency.required(&clients(key, addr)).max(token);
 
     // The cache never holds an entry older than an acknowledged write: each
-    // write overwrites its entry, and a write that could not reach Redis keeps
-    // the cache switched off until that entry is purged (see `cache`).
+    // write overwrites its entry (even if its client hung up: `detached`), a
+    // write that could not reach Redis keeps the cache switched off until that
+    // entry is purged, and every instance drops the entries of the changes it
+    // applies from the feed unless they hold that change (see `cache`).
     match state.cache.get(id.get()).await {
         crate::cache::Lookup::Hit(json) => return Ok(json_response(StatusCode::OK, json)),
         crate::cache::Lookup::Deleted => return Err(not_found()),

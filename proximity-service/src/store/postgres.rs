@@ -8,6 +8,10 @@
 //!   `pg_current_wal_lsn()` is returned with the result. A read that carries
 //!   that position only goes to a replica whose replayed position is at least
 //!   as far, else to the primary.
+//! - **Staleness bound**: a business read (whose answer fills the cache for
+//!   its TTL) skips replicas whose measured replay lag exceeds
+//!   `replica_max_lag_ms` (1 s by default), so a replica minutes behind is
+//!   not cached for minutes; the primary answers instead.
 //! - **Primary down**: writes fail with [`StoreError::Unavailable`] (HTTP 503);
 //!   reads carry on from the replicas.
 //! - **Change feed**: each write takes a transaction-scoped advisory lock
@@ -70,6 +74,8 @@ pub struct PgStore {
     primary: Arc<Db>,
     replicas: Vec<Arc<Db>>,
     next: AtomicUsize,
+    /// Replay lag beyond which a replica does not answer business reads.
+    max_lag_secs: f64,
     monitor: tokio::task::JoinHandle<()>,
 }
 
@@ -142,6 +148,7 @@ impl PgStore {
             primary,
             replicas,
             next: AtomicUsize::new(0),
+            max_lag_secs: settings.replica_max_lag_ms as f64 / 1000.0,
             monitor,
         })
     }
@@ -167,6 +174,17 @@ impl PgStore {
             .await
             .map_err(|e| map_err(what, e))?;
         Ok(tx)
+    }
+
+    /// [`Self::read_candidates`] without the replicas lagging more than the
+    /// configured maximum (a lag not measured yet does not exclude one).
+    fn fresh_candidates(&self, after: Option<Lsn>) -> Vec<Arc<Db>> {
+        let mut candidates = self.read_candidates(after);
+        candidates.retain(|r| {
+            let (lag, _) = *r.lag.lock().expect("lag lock");
+            lag.is_none_or(|l| l <= self.max_lag_secs)
+        });
+        candidates
     }
 
     /// The replicas to try for a read needing `after`, in rotation order.
@@ -428,7 +446,7 @@ impl Repository for PgStore {
     fn get(&self, id: i64, after: Option<Lsn>) -> StoreFuture<'_, Option<BusinessRecord>> {
         async move {
             let what = "reading a business";
-            for r in self.read_candidates(after) {
+            for r in self.fresh_candidates(after) {
                 match fetch_business(&r.pool, id).await {
                     Ok(row) => return Ok(row),
                     Err(e) if super::repository::is_unavailable(&e) => {

@@ -101,8 +101,14 @@ async fn read_your_writes_while_the_replica_lags() {
     let cluster = harness::PgCluster::start().await.expect("cluster");
     let db = cluster.create_database("ryw").await.expect("db");
     let replicas = vec![db.replica_url.clone()];
-    let a = spawn_with(pg_settings(&db.primary_url, &replicas, None)).await;
-    let b = spawn_with(pg_settings(&db.primary_url, &replicas, None)).await;
+    // Read-your-writes is under test here, not the staleness bound: let B use the paused replica.
+    let settings = || {
+        let mut s = pg_settings(&db.primary_url, &replicas, None);
+        s.database.replica_max_lag_ms = 600_000;
+        s
+    };
+    let a = spawn_with(settings()).await;
+    let b = spawn_with(settings()).await;
 
     let created: Value = a
         .create(&business("v1", 10.0, 10.0))
