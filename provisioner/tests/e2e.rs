@@ -4,6 +4,7 @@
 
 mod e2e {
     pub mod architecture;
+    pub mod boot;
     pub mod cli_output;
     pub mod counts;
     pub mod credentials;

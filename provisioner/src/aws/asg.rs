@@ -1,4 +1,5 @@
-//! Auto Scaling groups (found with one `DescribeAutoScalingGroups` filtered by tag).
+//! Auto Scaling groups (found with one `DescribeAutoScalingGroups` filtered by tag), and their
+//! scaling activities (why instances are missing).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -20,6 +21,23 @@ pub struct AsgSpec {
     pub subnets: Vec<String>,
     /// Sorted target group ARNs.
     pub target_groups: Vec<String>,
+    /// `EC2` or `ELB` (an instance its target groups call unhealthy is replaced).
+    pub health_check_type: String,
+    /// Seconds after launch before health checks count.
+    pub health_check_grace_secs: i32,
+}
+
+/// One scaling activity of a group (DescribeScalingActivities), newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScalingActivity {
+    /// `Successful`, `Failed`, `Cancelled`, `InProgress`, `WaitingForSpotInstanceId` …
+    pub status: String,
+    /// Why it failed or what it waits for (quota, capacity, instance profile …); may be empty.
+    pub status_message: String,
+    /// What the activity does ("Launching a new EC2 instance …").
+    pub description: String,
+    /// RFC 3339, empty when not reported.
+    pub start_time: String,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +76,12 @@ pub trait AutoScalingGroups: Send + Sync {
         aws_name: &str,
         desired: i32,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// The group's most recent scaling activities, newest first (at most `max`).
+    fn scaling_activities(
+        &self,
+        aws_name: &str,
+        max: i32,
+    ) -> impl Future<Output = Result<Vec<ScalingActivity>, CloudError>> + Send;
     /// Force-delete (terminates its instances), then wait until it is gone.
     fn delete_auto_scaling_group(
         &self,
@@ -108,6 +132,10 @@ impl AutoScalingGroups for Cloud {
                                 desired: g.desired_capacity().unwrap_or_default(),
                                 subnets,
                                 target_groups: tgs,
+                                health_check_type: g.health_check_type().unwrap_or_default().into(),
+                                health_check_grace_secs: g
+                                    .health_check_grace_period()
+                                    .unwrap_or_default(),
                             },
                             instances: g
                                 .instances()
@@ -163,6 +191,8 @@ impl AutoScalingGroups for Cloud {
                 .max_size(spec.max)
                 .desired_capacity(spec.desired)
                 .vpc_zone_identifier(spec.subnets.join(","))
+                .health_check_type(&spec.health_check_type)
+                .health_check_grace_period(spec.health_check_grace_secs)
                 .set_target_group_arns(Some(spec.target_groups.clone()))
                 .set_tags(Some(tags.clone()))
                 .send()
@@ -191,6 +221,8 @@ impl AutoScalingGroups for Cloud {
                 .max_size(spec.max)
                 .desired_capacity(spec.desired)
                 .vpc_zone_identifier(spec.subnets.join(","))
+                .health_check_type(&spec.health_check_type)
+                .health_check_grace_period(spec.health_check_grace_secs)
                 .send()
         })
         .await?;
@@ -257,6 +289,37 @@ impl AutoScalingGroups for Cloud {
             },
         )
         .await
+    }
+
+    async fn scaling_activities(
+        &self,
+        aws_name: &str,
+        max: i32,
+    ) -> Result<Vec<ScalingActivity>, CloudError> {
+        let r = self
+            .call("autoscaling:DescribeScalingActivities", Strong, || {
+                self.asg
+                    .describe_scaling_activities()
+                    .auto_scaling_group_name(aws_name)
+                    .max_records(max)
+                    .send()
+            })
+            .await?;
+        Ok(r.activities()
+            .iter()
+            .map(|a| ScalingActivity {
+                status: a
+                    .status_code()
+                    .map(|c| c.as_str().to_string())
+                    .unwrap_or_default(),
+                status_message: a.status_message().unwrap_or_default().into(),
+                description: a.description().unwrap_or_default().into(),
+                start_time: a
+                    .start_time()
+                    .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
+                    .unwrap_or_default(),
+            })
+            .collect())
     }
 
     async fn delete_auto_scaling_group(&self, aws_name: &str) -> Result<(), CloudError> {

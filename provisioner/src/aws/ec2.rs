@@ -7,10 +7,11 @@ use std::future::Future;
 
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, DomainType, Filter, IpPermission, IpRange,
+    LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest,
     LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
     LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
     LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType, Tag,
-    TagSpecification, UserIdGroupPair, VpcAttributeName,
+    TagSpecification, UserIdGroupPair, VolumeType, VpcAttributeName,
 };
 
 use super::{tag_map, Cloud, TAG_ENV};
@@ -144,6 +145,19 @@ pub struct LaunchTemplateData {
     pub instance_profile: Option<String>,
     /// Tags put on instances launched from it.
     pub instance_tags: Vec<(String, String)>,
+    /// The root volume's block device mapping (the only mapping we set).
+    pub root_volume: Option<RootVolume>,
+}
+
+/// An EBS block device mapping of a launch template: the instance's root volume when its
+/// device is the AMI's `RootDeviceName`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootVolume {
+    pub device_name: String,
+    pub size_gb: i32,
+    pub volume_type: String,
+    pub encrypted: bool,
+    pub delete_on_termination: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -402,6 +416,11 @@ pub trait LaunchTemplates: Send + Sync {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// The AMI's `RootDeviceName` (DescribeImages); `None` when the image is not visible.
+    fn image_root_device(
+        &self,
+        image_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
 }
 
 /// VPC peering connections.
@@ -1222,7 +1241,34 @@ impl LaunchTemplates for Cloud {
                 .and_then(|p| p.name().or(p.arn()))
                 .map(String::from),
             instance_tags,
+            root_volume: d.block_device_mappings().iter().find_map(|m| {
+                let ebs = m.ebs()?;
+                Some(RootVolume {
+                    device_name: m.device_name().unwrap_or_default().into(),
+                    size_gb: ebs.volume_size().unwrap_or_default(),
+                    volume_type: ebs
+                        .volume_type()
+                        .map(|t| t.as_str().to_string())
+                        .unwrap_or_default(),
+                    encrypted: ebs.encrypted().unwrap_or_default(),
+                    delete_on_termination: ebs.delete_on_termination().unwrap_or_default(),
+                })
+            }),
         }))
+    }
+
+    async fn image_root_device(&self, image_id: &str) -> Result<Option<String>, CloudError> {
+        let out = self
+            .call("ec2:DescribeImages", Strong, || {
+                self.ec2.describe_images().image_ids(image_id).send()
+            })
+            .await?;
+        Ok(out
+            .images()
+            .iter()
+            .find(|i| i.image_id() == Some(image_id))
+            .and_then(|i| i.root_device_name())
+            .map(String::from))
     }
 
     async fn create_launch_template(
@@ -1554,6 +1600,21 @@ impl Cloud {
                     .build(),
             )
             .tag_specifications(it.build());
+        if let Some(v) = &data.root_volume {
+            b = b.block_device_mappings(
+                LaunchTemplateBlockDeviceMappingRequest::builder()
+                    .device_name(&v.device_name)
+                    .ebs(
+                        LaunchTemplateEbsBlockDeviceRequest::builder()
+                            .volume_size(v.size_gb)
+                            .volume_type(VolumeType::from(v.volume_type.as_str()))
+                            .encrypted(v.encrypted)
+                            .delete_on_termination(v.delete_on_termination)
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
         if let Some(p) = &data.instance_profile {
             b = b.iam_instance_profile(
                 LaunchTemplateIamInstanceProfileSpecificationRequest::builder()

@@ -226,6 +226,10 @@ async fn deploy_workload(cfg: &Config, cloud: &Cloud, env: &Environment) -> Resu
             if cfg.boot_timeout.is_zero() {
                 Ok(())
             } else {
+                match scaling_state(cloud).await {
+                    Ok(groups) => eprint!("{}", explain_missing_nodes(&groups)),
+                    Err(e) => eprintln!("(could not read the Auto Scaling activities: {e:#})"),
+                }
                 bail!(
                     "no instance of {} ran its user-data within {}s of up (--boot-timeout); \
                      check the Auto Scaling groups' activity and the instances' console output",
@@ -235,6 +239,112 @@ async fn deploy_workload(cfg: &Config, cloud: &Cloud, env: &Environment) -> Resu
             }
         }
     }
+}
+
+/// One Auto Scaling group of the environment as `up` left it: what it wants, what runs, and
+/// what it last did.
+#[derive(Debug, Clone)]
+pub struct GroupScaling {
+    pub name: String,
+    pub desired: i32,
+    pub in_service: usize,
+    /// Newest first.
+    pub activities: Vec<crate::aws::asg::ScalingActivity>,
+}
+
+/// How many activities per group are read, and how many not-successful ones are shown.
+const ACTIVITIES_READ: i32 = 20;
+const ACTIVITIES_SHOWN: usize = 3;
+
+/// The environment's groups (a fresh listing) with their recent scaling activities.
+pub async fn scaling_state(cloud: &Cloud) -> Result<Vec<GroupScaling>> {
+    cloud.inventory.invalidate("asg:groups");
+    let groups = cloud.auto_scaling_groups().await?;
+    let acts = futures::future::join_all(
+        groups
+            .iter()
+            .map(|g| cloud.scaling_activities(&g.name, ACTIVITIES_READ)),
+    )
+    .await;
+    let mut out = Vec::new();
+    for (g, a) in groups.into_iter().zip(acts) {
+        out.push(GroupScaling {
+            in_service: g
+                .instances
+                .iter()
+                .filter(|i| i.lifecycle == "InService")
+                .count(),
+            desired: g.spec.desired,
+            name: g.name,
+            activities: a?,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// What a scaling activity's message most likely means, for the usual causes.
+fn likely_cause(message: &str) -> Option<&'static str> {
+    let m = message.to_ascii_lowercase();
+    if m.contains("vcpu") || m.contains("limit") || m.contains("quota") {
+        Some("an EC2 quota: ask for a higher limit (Service Quotas) or use a smaller instance type")
+    } else if m.contains("capacity") {
+        Some("no capacity for this instance type in the zone: another type or zone")
+    } else if m.contains("instance profile") || m.contains("iam") {
+        Some("the instance profile: not usable (yet) by EC2 — a new profile takes a few seconds to propagate")
+    } else {
+        None
+    }
+}
+
+/// Why instances are missing, per group: in service vs desired, and the latest scaling
+/// activities that failed or are still going, with their status messages.
+pub fn explain_missing_nodes(groups: &[GroupScaling]) -> String {
+    if groups.is_empty() {
+        return "no Auto Scaling group of this environment was found\n".to_string();
+    }
+    let mut s = String::new();
+    for g in groups {
+        s.push_str(&format!(
+            "Auto Scaling group {}: {} of {} desired instances in service\n",
+            g.name, g.in_service, g.desired
+        ));
+        let notable: Vec<_> = g
+            .activities
+            .iter()
+            .filter(|a| a.status != "Successful")
+            .take(ACTIVITIES_SHOWN)
+            .collect();
+        for a in &notable {
+            let when = if a.start_time.is_empty() {
+                String::new()
+            } else {
+                format!(" at {}", a.start_time)
+            };
+            // AWS often repeats the message in the description ("… Status Reason: <message>").
+            let what = if a.description.contains(a.status_message.as_str()) {
+                a.description.trim().to_string()
+            } else {
+                [a.description.trim(), a.status_message.trim()]
+                    .into_iter()
+                    .filter(|t| !t.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(": ")
+            };
+            s.push_str(&format!("  {}{when}: {what}\n", a.status));
+            if let Some(c) = likely_cause(&a.status_message) {
+                s.push_str(&format!("    likely cause: {c}\n"));
+            }
+        }
+        if notable.is_empty() {
+            s.push_str(if g.in_service as i32 >= g.desired {
+                "  no failed or ongoing scaling activity: the instances run but none showed a sign of life — see their console output (k3s, user-data)\n"
+            } else {
+                "  no failed or ongoing scaling activity\n"
+            });
+        }
+    }
+    s
 }
 
 /// Writes the rendered workload, user-data and policies where `--manifests-out` says.
@@ -323,5 +433,87 @@ impl Progress {
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r\x1b[2K");
         let _ = err.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::asg::ScalingActivity;
+
+    fn act(status: &str, description: &str, message: &str) -> ScalingActivity {
+        ScalingActivity {
+            status: status.into(),
+            status_message: message.into(),
+            description: description.into(),
+            start_time: "2026-12-03T18:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn missing_nodes_are_explained_by_the_failed_and_ongoing_activities() {
+        let groups = vec![
+            GroupScaling {
+                name: "dev-servers".into(),
+                desired: 3,
+                in_service: 1,
+                activities: vec![
+                    act(
+                        "Failed",
+                        "Launching a new EC2 instance.  Status Reason: You have requested more vCPU capacity than your current vCPU limit of 32 allows",
+                        "You have requested more vCPU capacity than your current vCPU limit of 32 allows",
+                    ),
+                    act("InProgress", "Launching a new EC2 instance: i-0abc", ""),
+                    act("Successful", "Launching a new EC2 instance: i-0def", ""),
+                    act(
+                        "Failed",
+                        "Launching a new EC2 instance",
+                        "Invalid IAM Instance Profile name",
+                    ),
+                    act("Failed", "Launching a new EC2 instance", "older, not shown"),
+                ],
+            },
+            GroupScaling {
+                name: "dev-agents".into(),
+                desired: 2,
+                in_service: 2,
+                activities: vec![act("Successful", "Launching", "")],
+            },
+        ];
+        let text = explain_missing_nodes(&groups);
+        assert!(
+            text.contains("Auto Scaling group dev-servers: 1 of 3 desired instances in service"),
+            "{text}"
+        );
+        assert!(text.contains("Failed at 2026-12-03T18:00:00Z: Launching a new EC2 instance.  Status Reason: You have requested more vCPU capacity than your current vCPU limit of 32 allows\n"), "{text}");
+        assert_eq!(text.matches("You have requested").count(), 1, "{text}");
+        assert!(text.contains("Failed at 2026-12-03T18:00:00Z: Launching a new EC2 instance: Invalid IAM Instance Profile name\n"), "{text}");
+        assert!(text.contains("likely cause: an EC2 quota"), "{text}");
+        assert!(
+            text.contains(
+                "InProgress at 2026-12-03T18:00:00Z: Launching a new EC2 instance: i-0abc\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("likely cause: the instance profile"),
+            "{text}"
+        );
+        assert!(!text.contains("older, not shown"), "three at most: {text}");
+        assert!(
+            !text.contains("i-0def"),
+            "successful ones are not shown: {text}"
+        );
+        assert!(
+            text.contains("Auto Scaling group dev-agents: 2 of 2 desired instances in service\n  no failed or ongoing scaling activity: the instances run"),
+            "{text}"
+        );
+        assert_eq!(
+            likely_cause(
+                "We currently do not have sufficient t3.large capacity in the Availability Zone"
+            ),
+            Some("no capacity for this instance type in the zone: another type or zone")
+        );
+        assert!(explain_missing_nodes(&[]).contains("no Auto Scaling group"));
     }
 }

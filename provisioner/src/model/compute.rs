@@ -9,7 +9,7 @@ use super::{k, subnet_key, task, Target};
 use crate::aws::{Cloud, TAG_ENV, TAG_NAME};
 use crate::engine::{is_known, Task, TaskError, TaskKey};
 use crate::resources::{autoscaling_group, aws_name, launch_template, ssm_parameter};
-use crate::template::{Environment, LbKind, NodePool, SubnetKind};
+use crate::template::{Environment, LbKind, NodePool, NodeRole, SubnetKind};
 
 /// Placeholder NLB name used to render user-data in a plan before the NLB exists (the
 /// user-data then reads as "(known after up)").
@@ -85,12 +85,29 @@ fn launch_template(env: &Environment, target: &Target, p: &NodePool) -> Arc<dyn 
             node_user_data(&env_u, &pool_u, &dns, emulator).map(Some)
         }),
         instance_tags,
+        root_volume_gb: p.root_volume_gb as i32,
     })
+}
+
+/// How long a new server has to bring k3s up (and so pass its target groups' health checks)
+/// before the group may replace it: the k3s download, the init election and etcd's start.
+pub const SERVER_HEALTH_CHECK_GRACE_SECS: i32 = 600;
+/// The agents' grace period (EC2 status checks only).
+pub const AGENT_HEALTH_CHECK_GRACE_SECS: i32 = 300;
+
+/// How the pool's group judges an instance: servers by their target groups' (ELB) health
+/// checks, so a server whose k3s never came up is replaced; agents by EC2 status checks.
+pub fn health_check(role: NodeRole) -> (&'static str, i32) {
+    match role {
+        NodeRole::K3sServer => ("ELB", SERVER_HEALTH_CHECK_GRACE_SECS),
+        NodeRole::K3sAgent => ("EC2", AGENT_HEALTH_CHECK_GRACE_SECS),
+    }
 }
 
 /// The pool's Auto Scaling group. Instances boot with their egress routed and (in public
 /// subnets) a public address, so the group waits for those.
 fn auto_scaling_group(env: &Environment, p: &NodePool) -> Arc<dyn Task<Cloud>> {
+    let (health_check_type, health_check_grace_secs) = health_check(p.role);
     let subnets = env
         .vpc(&p.vpc)
         .into_iter()
@@ -113,6 +130,8 @@ fn auto_scaling_group(env: &Environment, p: &NodePool) -> Arc<dyn Task<Cloud>> {
         min: p.min as i32,
         max: p.max as i32,
         desired: p.desired as i32,
+        health_check_type: health_check_type.to_string(),
+        health_check_grace_secs,
     })
 }
 

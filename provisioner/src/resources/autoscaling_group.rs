@@ -1,4 +1,5 @@
-//! Auto Scaling group of a node pool: launch template `$Latest`, subnets, sizes, target groups.
+//! Auto Scaling group of a node pool: launch template `$Latest`, subnets, sizes, target groups,
+//! health check type and grace period (changed in place).
 
 use futures::future::BoxFuture;
 
@@ -17,6 +18,9 @@ pub struct AutoScalingGroup {
     pub min: i32,
     pub max: i32,
     pub desired: i32,
+    /// `EC2` or `ELB`.
+    pub health_check_type: String,
+    pub health_check_grace_secs: i32,
 }
 
 impl<C: AutoScalingGroups> Resource<C> for AutoScalingGroup {
@@ -51,6 +55,8 @@ impl<C: AutoScalingGroups> Resource<C> for AutoScalingGroup {
             desired: self.desired,
             subnets,
             target_groups: tgs,
+            health_check_type: self.health_check_type.clone(),
+            health_check_grace_secs: self.health_check_grace_secs,
         })
     }
     fn find<'a>(

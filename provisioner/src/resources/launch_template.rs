@@ -2,6 +2,9 @@
 //! builder), instance type, security groups, instance profile, user-data, IMDSv2 required
 //! (HttpTokens=required, hop limit 1: a pod, one network hop further, gets no metadata token
 //! and so never the node role's credentials).
+//! The root volume: gp3, encrypted, deleted with the instance, `root_volume_gb` in size, on
+//! the AMI's root device (its `RootDeviceName`, read by DescribeImages when the template or
+//! a version is written; `/dev/sda1`, the Ubuntu AMIs', if the image is not visible).
 //! A change makes a new version, set as default; the ASG uses `$Latest`.
 
 use std::hash::{Hash, Hasher};
@@ -12,7 +15,7 @@ use serde::Serialize;
 
 use super::{by_name, known, out_id};
 use crate::aws::api::LaunchTemplates;
-use crate::aws::ec2::LaunchTemplateData;
+use crate::aws::ec2::{LaunchTemplateData, RootVolume};
 use crate::engine::{
     FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey, UNKNOWN,
 };
@@ -31,7 +34,15 @@ pub struct LaunchTemplate {
     pub extra_deps: Vec<TaskKey>,
     pub user_data: UserDataFn,
     pub instance_tags: Vec<(String, String)>,
+    /// GiB.
+    pub root_volume_gb: i32,
 }
+
+/// The root device of the Ubuntu AMIs the template defaults to, for an AMI DescribeImages
+/// does not show.
+const FALLBACK_ROOT_DEVICE: &str = "/dev/sda1";
+/// The root volume's EBS type.
+const ROOT_VOLUME_TYPE: &str = "gp3";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LtState {
@@ -47,6 +58,11 @@ pub struct LtState {
     pub user_data_b64: String,
     #[serde(skip)]
     pub instance_tags: Vec<(String, String)>,
+    /// GiB; 0 when the template has no EBS block device mapping.
+    pub root_volume_gb: i32,
+    pub root_volume_type: String,
+    pub root_volume_encrypted: bool,
+    pub root_volume_delete_on_termination: bool,
 }
 
 fn hash(s: &str) -> String {
@@ -56,7 +72,8 @@ fn hash(s: &str) -> String {
 }
 
 impl LtState {
-    fn data(&self) -> LaunchTemplateData {
+    /// What EC2 is sent; `root_device`: the AMI's root device name.
+    fn data(&self, root_device: &str) -> LaunchTemplateData {
         LaunchTemplateData {
             image_id: self.image_id.clone(),
             instance_type: self.instance_type.clone(),
@@ -66,7 +83,34 @@ impl LtState {
             hop_limit: self.hop_limit,
             instance_profile: self.instance_profile.clone(),
             instance_tags: self.instance_tags.clone(),
+            root_volume: Some(RootVolume {
+                device_name: root_device.to_string(),
+                size_gb: self.root_volume_gb,
+                volume_type: self.root_volume_type.clone(),
+                encrypted: self.root_volume_encrypted,
+                delete_on_termination: self.root_volume_delete_on_termination,
+            }),
         }
+    }
+}
+
+impl LaunchTemplate {
+    /// The AMI's root device name, where the root volume's mapping goes.
+    async fn root_device<C: LaunchTemplates>(
+        &self,
+        cx: &C,
+        image_id: &str,
+    ) -> Result<String, TaskError> {
+        Ok(match cx.image_root_device(image_id).await? {
+            Some(d) => d,
+            None => {
+                tracing::warn!(
+                    "node_pools.{}: image {image_id} not visible to DescribeImages; root volume on {FALLBACK_ROOT_DEVICE}",
+                    self.name
+                );
+                FALLBACK_ROOT_DEVICE.to_string()
+            }
+        })
     }
 }
 
@@ -112,6 +156,10 @@ impl<C: LaunchTemplates> Resource<C> for LaunchTemplate {
             },
             user_data_b64: b64,
             instance_tags,
+            root_volume_gb: self.root_volume_gb,
+            root_volume_type: ROOT_VOLUME_TYPE.to_string(),
+            root_volume_encrypted: true,
+            root_volume_delete_on_termination: true,
         })
     }
     fn find<'a>(
@@ -127,6 +175,13 @@ impl<C: LaunchTemplates> Resource<C> for LaunchTemplate {
                 return Ok(None);
             };
             let _ = d;
+            let root = data.root_volume.unwrap_or(RootVolume {
+                device_name: String::new(),
+                size_gb: 0,
+                volume_type: String::new(),
+                encrypted: false,
+                delete_on_termination: false,
+            });
             Ok(Some(Found {
                 state: LtState {
                     image_id: data.image_id,
@@ -138,6 +193,10 @@ impl<C: LaunchTemplates> Resource<C> for LaunchTemplate {
                     user_data_hash: hash(&data.user_data),
                     user_data_b64: data.user_data,
                     instance_tags: data.instance_tags,
+                    root_volume_gb: root.size_gb,
+                    root_volume_type: root.volume_type,
+                    root_volume_encrypted: root.encrypted,
+                    root_volume_delete_on_termination: root.delete_on_termination,
                 },
                 outputs: out_id(&t.id),
             }))
@@ -152,8 +211,9 @@ impl<C: LaunchTemplates> Resource<C> for LaunchTemplate {
             if d.security_groups.iter().any(|s| !known(s)) || !known(&d.user_data_b64) {
                 return Err(TaskError::NotReady("security groups not known".into()));
             }
+            let dev = self.root_device(cx, &d.image_id).await?;
             let id = cx
-                .create_launch_template(&self.name, &self.template_name, &d.data())
+                .create_launch_template(&self.name, &self.template_name, &d.data(&dev))
                 .await?;
             Ok(out_id(&id))
         })
@@ -166,7 +226,8 @@ impl<C: LaunchTemplates> Resource<C> for LaunchTemplate {
         _: &'a [FieldChange],
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
         Box::pin(async move {
-            cx.update_launch_template(&a.outputs["id"], &d.data())
+            let dev = self.root_device(cx, &d.image_id).await?;
+            cx.update_launch_template(&a.outputs["id"], &d.data(&dev))
                 .await?;
             Ok(OutputMap::new())
         })

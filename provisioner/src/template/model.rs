@@ -440,7 +440,15 @@ pub struct NodePool {
     pub security_groups: Vec<Name>,
     /// Kubernetes node labels (keys and values validated as Kubernetes does).
     pub labels: BTreeMap<String, String>,
+    /// Size of the root volume (gp3, encrypted, deleted with the instance), GiB.
+    pub root_volume_gb: u32,
 }
+
+/// `node_pools[].root_volume_gb` when the template does not say: etcd, container images and
+/// the Postgres volumes share the root volume, which the AMIs' 8 GiB does not hold.
+pub const DEFAULT_ROOT_VOLUME_GB: u32 = 30;
+/// The bounds of `node_pools[].root_volume_gb` (gp3 allows 1..=16384; below 8 no Ubuntu boots).
+pub const ROOT_VOLUME_GB_RANGE: (i64, i64) = (8, 16384);
 
 /// An EC2 instance type such as `t3.medium` (`family.size`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -161,6 +161,7 @@ pub struct RawNodePool {
     pub security_groups: Vec<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    pub root_volume_gb: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

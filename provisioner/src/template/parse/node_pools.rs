@@ -130,6 +130,15 @@ impl<'s, 'a> Checker<'s, 'a> {
                 self.warn(at(base, "max"), "max 0: this pool never runs a node");
             }
         }
+        let root_volume_gb = match p.root_volume_gb {
+            Some(gb) => self.int_in(
+                &at(base, "root_volume_gb"),
+                gb,
+                ROOT_VOLUME_GB_RANGE.0,
+                ROOT_VOLUME_GB_RANGE.1,
+            ),
+            None => Some(DEFAULT_ROOT_VOLUME_GB as i64),
+        };
         let mut groups = Vec::new();
         for (j, g) in p.security_groups.iter().enumerate() {
             if let Some(n) = self.group_ref(&idx(&at(base, "security_groups"), j), g, &p.vpc) {
@@ -162,6 +171,7 @@ impl<'s, 'a> Checker<'s, 'a> {
             role: p.role,
             security_groups: groups,
             labels: p.labels.clone(),
+            root_volume_gb: root_volume_gb? as u32,
         })
     }
 }
@@ -264,6 +274,29 @@ mod tests {
             "node_pools[0].subnets",
             "VPC `data` has no public subnet",
         );
+    }
+
+    #[test]
+    fn root_volume_size() {
+        let t = ok(&edit("role: k3s-agent,", "role: k3s-agent,"));
+        assert_eq!(t.env.node_pools[1].root_volume_gb, 30, "the default");
+        let t = ok(&edit(
+            "role: k3s-agent,",
+            "role: k3s-agent, root_volume_gb: 100,",
+        ));
+        assert_eq!(t.env.node_pools[1].root_volume_gb, 100);
+        for bad in ["7", "0", "-1", "16385"] {
+            let e = errs(&edit(
+                "role: k3s-agent,",
+                &format!("role: k3s-agent, root_volume_gb: {bad},"),
+            ));
+            assert_err(&e, "node_pools[1].root_volume_gb", "outside 8..=16384");
+        }
+        let e = errs(&edit(
+            "role: k3s-agent,",
+            "role: k3s-agent, root_volume_gb: big,",
+        ));
+        assert_err(&e, "node_pools[1].root_volume_gb", "");
     }
 
     #[test]
