@@ -58,7 +58,7 @@
 //!
 //! Transport errors and 5xx answers are retried every second for up to 5 minutes.
 
-mod aws;
+pub mod aws;
 pub mod https;
 pub mod imds;
 pub mod kube_api;

@@ -339,22 +339,9 @@ async fn kill_the_winner(w: &World) -> Result<Instant> {
             if i.log_text().contains("this server initialises the cluster") {
                 w.twin.kill_instance(&i.id)?;
                 let died = Instant::now();
-                let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .endpoint_url(&w.emu.endpoint)
-                    .region(aws_config::Region::new("us-east-1"))
-                    .credentials_provider(aws_sdk_autoscaling::config::Credentials::new(
-                        "testing", "testing", None, None, "test",
-                    ))
-                    .http_client(
-                        aws_smithy_http_client::Builder::new()
-                            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                            ))
-                            .build_https(),
-                    )
-                    .load()
-                    .await;
-                aws_sdk_autoscaling::Client::new(&conf)
+                harness::twin::aws::Clients::new(&w.emu.endpoint, "us-east-1")
+                    .await
+                    .autoscaling
                     .terminate_instance_in_auto_scaling_group()
                     .instance_id(&i.id)
                     .should_decrement_desired_capacity(false)
