@@ -8,13 +8,21 @@ use crate::aws::api::*;
 use crate::aws::Cloud;
 use crate::template::{Ami, Environment};
 
-/// The emulator has no Ubuntu public parameter; this one it has.
-const EMULATOR_AMI_PARAMETER: &str =
+/// Where an endpoint publishes no Ubuntu catalogue (moto has none), this AMI parameter, which
+/// it does have, stands in.
+const FALLBACK_AMI_PARAMETER: &str =
     "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
 
+/// A Canonical parameter every AWS region publishes: its absence means the endpoint has no
+/// Ubuntu catalogue at all (detected, not assumed from an endpoint being set).
+const CANONICAL_PROBE: &str =
+    "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id";
+
 /// Resolve every pool's AMI from SSM public parameters, all at once (one `GetParameters` for
-/// the plain names, on an emulator with the fallback among them; one `GetParameter` for a name
-/// with a `:version` or `:label` selector).
+/// the plain names, the probe and the fallback among them; one `GetParameter` for a name with
+/// a `:version` or `:label` selector). A missing parameter is an error naming the pool, unless
+/// the endpoint publishes no Canonical parameter at all: then the fallback AMI is used, with a
+/// warning.
 pub async fn resolve_amis(
     cloud: &Cloud,
     env: &Environment,
@@ -27,8 +35,8 @@ pub async fn resolve_amis(
             Ami::Id(_) => None,
         })
         .collect();
-    if !params.is_empty() && cloud.is_emulator() {
-        params.push(EMULATOR_AMI_PARAMETER.to_string());
+    if !params.is_empty() {
+        params.extend([FALLBACK_AMI_PARAMETER, CANONICAL_PROBE].map(String::from));
     }
     params.sort();
     params.dedup();
@@ -40,6 +48,10 @@ pub async fn resolve_amis(
             .await
             .context("resolving the node pools' AMI parameters")?
     };
+    let no_catalogue = !values
+        .keys()
+        .any(|k| k.starts_with("/aws/service/canonical/"));
+    let fallback = values.get(FALLBACK_AMI_PARAMETER).filter(|_| no_catalogue);
     let mut out = HashMap::new();
     let mut warned = std::collections::HashSet::new();
     for p in &env.node_pools {
@@ -47,13 +59,14 @@ pub async fn resolve_amis(
             Ami::Id(id) => id.clone(),
             Ami::Ssm(param) => match values.get(param) {
                 Some(v) => v.clone(),
-                None if cloud.is_emulator() && values.contains_key(EMULATOR_AMI_PARAMETER) => {
+                None if fallback.is_some() => {
                     if warned.insert(param.clone()) {
                         tracing::warn!(
-                            "SSM parameter {param} is not on the emulator; using {EMULATOR_AMI_PARAMETER}"
+                            "SSM parameter {param} is not at this endpoint, which publishes no \
+                             Canonical parameter at all (an emulator); using {FALLBACK_AMI_PARAMETER}"
                         );
                     }
-                    values[EMULATOR_AMI_PARAMETER].clone()
+                    fallback.cloned().unwrap_or_default()
                 }
                 None => anyhow::bail!(
                     "node_pools.{}.ami: the SSM public parameter {param} does not exist in {}",
@@ -65,4 +78,35 @@ pub async fn resolve_amis(
         out.insert(p.name.to_string(), ami);
     }
     Ok(out)
+}
+
+/// The fallback AMI, when the endpoint resolved no Canonical parameter (neither a pool's nor
+/// the probe) but has the fallback one; `None` wherever Ubuntu's catalogue exists, so a missing
+/// parameter there stays an error naming the pool.
+fn fallback_ami(values: &HashMap<String, String>) -> Option<&String> {
+    let catalogue = values
+        .keys()
+        .any(|k| k.starts_with("/aws/service/canonical/"));
+    values.get(FALLBACK_AMI_PARAMETER).filter(|_| !catalogue)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fallback_ami_serves_only_where_no_canonical_parameter_exists() {
+        let mut values: HashMap<String, String> =
+            [(FALLBACK_AMI_PARAMETER.to_string(), "ami-al2023".to_string())].into();
+        // moto: no Canonical parameter at all.
+        assert_eq!(
+            fallback_ami(&values).map(String::as_str),
+            Some("ami-al2023")
+        );
+        // AWS: the probe resolves, so a pool's missing (mistyped) parameter is an error.
+        values.insert(CANONICAL_PROBE.to_string(), "ami-ubuntu".to_string());
+        assert_eq!(fallback_ami(&values), None);
+        // An endpoint without the fallback either: nothing to fall back to.
+        assert_eq!(fallback_ami(&HashMap::new()), None);
+    }
 }
