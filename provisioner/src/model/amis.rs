@@ -1,6 +1,6 @@
 //! The node pools' AMIs, resolved from SSM public parameters before any task is built.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Context;
 
@@ -48,10 +48,7 @@ pub async fn resolve_amis(
             .await
             .context("resolving the node pools' AMI parameters")?
     };
-    let no_catalogue = !values
-        .keys()
-        .any(|k| k.starts_with("/aws/service/canonical/"));
-    let fallback = values.get(FALLBACK_AMI_PARAMETER).filter(|_| no_catalogue);
+    let fallback = fallback_ami(&values);
     let mut out = HashMap::new();
     let mut warned = std::collections::HashSet::new();
     for p in &env.node_pools {
@@ -83,7 +80,7 @@ pub async fn resolve_amis(
 /// The fallback AMI, when the endpoint resolved no Canonical parameter (neither a pool's nor
 /// the probe) but has the fallback one; `None` wherever Ubuntu's catalogue exists, so a missing
 /// parameter there stays an error naming the pool.
-fn fallback_ami(values: &HashMap<String, String>) -> Option<&String> {
+fn fallback_ami(values: &BTreeMap<String, String>) -> Option<&String> {
     let catalogue = values
         .keys()
         .any(|k| k.starts_with("/aws/service/canonical/"));
@@ -96,7 +93,7 @@ mod tests {
 
     #[test]
     fn the_fallback_ami_serves_only_where_no_canonical_parameter_exists() {
-        let mut values: HashMap<String, String> =
+        let mut values: BTreeMap<String, String> =
             [(FALLBACK_AMI_PARAMETER.to_string(), "ami-al2023".to_string())].into();
         // moto: no Canonical parameter at all.
         assert_eq!(
@@ -107,6 +104,6 @@ mod tests {
         values.insert(CANONICAL_PROBE.to_string(), "ami-ubuntu".to_string());
         assert_eq!(fallback_ami(&values), None);
         // An endpoint without the fallback either: nothing to fall back to.
-        assert_eq!(fallback_ami(&HashMap::new()), None);
+        assert_eq!(fallback_ami(&BTreeMap::new()), None);
     }
 }
