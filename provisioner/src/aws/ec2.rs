@@ -309,7 +309,11 @@ pub trait InternetGateways: Send + Sync {
 /// Elastic IP addresses (for NAT gateways).
 pub trait ElasticIps: Send + Sync {
     fn elastic_ips(&self) -> impl Future<Output = Result<Vec<EipInfo>, CloudError>> + Send;
-    fn allocate_eip(&self, name: &str) -> impl Future<Output = Result<String, CloudError>> + Send;
+    /// Allocates a VPC address: (allocation id, public IP).
+    fn allocate_eip(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<(String, String), CloudError>> + Send;
     fn release_eip(
         &self,
         allocation_id: &str,
@@ -761,7 +765,7 @@ impl ElasticIps for Cloud {
             .await
     }
 
-    async fn allocate_eip(&self, name: &str) -> Result<String, CloudError> {
+    async fn allocate_eip(&self, name: &str) -> Result<(String, String), CloudError> {
         let out = self
             .call("ec2:AllocateAddress", Strong, || {
                 self.ec2
@@ -771,10 +775,13 @@ impl ElasticIps for Cloud {
                     .send()
             })
             .await?;
-        Ok(out
+        let id = out
             .allocation_id()
-            .ok_or_else(|| missing("ec2:AllocateAddress", "AllocationId"))?
-            .to_string())
+            .ok_or_else(|| missing("ec2:AllocateAddress", "AllocationId"))?;
+        let ip = out
+            .public_ip()
+            .ok_or_else(|| missing("ec2:AllocateAddress", "PublicIp"))?;
+        Ok((id.to_string(), ip.to_string()))
     }
 
     async fn release_eip(&self, allocation_id: &str) -> Result<(), CloudError> {

@@ -163,6 +163,12 @@ pub trait HostedZones: Send + Sync {
         &self,
         zone_id: &str,
     ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
+    /// The name servers Route 53 gave a public zone (its delegation set): what the parent
+    /// zone must delegate to. Empty for a private zone.
+    fn zone_name_servers(
+        &self,
+        zone_id: &str,
+    ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
 }
 
 /// Record sets of one zone, changed in one batch.
@@ -368,6 +374,17 @@ impl HostedZones for Cloud {
             .collect();
         v.sort();
         Ok(v)
+    }
+
+    async fn zone_name_servers(&self, zone_id: &str) -> Result<Vec<String>, CloudError> {
+        let r = self
+            .call("route53:GetHostedZone", AfterCreate, || {
+                self.r53.get_hosted_zone().id(zone_id).send()
+            })
+            .await?;
+        Ok(r.delegation_set()
+            .map(|d| d.name_servers().to_vec())
+            .unwrap_or_default())
     }
 }
 

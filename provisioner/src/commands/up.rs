@@ -401,6 +401,7 @@ async fn cluster_access<'a>(
         endpoints: Endpoints::for_env(env, &dns_of(LbKind::Nlb)?),
         service_url: format!("http://{}", dns_of(LbKind::Alb)?),
         public_name: public_record_name(env),
+        name_servers: public_zone_name_servers(cloud, env).await,
         kubeconfig_out: cfg.kubeconfig.clone().map(|p| {
             let mode = if p.exists() {
                 WriteMode::Merge
@@ -410,6 +411,31 @@ async fn cluster_access<'a>(
             (p, mode)
         }),
     })
+}
+
+/// The name servers of the environment's public zone (none for a private zone or none at all;
+/// a failed read is reported and leaves the report without them).
+async fn public_zone_name_servers(cloud: &Cloud, env: &Environment) -> Vec<String> {
+    if crate::bootstrap::public_record_name(env).is_none() {
+        return Vec::new();
+    }
+    let zones = match cloud.hosted_zones().await {
+        Ok(z) => z,
+        Err(e) => {
+            eprintln!("(could not list the hosted zones for their name servers: {e})");
+            return Vec::new();
+        }
+    };
+    let Some(zone) = zones.iter().find(|z| !z.private) else {
+        return Vec::new();
+    };
+    cloud
+        .zone_name_servers(&zone.id)
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("(could not read the name servers of {}: {e})", zone.name);
+            Vec::new()
+        })
 }
 
 /// Progress on a terminal: finished resources scroll by, one status line at the bottom is

@@ -30,7 +30,7 @@ use super::kubeconfig::{self, WriteMode};
 use super::render::{self, SecretValues, Workload, WorkloadOptions, WorkloadSecrets, SECRET_NAMES};
 use crate::bootstrap::{Endpoints, ParameterNames};
 use crate::resolve::Resolver;
-use crate::template::model::Environment;
+use crate::template::model::{ApiAccess, Environment};
 
 /// Reads the parameters the k3s servers publish (the kubeconfig is a SecureString).
 /// Implemented over SSM by `crate::aws::ssm_secrets`; tests may use anything.
@@ -50,6 +50,8 @@ pub struct ClusterAccess<'a, S> {
     /// The public record aliased to the ALB, when the template has one: reported after the
     /// smoke search, not waited for.
     pub public_name: Option<String>,
+    /// The public zone's Route 53 name servers, which its parent must delegate to.
+    pub name_servers: Vec<String>,
     /// Also write the kubeconfig here (replace, or merge as context `provisioner-<env>`).
     pub kubeconfig_out: Option<(PathBuf, WriteMode)>,
 }
@@ -66,6 +68,10 @@ pub struct DeployOptions {
     pub cluster_timeout: Duration,
     /// Deadline for the first nearby search through the ALB after the rollout.
     pub serving_timeout: Duration,
+    /// How long a TCP connection to the API through the NLB may keep failing once the first
+    /// server published its kubeconfig (the NLB registering it) before `up` says this
+    /// machine cannot reach the API, instead of waiting out `cluster_timeout`.
+    pub api_reach_timeout: Duration,
     /// Pause between two probes while waiting.
     pub poll_interval: Duration,
     /// `--resolve` overrides for the connections to the cluster and the service.
@@ -80,6 +86,7 @@ impl Default for DeployOptions {
             boot_timeout: Duration::from_secs(15 * 60),
             cluster_timeout: Duration::from_secs(25 * 60),
             serving_timeout: Duration::from_secs(10 * 60),
+            api_reach_timeout: Duration::from_secs(5 * 60),
             poll_interval: Duration::from_secs(10),
             resolver: Resolver::default(),
         }
@@ -113,11 +120,19 @@ pub async fn deploy<S: PublishedKubeconfig + Sync>(
 ) -> anyhow::Result<DeployOutcome> {
     let workload = Workload::from_env(env, &opts.workload)?;
     let started = Instant::now();
+    if env.cluster.api_access == ApiAccess::Internal {
+        progress(&format!(
+            "the k3s API is internal (cluster.api_access: internal): this machine must be in \
+             the VPC, a peered VPC or on a VPN to reach {}:{API_PORT}",
+            access.endpoints.nlb_dns
+        ));
+    }
     let Some(published) = wait_for_kubeconfig(env, access.secrets, opts, progress).await? else {
         return Ok(DeployOutcome::NoNodes {
             waited: started.elapsed(),
         });
     };
+    check_api_reachable(env, &access.endpoints.nlb_dns, opts, progress).await?;
     let remaining = opts.cluster_timeout.saturating_sub(started.elapsed());
     let client = connect_cluster(env, &published, &access, opts, progress).await?;
     let expected: u32 = env.node_pools.iter().map(|p| p.desired).sum();
@@ -125,7 +140,7 @@ pub async fn deploy<S: PublishedKubeconfig + Sync>(
     let report = apply_workload(client, &workload, &opts.wait, progress).await?;
     wait_for_serving(&access.service_url, opts, progress).await?;
     if let Some(name) = &access.public_name {
-        progress(&public_name_status(name, &opts.resolver).await);
+        progress(&public_name_status(name, &access.name_servers, &opts.resolver).await);
     }
     Ok(DeployOutcome::Applied {
         report,
@@ -135,7 +150,11 @@ pub async fn deploy<S: PublishedKubeconfig + Sync>(
 
 /// Whether the public record resolves yet (a new public zone answers only once its parent
 /// delegates to it).
-async fn public_name_status(name: &str, resolver: &Resolver) -> String {
+pub async fn public_name_status(
+    name: &str,
+    name_servers: &[String],
+    resolver: &Resolver,
+) -> String {
     if resolver.lookup(name, 80).is_some() {
         return format!("public name: {name} (mapped by --resolve)");
     }
@@ -144,10 +163,19 @@ async fn public_name_status(name: &str, resolver: &Resolver) -> String {
         .is_ok_and(|mut addrs| addrs.next().is_some());
     match resolves {
         true => format!("public name: {name} resolves"),
-        false => format!(
-            "public name: {name} does not resolve yet: delegate the zone to its Route 53 name \
-             servers; the service answers at the ALB's name meanwhile"
-        ),
+        false => {
+            let zone = name.split_once('.').map_or(name, |(_, z)| z);
+            let ns = if name_servers.is_empty() {
+                "its Route 53 name servers".to_string()
+            } else {
+                format!("its Route 53 name servers (NS records in the parent zone: {zone}. NS {})",
+                    name_servers.join(" "))
+            };
+            format!(
+                "public name: {name} does not resolve yet: delegate the zone {zone} to {ns}; \
+                 the service answers at the ALB's name meanwhile"
+            )
+        }
     }
 }
 
@@ -304,7 +332,7 @@ async fn connect_cluster<S>(
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> anyhow::Result<Client> {
     let mut kc = kubeconfig::normalise(published, env.name.as_str())?;
-    let nlb_url = format!("https://{}:6443", access.endpoints.nlb_dns);
+    let nlb_url = format!("https://{}:{API_PORT}", access.endpoints.nlb_dns);
     if env.dns.as_ref().is_some_and(|d| d.private) {
         // The API name lives in a private zone: from outside the VPC only the NLB resolves.
         for c in kc.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
@@ -329,6 +357,70 @@ async fn connect_cluster<S>(
         ));
     }
     Ok(kubeconfig::client_at(&kc, &server, tls_name.as_deref()).await?)
+}
+
+/// The k3s API's port on the NLB (the servers' supervisor and API port).
+pub const API_PORT: u16 = 6443;
+
+/// Waits until a TCP connection to the API through the NLB (where `--resolve` says) opens,
+/// within `opts.api_reach_timeout`; else an error saying why this machine cannot reach it.
+pub async fn check_api_reachable(
+    env: &Environment,
+    nlb_dns: &str,
+    opts: &DeployOptions,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut reported = false;
+    loop {
+        let attempt = match opts.resolver.lookup(nlb_dns, API_PORT) {
+            Some(addr) => tcp_probe(&addr.to_string()).await,
+            None => tcp_probe(&format!("{nlb_dns}:{API_PORT}")).await,
+        };
+        let why = match attempt {
+            Ok(()) => return Ok(()),
+            Err(why) => why,
+        };
+        if started.elapsed() >= opts.api_reach_timeout {
+            let advice = match env.cluster.api_access {
+                ApiAccess::Internal => {
+                    "the k3s API is internal (cluster.api_access: internal): run `up` from \
+                     inside the VPC, a peered VPC or over a VPN, or set cluster.api_access: \
+                     public with an internet-facing NLB"
+                }
+                ApiAccess::Public => {
+                    "the NLB admits only cluster.operator_cidrs: check that this machine's \
+                     public address is in one of them"
+                }
+            };
+            anyhow::bail!(
+                "cannot reach the k3s API at {nlb_dns}:{API_PORT} from this machine \
+                 (last: {why}; tried for {}s): {advice}",
+                started.elapsed().as_secs()
+            );
+        }
+        if !reported {
+            progress(&format!(
+                "waiting for the k3s API at {nlb_dns}:{API_PORT} to accept connections: {why}"
+            ));
+            reported = true;
+        }
+        tokio::time::sleep(opts.poll_interval.min(opts.api_reach_timeout)).await;
+    }
+}
+
+/// One TCP connection attempt, bounded.
+async fn tcp_probe(target: &str) -> Result<(), String> {
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(target),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("connection timed out after 5s".into()),
+    }
 }
 
 /// Waits for the API's `/readyz` to say `ok`, then for `expected` Ready nodes, within

@@ -9,7 +9,7 @@ use crate::engine::{Task, TaskKey};
 use crate::resources::security_group::{RuleSource, RuleSpec, SecurityGroup, SecurityGroupRules};
 use crate::resources::{aws_name, iam};
 use crate::template::{
-    Environment, IngressRule, Name, Protocol, SecurityGroup as GroupSpec, Source,
+    ApiAccess, Environment, IngressRule, Name, Protocol, SecurityGroup as GroupSpec, Source,
 };
 
 /// Every security group of `env` and its rules.
@@ -87,6 +87,7 @@ fn rules(env: &Environment, g: &GroupSpec) -> SecurityGroupRules {
             });
         }
     }
+    rules.extend(nodes_through_nat(env, g));
     rule_deps.sort();
     rule_deps.dedup();
     SecurityGroupRules {
@@ -95,6 +96,35 @@ fn rules(env: &Environment, g: &GroupSpec) -> SecurityGroupRules {
         rules,
         extra_deps: rule_deps,
     }
+}
+
+/// With `cluster.api_access: public`, the NLB's first security group also admits, on every
+/// listener port, the Elastic IP of each NAT gateway of the environment: nodes in private
+/// subnets reach the internet-facing NLB through their NAT gateway, so that is the source
+/// address the NLB sees when they join (client IPs are preserved).
+fn nodes_through_nat(env: &Environment, g: &GroupSpec) -> Vec<RuleSpec> {
+    let Some(nlb) = env.load_balancers.nlb.as_ref() else {
+        return Vec::new();
+    };
+    if env.cluster.api_access != ApiAccess::Public || nlb.security_groups.first() != Some(&g.name)
+    {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for v in &env.vpcs {
+        for s in v.nat_subnets() {
+            for l in &nlb.listeners {
+                out.push(RuleSpec {
+                    protocol: "tcp".into(),
+                    from_port: i32::from(l.port.get()),
+                    to_port: i32::from(l.port.get()),
+                    source: RuleSource::PublicIp(k("eip", &format!("{}-{}", v.name, s.name))),
+                    description: Some(format!("nodes through NAT gateway {}-{}", v.name, s.name)),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The IAM name of pool `p`'s role and instance profile: `<env>-<region>-<pool>` (IAM names

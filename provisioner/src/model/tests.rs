@@ -108,3 +108,24 @@ fn rules_naming_a_group_across_a_peering_wait_for_it() {
         .iter()
         .any(|d| d.starts_with("peering/")));
 }
+
+#[test]
+fn a_public_api_admits_the_nat_gateways_through_which_nodes_join() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../vpc-templates/dev.yaml");
+    let src = std::fs::read_to_string(&path).unwrap();
+    let internal = crate::template::parse_str(&src, &path).unwrap();
+    let tasks = build(&internal.env, &HashMap::new());
+    assert!(!deps_of(&tasks, "sg-rules/k8s-api").contains(&"eip/main-public-a".to_string()));
+    let public = src
+        .replace("api_access: internal", "api_access: public")
+        .replace(
+            "subnets: private       # internal",
+            "subnets: public        # internet-facing",
+        );
+    let t = crate::template::parse_str(&public, &path).unwrap();
+    assert_eq!(t.env.cluster.api_access, crate::template::ApiAccess::Public);
+    let tasks = build(&t.env, &HashMap::new());
+    assert!(deps_of(&tasks, "sg-rules/k8s-api").contains(&"eip/main-public-a".to_string()));
+    // Only the NLB's group: the servers' groups are reached through it.
+    assert!(!deps_of(&tasks, "sg-rules/k3s-server").contains(&"eip/main-public-a".to_string()));
+}

@@ -8,6 +8,14 @@ use super::{by_name, known, out_id};
 use crate::aws::api::{ElasticIps, NatGateways};
 use crate::engine::{FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey};
 
+/// An address's outputs: `id` (allocation) and `public_ip`, which security-group rules may
+/// admit (nodes behind this NAT gateway reach an internet-facing NLB from it).
+fn eip_outputs(allocation_id: &str, public_ip: &str) -> OutputMap {
+    let mut out = out_id(allocation_id);
+    out.insert("public_ip".into(), public_ip.into());
+    out
+}
+
 pub struct ElasticIp {
     pub name: String,
 }
@@ -35,7 +43,7 @@ impl<C: ElasticIps> Resource<C> for ElasticIp {
             Ok(
                 by_name(cx.elastic_ips().await?, &self.name, |a| &a.tags).map(|a| Found {
                     state: EipState {},
-                    outputs: out_id(&a.allocation_id),
+                    outputs: eip_outputs(&a.allocation_id, &a.public_ip),
                 }),
             )
         })
@@ -45,7 +53,10 @@ impl<C: ElasticIps> Resource<C> for ElasticIp {
         cx: &'a C,
         _: &'a EipState,
     ) -> BoxFuture<'a, Result<OutputMap, TaskError>> {
-        Box::pin(async move { Ok(out_id(&cx.allocate_eip(&self.name).await?)) })
+        Box::pin(async move {
+            let (id, ip) = cx.allocate_eip(&self.name).await?;
+            Ok(eip_outputs(&id, &ip))
+        })
     }
     fn update<'a>(
         &'a self,

@@ -91,6 +91,8 @@ impl<C: SecurityGroups> Resource<C> for SecurityGroup {
 pub enum RuleSource {
     Cidr(String),
     Group(TaskKey),
+    /// The `public_ip` output of an Elastic IP task, as a /32 (a NAT gateway's address).
+    PublicIp(TaskKey),
 }
 
 pub struct RuleSpec {
@@ -128,7 +130,7 @@ impl<C: SecurityGroups> Resource<C> for SecurityGroupRules {
     fn deps(&self) -> Vec<TaskKey> {
         let mut d = vec![self.group.clone()];
         for r in &self.rules {
-            if let RuleSource::Group(g) = &r.source {
+            if let RuleSource::Group(g) | RuleSource::PublicIp(g) = &r.source {
                 d.push(g.clone());
             }
         }
@@ -147,6 +149,14 @@ impl<C: SecurityGroups> Resource<C> for SecurityGroupRules {
                 source: match &r.source {
                     RuleSource::Cidr(c) => c.clone(),
                     RuleSource::Group(g) => i.id(g)?,
+                    RuleSource::PublicIp(eip) => {
+                        let ip = i.get(eip, "public_ip")?;
+                        if known(&ip) {
+                            format!("{ip}/32")
+                        } else {
+                            ip
+                        }
+                    }
                 },
                 description: r.description.clone().unwrap_or_default(),
             });

@@ -91,6 +91,12 @@ pub(super) fn edit(from: &str, to: &str) -> String {
     BASE.replace(from, to)
 }
 
+/// `src` with `from` replaced by `to` (which must occur exactly once).
+pub(super) fn edit_in(src: &str, from: &str, to: &str) -> String {
+    assert_eq!(src.matches(from).count(), 1, "`{from}` must occur once");
+    src.replace(from, to)
+}
+
 pub(super) fn assert_err(e: &TemplateErrors, path: &str, needle: &str) {
     assert!(
         e.has(path, needle),

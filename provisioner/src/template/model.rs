@@ -822,6 +822,26 @@ pub enum HealthCheckEndpoint {
     Ip(IpAddr),
 }
 
+/// Where the k3s API is reachable from (`cluster.api_access`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiAccess {
+    /// An internal NLB: `up` (and `kubectl`) must run inside the VPC, a peered VPC or a VPN.
+    Internal,
+    /// An internet-facing NLB whose security groups admit only `operator_cidrs` (and the
+    /// environment's NAT gateways, through which the nodes reach it).
+    Public,
+}
+
+impl fmt::Display for ApiAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ApiAccess::Internal => "internal",
+            ApiAccess::Public => "public",
+        })
+    }
+}
+
 /// Cluster-wide settings used by the Kubernetes bootstrap.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Cluster {
@@ -829,6 +849,9 @@ pub struct Cluster {
     pub k3s_version: String,
     /// Where operators reach the k3s API from (through the NLB).
     pub operator_cidrs: Vec<IpNet>,
+    /// Where the k3s API (the NLB) answers: inside the VPC only, or on the internet for
+    /// `operator_cidrs`. Defaults to what the NLB's subnets make it.
+    pub api_access: ApiAccess,
     /// Container image of proximity-service.
     pub service_image: String,
     /// Where nodes download k3s from instead of GitHub: `<mirror>/<version>/<asset>` with

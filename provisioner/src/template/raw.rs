@@ -9,7 +9,7 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::model::{
-    FailoverRole, HealthCheckProtocol, LbKind, NatStrategy, NodeRole, RecordType, SubnetKind,
+    ApiAccess, FailoverRole, HealthCheckProtocol, LbKind, NatStrategy, NodeRole, RecordType, SubnetKind,
 };
 
 #[derive(Debug, Deserialize)]
@@ -39,6 +39,7 @@ pub struct RawCluster {
     pub k3s_version: String,
     #[serde(default)]
     pub operator_cidrs: Vec<String>,
+    pub api_access: Option<ApiAccess>,
     pub service_image: String,
     pub k3s_mirror: Option<String>,
     #[serde(default)]

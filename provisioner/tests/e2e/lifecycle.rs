@@ -229,3 +229,61 @@ async fn ami_parameters_resolve_with_and_without_a_version_selector() {
     assert_eq!(got["/test/ami:1"], "ami-0000000000000001a", "{got:?}");
     assert!(!got.contains_key("/test/missing"), "{got:?}");
 }
+
+/// `cluster.api_access: public`: the NLB is internet-facing with the template's group, which
+/// admits the operators and the NAT gateway's address (nodes in private subnets reach the
+/// internet-facing NLB through it), read back through the SDK; a second plan is clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_api_is_an_internet_facing_nlb_admitting_operators_and_nat_gateways() {
+    let guard = harness::emulator().await.unwrap();
+    let src = crate::load_source("dev.yaml")
+        .replace("api_access: internal", "api_access: public")
+        .replace(
+            "subnets: private       # internal",
+            "subnets: public        # internet-facing",
+        )
+        .replace("  private: true ", "  private: false ");
+    let env = crate::parse(&src);
+    let cloud = cloud(&guard, "dev").await;
+    let r = up::converge(&cloud, &env, &no_progress()).await.unwrap();
+    assert!(r.errors.is_empty(), "{}", up::render_summary(&r));
+    let again = plan::plan(&cloud, &env).await.unwrap();
+    assert!(!again.has_changes(), "{}", plan::render_text(&again));
+
+    let conf = crate::raw_conf(&guard).await;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&conf);
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let lbs = elb.describe_load_balancers().send().await.unwrap();
+    let nlb = lbs
+        .load_balancers()
+        .iter()
+        .find(|l| l.r#type().map(|t| t.as_str()) == Some("network"))
+        .expect("an NLB");
+    assert_eq!(nlb.scheme().unwrap().as_str(), "internet-facing");
+    let groups = ec2
+        .describe_security_groups()
+        .group_ids(nlb.security_groups()[0].clone())
+        .send()
+        .await
+        .unwrap();
+    let g = &groups.security_groups()[0];
+    assert_eq!(g.group_name(), Some("dev-k8s-api"));
+    let eips = ec2.describe_addresses().send().await.unwrap();
+    let nat_ip = format!("{}/32", eips.addresses()[0].public_ip().unwrap());
+    let cidrs: Vec<String> = g
+        .ip_permissions()
+        .iter()
+        .filter(|p| p.from_port() == Some(6443))
+        .flat_map(|p| p.ip_ranges().iter().filter_map(|r| r.cidr_ip().map(String::from)))
+        .collect();
+    assert!(cidrs.contains(&"203.0.113.0/24".to_string()), "{cidrs:?}");
+    assert!(cidrs.contains(&nat_ip), "{nat_ip} not in {cidrs:?}");
+    assert_eq!(cidrs.len(), 2, "only operators and the NAT gateway: {cidrs:?}");
+
+    // The public zone's delegation: what `up` tells the user to add to the parent zone.
+    cloud.inventory.clear();
+    let zone = cloud.hosted_zones().await.unwrap().remove(0);
+    assert!(!zone.private);
+    let ns = cloud.zone_name_servers(&zone.id).await.unwrap();
+    assert_eq!(ns.len(), 4, "{ns:?}");
+}

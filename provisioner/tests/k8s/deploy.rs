@@ -37,6 +37,7 @@ fn access(secrets: &Parameters) -> ClusterAccess<'_, Parameters> {
         endpoints: provisioner::bootstrap::Endpoints::for_env(&env, "nlb.example"),
         service_url: "http://alb.example".into(),
         public_name: None,
+        name_servers: Vec::new(),
         kubeconfig_out: None,
     }
 }
@@ -308,4 +309,85 @@ async fn serving_means_a_nearby_search_answers_through_the_public_name() {
         "{lines:?}"
     );
     assert!(lines.last().unwrap().starts_with("serving: "), "{lines:?}");
+}
+
+/// Fails before the fix: `up` went straight to polling `/readyz` through an internal NLB for
+/// the whole cluster timeout (25 minutes) from a machine outside the VPC.
+#[tokio::test]
+async fn an_unreachable_internal_api_is_reported_at_once_with_what_to_do() {
+    use provisioner::k8s::deploy::check_api_reachable;
+    // A loopback port nothing listens on stands for the NLB's private address.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let resolver = provisioner::resolve::Resolver::new(
+        &[format!("nlb.example:6443:127.0.0.1:{}", addr.port())],
+        None,
+    )
+    .unwrap();
+    let opts = DeployOptions {
+        api_reach_timeout: Duration::from_millis(300),
+        poll_interval: Duration::from_millis(50),
+        resolver,
+        ..DeployOptions::default()
+    };
+    let env = dev_env();
+    assert_eq!(env.cluster.api_access, provisioner::template::ApiAccess::Internal);
+    let mut lines = Vec::new();
+    let started = Instant::now();
+    let err = check_api_reachable(&env, "nlb.example", &opts, &mut |l: &str| {
+        lines.push(l.to_owned())
+    })
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(err.contains("cannot reach the k3s API at nlb.example:6443"), "{err}");
+    assert!(err.contains("inside the VPC, a peered VPC or over a VPN"), "{err}");
+    assert!(err.contains("cluster.api_access: public"), "{err}");
+    assert!(lines.iter().any(|l| l.contains("waiting for the k3s API")), "{lines:?}");
+
+    // Once something answers there, the check passes.
+    let open = std::net::TcpListener::bind(addr).unwrap();
+    check_api_reachable(&env, "nlb.example", &opts, &mut |_: &str| {})
+        .await
+        .unwrap();
+    drop(open);
+}
+
+#[tokio::test]
+async fn an_internal_api_is_announced_before_waiting_for_the_cluster() {
+    let params = Parameters::default();
+    let opts = DeployOptions {
+        boot_timeout: Duration::from_millis(10),
+        poll_interval: Duration::from_millis(10),
+        ..DeployOptions::default()
+    };
+    let mut lines = Vec::new();
+    let mut progress = |l: &str| lines.push(l.to_owned());
+    deploy(&dev_env(), access(&params), &opts, &mut progress)
+        .await
+        .unwrap();
+    assert!(
+        lines[0].contains("internal (cluster.api_access: internal)")
+            && lines[0].contains("nlb.example:6443"),
+        "{lines:?}"
+    );
+}
+
+/// A new public zone answers only once its parent delegates to it: `up` names the NS records.
+#[tokio::test]
+async fn an_undelegated_public_name_is_reported_with_the_ns_records_to_add() {
+    let ns = vec!["ns-1.awsdns-01.org".to_string(), "ns-2.awsdns-02.com".to_string()];
+    let line = provisioner::k8s::deploy::public_name_status(
+        "api.proximity.invalid",
+        &ns,
+        &provisioner::resolve::Resolver::default(),
+    )
+    .await;
+    assert!(line.contains("does not resolve yet"), "{line}");
+    assert!(
+        line.contains("proximity.invalid. NS ns-1.awsdns-01.org ns-2.awsdns-02.com"),
+        "{line}"
+    );
 }

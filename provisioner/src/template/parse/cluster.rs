@@ -118,14 +118,96 @@ impl<'s, 'a> Checker<'s, 'a> {
                 DEFAULT_INIT_LEASE_SECS
             }
         };
+        // Unset: what the NLB's subnets make it (internet-facing on public subnets).
+        let api_access = c.api_access.unwrap_or(match &self.raw.load_balancers.nlb {
+            Some(n) if n.subnets == SubnetKind::Public => ApiAccess::Public,
+            _ => ApiAccess::Internal,
+        });
         ok.then(|| Cluster {
             k3s_version: c.k3s_version.clone(),
             operator_cidrs,
+            api_access,
             service_image: image.to_owned(),
             k3s_mirror: c.k3s_mirror.clone(),
             k3s_airgap_images: c.k3s_airgap_images,
             init_lease_secs,
         })
+    }
+}
+
+impl Checker<'_, '_> {
+    /// `cluster.api_access` against the NLB: its scheme follows from its subnets, and an
+    /// internet-facing API is filtered by the NLB's own security groups, which admit on the
+    /// API's ports only CIDRs within `operator_cidrs` (the nodes' NAT gateways are added by
+    /// the model). Where `api_access` is not written, a public NLB without groups is a warning.
+    pub(super) fn api_access(&mut self, env: &Environment) {
+        let explicit = self.raw.cluster.api_access.is_some();
+        let access = env.cluster.api_access;
+        let Some(nlb) = &env.load_balancers.nlb else {
+            if explicit {
+                self.err(
+                    "cluster.api_access",
+                    "the k3s API is reached through load_balancers.nlb, which the template lacks",
+                );
+            }
+            return;
+        };
+        match (access, nlb.subnets) {
+            (ApiAccess::Public, SubnetKind::Private) => self.err(
+                "cluster.api_access",
+                "`public` needs an internet-facing NLB: set load_balancers.nlb.subnets to `public`",
+            ),
+            (ApiAccess::Internal, SubnetKind::Public) => self.err(
+                "load_balancers.nlb.subnets",
+                "public subnets make the NLB internet-facing, but cluster.api_access is \
+                 `internal`: set it to `public` (and give the NLB security groups) or use \
+                 private subnets",
+            ),
+            _ => {}
+        }
+        if access != ApiAccess::Public || nlb.subnets != SubnetKind::Public {
+            return;
+        }
+        if nlb.security_groups.is_empty() {
+            let msg = "an internet-facing k3s API needs security groups on the NLB that admit \
+                       only cluster.operator_cidrs: without them the API port is open to \
+                       whatever the servers' groups admit, and group references do not match \
+                       traffic through an NLB";
+            if explicit {
+                self.err("load_balancers.nlb.security_groups", msg);
+            } else {
+                self.warn("load_balancers.nlb.security_groups", msg);
+            }
+            return;
+        }
+        let ports: Vec<u16> = nlb.listeners.iter().map(|l| l.port.get()).collect();
+        for (gi, g) in env.security_groups.iter().enumerate() {
+            if !nlb.security_groups.contains(&g.name) {
+                continue;
+            }
+            for (j, r) in g.ingress.iter().enumerate() {
+                let Source::Cidr(c) = &r.source else { continue };
+                let covers = match r.protocol {
+                    Protocol::Tcp(range) => ports
+                        .iter()
+                        .filter(|p| (range.from()..=range.to()).contains(p))
+                        .min()
+                        .copied(),
+                    Protocol::All => ports.first().copied(),
+                    _ => None,
+                };
+                let Some(port) = covers else { continue };
+                if !env.cluster.operator_cidrs.iter().any(|o| o.contains(c)) {
+                    self.err(
+                        format!("security_groups[{gi}].ingress[{j}].source"),
+                        format!(
+                            "admits {c} to the internet-facing k3s API (NLB port {port}), \
+                             outside cluster.operator_cidrs"
+                        ),
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -153,6 +235,7 @@ pub const DEFAULT_INIT_LEASE_SECS: u32 = 900;
 #[cfg(test)]
 mod tests {
     use crate::template::fixtures::*;
+    use crate::template::ApiAccess;
 
     #[test]
     fn cluster_settings() {
@@ -200,6 +283,68 @@ mod tests {
         ] {
             assert_err(&errs(&with(bad)), "cluster.k3s_mirror", why);
         }
+    }
+
+    /// BASE with a public NLB: `api_access` line (or none), the NLB's groups, a group `api`.
+    fn public_api(access: &str, nlb_groups: &str, api_rules: &str) -> String {
+        let t = edit(
+            "  service_image: ghcr.io/x/proximity-service:1",
+            &format!("  service_image: ghcr.io/x/proximity-service:1\n{access}"),
+        );
+        let t = edit_in(
+            &t,
+            "    subnets: private\n    listeners: [{port: 6443",
+            &format!("    subnets: public\n    security_groups: [{nlb_groups}]\n    listeners: [{{port: 6443"),
+        );
+        edit_in(
+            &t,
+            "security_groups:\n",
+            &format!("security_groups:\n  - name: api\n    vpc: main\n    ingress: [{api_rules}]\n"),
+        )
+    }
+
+    #[test]
+    fn api_access_follows_the_nlb_and_a_public_api_admits_only_operators() {
+        // Unset: what the NLB's subnets make it.
+        assert_eq!(ok(BASE).env.cluster.api_access, ApiAccess::Internal);
+        let operators = "{protocol: tcp, ports: 6443, source: {cidr: 203.0.113.0/24}}";
+        let t = ok(&public_api("", "api", operators));
+        assert_eq!(t.env.cluster.api_access, ApiAccess::Public);
+        // Written, it must agree with the NLB's scheme.
+        let e = errs(&edit(
+            "  service_image: ghcr.io/x/proximity-service:1",
+            "  service_image: ghcr.io/x/proximity-service:1\n  api_access: public",
+        ));
+        assert_err(&e, "cluster.api_access", "internet-facing NLB");
+        let e = errs(&public_api("  api_access: internal", "api", operators));
+        assert_err(&e, "load_balancers.nlb.subnets", "internet-facing");
+        // Public without NLB groups: an error when asked for, a warning when implied.
+        let no_groups = public_api("  api_access: public", "api", operators)
+            .replace("    security_groups: [api]\n", "");
+        assert_err(
+            &errs(&no_groups),
+            "load_balancers.nlb.security_groups",
+            "admit only cluster.operator_cidrs",
+        );
+        let implied = ok(&public_api("", "api", operators)
+            .replace("    security_groups: [api]\n", ""));
+        assert!(has_warning(
+            &implied.warnings,
+            "load_balancers.nlb.security_groups",
+            "operator_cidrs"
+        ));
+        // A public API port open beyond the operators is refused, naming the rule.
+        let wide = "{protocol: tcp, ports: 6443, source: {cidr: 203.0.113.0/24}}, \
+                    {protocol: tcp, ports: \"6000-7000\", source: {cidr: 0.0.0.0/0}}";
+        let e = errs(&public_api("  api_access: public", "api", wide));
+        assert_err(&e, "security_groups[0].ingress[1].source", "outside cluster.operator_cidrs");
+        // Other ports of the NLB's group are the user's business.
+        ok(&public_api(
+            "  api_access: public",
+            "api",
+            "{protocol: tcp, ports: 6443, source: {cidr: 203.0.113.128/25}}, \
+             {protocol: tcp, ports: 22, source: {cidr: 0.0.0.0/0}}",
+        ));
     }
 
     #[test]

@@ -324,18 +324,36 @@ impl<'s, 'a> Checker<'s, 'a> {
     // ---- checks across sections ------------------------------------------
 
     fn cross_checks(&mut self, env: &Environment) {
-        // Operators must be able to reach the k3s API on some server.
-        let server_groups: Vec<&SecurityGroup> = env
-            .security_groups
-            .iter()
-            .filter(|g| {
-                env.server_pools()
-                    .any(|p| p.security_groups.contains(&g.name))
-            })
-            .collect();
+        self.api_access(env);
+        // Operators must be able to reach the k3s API: through the NLB's own groups when it
+        // has some (they filter the clients), else on some server.
+        let nlb_groups = env
+            .load_balancers
+            .nlb
+            .as_ref()
+            .map(|n| n.security_groups.clone())
+            .unwrap_or_default();
+        let (api_groups, what): (Vec<&SecurityGroup>, &str) = if nlb_groups.is_empty() {
+            let g = env
+                .security_groups
+                .iter()
+                .filter(|g| {
+                    env.server_pools()
+                        .any(|p| p.security_groups.contains(&g.name))
+                })
+                .collect();
+            (g, "any security group of a k3s-server pool")
+        } else {
+            let g = env
+                .security_groups
+                .iter()
+                .filter(|g| nlb_groups.contains(&g.name))
+                .collect();
+            (g, "the NLB's security groups")
+        };
         if env.server_pools().next().is_some() {
             for (i, cidr) in env.cluster.operator_cidrs.iter().enumerate() {
-                let allowed = server_groups.iter().any(|g| {
+                let allowed = api_groups.iter().any(|g| {
                     g.ingress.iter().any(|r| {
                         let port_ok = match r.protocol {
                             Protocol::Tcp(range) => (range.from()..=range.to()).contains(&6443),
@@ -352,9 +370,7 @@ impl<'s, 'a> Checker<'s, 'a> {
                 if !allowed {
                     self.warn(
                         idx("cluster.operator_cidrs", i),
-                        format!(
-                            "{cidr} is not allowed to reach tcp/6443 by any security group of a k3s-server pool"
-                        ),
+                        format!("{cidr} is not allowed to reach tcp/6443 by {what}"),
                     );
                 }
             }
