@@ -48,6 +48,10 @@ pub enum CliCommand {
         template: TemplateArg,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
+        /// Move pools that follow an SSM AMI parameter to its current value (else they stay
+        /// on the AMI their launch template has).
+        #[arg(long)]
+        refresh_ami: bool,
     },
     /// Converge the environment to the template, then bring up k3s and the workload.
     Up {
@@ -56,6 +60,10 @@ pub enum CliCommand {
         /// Do not ask for confirmation (always implied on an emulator).
         #[arg(long)]
         yes: bool,
+        /// Move pools that follow an SSM AMI parameter to its current value (else they stay
+        /// on the AMI their launch template has); their instances are then replaced.
+        #[arg(long)]
+        refresh_ami: bool,
         /// Where to write the cluster's kubeconfig.
         #[arg(long, value_name = "PATH")]
         kubeconfig: Option<PathBuf>,

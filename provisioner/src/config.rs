@@ -57,6 +57,8 @@ pub struct Config {
     pub graph_format: GraphFormat,
     /// `--yes`, or implied on an emulator.
     pub yes: bool,
+    /// `plan`/`up --refresh-ami`: pools on an SSM AMI parameter move to its current value.
+    pub refresh_ami: bool,
     pub kubeconfig: Option<PathBuf>,
     /// `--image`, else `cluster.service_image`.
     pub image: Option<String>,
@@ -132,6 +134,7 @@ impl Config {
             output: OutputFormat::Text,
             graph_format: GraphFormat::Dot,
             yes: false,
+            refresh_ami: false,
             kubeconfig: None,
             image: None,
             manifests_out: None,
@@ -154,14 +157,20 @@ impl Config {
         };
         let mut env_name = None;
         match cli.command {
-            CliCommand::Plan { template, output } => {
+            CliCommand::Plan {
+                template,
+                output,
+                refresh_ami,
+            } => {
                 cfg.mode = Mode::Plan;
+                cfg.refresh_ami = refresh_ami;
                 cfg.template = Some(load(&template.file)?);
                 cfg.output = output;
             }
             CliCommand::Up {
                 template,
                 yes,
+                refresh_ami,
                 kubeconfig,
                 image,
                 manifests_out,
@@ -171,6 +180,7 @@ impl Config {
                 cfg.mode = Mode::Up;
                 cfg.template = Some(load(&template.file)?);
                 cfg.yes = yes;
+                cfg.refresh_ami = refresh_ami;
                 cfg.kubeconfig = kubeconfig;
                 cfg.image = image;
                 cfg.manifests_out = manifests_out;

@@ -27,6 +27,7 @@ pub async fn connect(cfg: &Config) -> Result<Cloud> {
     };
     let mut cloud = Cloud::connect(&settings, cfg.env_name.as_str()).await?;
     cloud.parallelism = cfg.parallelism;
+    cloud.refresh_ami = cfg.refresh_ami;
     Ok(cloud)
 }
 

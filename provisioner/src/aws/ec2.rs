@@ -147,6 +147,9 @@ pub struct LaunchTemplateData {
     pub instance_tags: Vec<(String, String)>,
     /// The root volume's block device mapping (the only mapping we set).
     pub root_volume: Option<RootVolume>,
+    /// The version's description: where its AMI came from (`ami: ssm:<parameter>` or
+    /// `ami: <id>`), read back to keep a pool pinned to the AMI it runs.
+    pub version_description: String,
 }
 
 /// An EBS block device mapping of a launch template: the instance's root volume when its
@@ -1209,11 +1212,10 @@ impl LaunchTemplates for Cloud {
                     .send()
             })
             .await?;
-        let Some(d) = out
-            .launch_template_versions()
-            .first()
-            .and_then(|v| v.launch_template_data())
-        else {
+        let Some(version) = out.launch_template_versions().first() else {
+            return Ok(None);
+        };
+        let Some(d) = version.launch_template_data() else {
             return Ok(None);
         };
         let md = d.metadata_options();
@@ -1261,6 +1263,7 @@ impl LaunchTemplates for Cloud {
                     delete_on_termination: ebs.delete_on_termination().unwrap_or_default(),
                 })
             }),
+            version_description: version.version_description().unwrap_or_default().into(),
         }))
     }
 
@@ -1289,6 +1292,7 @@ impl LaunchTemplates for Cloud {
                 self.ec2
                     .create_launch_template()
                     .launch_template_name(template_name)
+                    .version_description(&data.version_description)
                     .launch_template_data(Self::lt_request(data))
                     .tag_specifications(tag_spec(self, ResourceType::LaunchTemplate, name))
                     .send()
@@ -1311,6 +1315,7 @@ impl LaunchTemplates for Cloud {
                 self.ec2
                     .create_launch_template_version()
                     .launch_template_id(id)
+                    .version_description(&data.version_description)
                     .launch_template_data(Self::lt_request(data))
                     .send()
             })

@@ -172,6 +172,9 @@ pub struct Cloud {
     pub wait_timeout: Duration,
     /// How many tasks the engine runs at once (`--parallelism`).
     pub parallelism: usize,
+    /// `--refresh-ami`: pools on an SSM AMI parameter take its current value instead of the
+    /// AMI their launch template already has.
+    pub refresh_ami: bool,
 }
 
 impl Cloud {
@@ -246,6 +249,7 @@ impl Cloud {
             inventory: Inventory::default(),
             wait_timeout: Duration::from_secs(900),
             parallelism: 32,
+            refresh_ami: false,
         })
     }
 

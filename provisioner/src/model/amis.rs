@@ -1,4 +1,12 @@
 //! The node pools' AMIs, resolved from SSM public parameters before any task is built.
+//!
+//! **Pinned.** An SSM parameter such as `…/stable/current/…` moves with every Ubuntu release;
+//! following it would make every `plan` after a release want to replace every launch template
+//! (and a pool would run mixed AMIs). So a pool whose launch template exists stays on the AMI
+//! that template has, as long as the AMI's source — the template's `ami` (kept as the version's
+//! description, `ami: ssm:<parameter>`) — is unchanged. `--refresh-ami` moves such pools to
+//! the parameter's current value; writing an `ami` id, or another parameter, moves the pool
+//! too. A pinned pool whose parameter has moved on is reported.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -74,7 +82,71 @@ pub async fn resolve_amis(
         };
         out.insert(p.name.to_string(), ami);
     }
+    if !cloud.refresh_ami {
+        pin(cloud, env, &mut out).await?;
+    }
     Ok(out)
+}
+
+/// The description a launch template version carries for the pool's `ami`.
+pub fn source_of(ami: &Ami) -> String {
+    match ami {
+        Ami::Ssm(param) => format!("ami: ssm:{param}"),
+        Ami::Id(id) => format!("ami: {id}"),
+    }
+}
+
+/// Keeps every pool on an SSM parameter on the AMI its launch template has (see the module
+/// docs), where the template's latest version came from the same source. A version without a
+/// description (written before pinning) pins too.
+async fn pin(
+    cloud: &Cloud,
+    env: &Environment,
+    amis: &mut HashMap<String, String>,
+) -> anyhow::Result<()> {
+    let followed: Vec<_> = env
+        .node_pools
+        .iter()
+        .filter(|p| matches!(p.ami, Ami::Ssm(_)))
+        .collect();
+    if followed.is_empty() {
+        return Ok(());
+    }
+    let templates = cloud
+        .launch_templates()
+        .await
+        .context("reading the launch templates the pools' AMIs are pinned to")?;
+    for p in followed {
+        let Some(t) = templates.iter().find(|t| {
+            t.tags.get(crate::aws::TAG_NAME).map(String::as_str) == Some(p.name.as_str())
+        }) else {
+            continue;
+        };
+        let Some(data) = cloud.launch_template_data(&t.id).await? else {
+            continue;
+        };
+        if let Some(pinned) = pinned_ami(&source_of(&p.ami), &data.version_description, &data.image_id) {
+            let current = amis.insert(p.name.to_string(), pinned.clone());
+            if let (Some(current), Ami::Ssm(param)) = (current, &p.ami) {
+                if current != pinned {
+                    eprintln!(
+                        "node_pools.{}: staying on {pinned}, the AMI its launch template has; \
+                         {param} now says {current} (`--refresh-ami` moves the pool, and its \
+                         instances are replaced)",
+                        p.name
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The AMI a pool stays on: the launch template's, when its version came from `source` (or
+/// says nothing of its source).
+fn pinned_ami(source: &str, description: &str, image_id: &str) -> Option<String> {
+    let same_source = description.is_empty() || description == source;
+    (same_source && !image_id.is_empty()).then(|| image_id.to_string())
 }
 
 /// The fallback AMI, when the endpoint resolved no Canonical parameter (neither a pool's nor
@@ -90,6 +162,26 @@ fn fallback_ami(values: &BTreeMap<String, String>) -> Option<&String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pool_stays_on_its_ami_until_its_source_changes() {
+        let source = source_of(&Ami::Ssm("/aws/service/canonical/x".into()));
+        assert_eq!(
+            pinned_ami(&source, &source, "ami-0000000a").as_deref(),
+            Some("ami-0000000a")
+        );
+        // Written before pinning: pinned too.
+        assert_eq!(
+            pinned_ami(&source, "", "ami-0000000a").as_deref(),
+            Some("ami-0000000a")
+        );
+        // Another parameter in the template: follow it.
+        assert_eq!(
+            pinned_ami(&source, "ami: ssm:/aws/service/other", "ami-0000000a"),
+            None
+        );
+        assert_eq!(pinned_ami(&source, "ami: ami-0000000b", "ami-0000000b"), None);
+    }
 
     #[test]
     fn the_fallback_ami_serves_only_where_no_canonical_parameter_exists() {

@@ -58,6 +58,7 @@ fn launch_template(env: &Environment, target: &Target, p: &NodePool) -> Arc<dyn 
             .get(p.name.as_str())
             .cloned()
             .unwrap_or_default(),
+        ami_source: crate::model::amis::source_of(&p.ami),
         instance_type: p.instance_type.to_string(),
         security_groups: p
             .security_groups

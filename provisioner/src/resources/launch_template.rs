@@ -36,6 +36,9 @@ pub struct LaunchTemplate {
     pub instance_tags: Vec<(String, String)>,
     /// GiB.
     pub root_volume_gb: i32,
+    /// Where `image_id` came from, kept as each version's description (see
+    /// [`crate::model::amis`]: a pool stays on its AMI until this source changes).
+    pub ami_source: String,
 }
 
 /// The root device of the Ubuntu AMIs the template defaults to, for an AMI DescribeImages
@@ -63,6 +66,9 @@ pub struct LtState {
     pub root_volume_type: String,
     pub root_volume_encrypted: bool,
     pub root_volume_delete_on_termination: bool,
+    /// Not diffed: a new description alone is no reason for a new version.
+    #[serde(skip)]
+    pub ami_source: String,
 }
 
 fn hash(s: &str) -> String {
@@ -90,6 +96,7 @@ impl LtState {
                 encrypted: self.root_volume_encrypted,
                 delete_on_termination: self.root_volume_delete_on_termination,
             }),
+            version_description: self.ami_source.clone(),
         }
     }
 }
@@ -160,6 +167,7 @@ impl<C: LaunchTemplates> Resource<C> for LaunchTemplate {
             root_volume_type: ROOT_VOLUME_TYPE.to_string(),
             root_volume_encrypted: true,
             root_volume_delete_on_termination: true,
+            ami_source: self.ami_source.clone(),
         })
     }
     fn find<'a>(
@@ -197,6 +205,7 @@ impl<C: LaunchTemplates> Resource<C> for LaunchTemplate {
                     root_volume_type: root.volume_type,
                     root_volume_encrypted: root.encrypted,
                     root_volume_delete_on_termination: root.delete_on_termination,
+                    ami_source: data.version_description,
                 },
                 outputs: out_id(&t.id),
             }))

@@ -222,15 +222,11 @@ async fn immutable_change_is_rejected_by_the_plan() {
         "{:?}",
         p.errors
     );
-    // An NLB made without security groups cannot be given some.
+    // An NLB made with security groups cannot lose them all (nor one made without be given
+    // some).
     let yaml = crate::load_source("dev.yaml");
-    let nlb_at = yaml.find("  nlb:").expect("dev.yaml has an NLB");
-    let subnets_at = nlb_at + yaml[nlb_at..].find("subnets: private").unwrap();
-    let with_groups = format!(
-        "{}subnets: private\n    security_groups: [k3s-server]{}",
-        &yaml[..subnets_at],
-        &yaml[subnets_at + "subnets: private".len()..]
-    );
+    assert_eq!(yaml.matches("    security_groups: [k8s-api]\n").count(), 1);
+    let with_groups = yaml.replace("    security_groups: [k8s-api]\n", "");
     let p = plan::plan(&cloud, &crate::parse(&with_groups))
         .await
         .unwrap();
@@ -445,5 +441,69 @@ dns:
     expected.sort();
     assert_eq!(associated().await, expected, "other ({other}) removed");
     let p = plan::plan(&cloud, &only_main).await.unwrap();
+    assert!(!p.has_changes(), "{}", plan::render_text(&p));
+}
+
+/// A pool on an SSM parameter stays on the AMI its launch template has when the parameter
+/// moves (no permanent drift after every release); `--refresh-ami` moves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_stays_on_its_ami_when_the_parameter_moves_until_refresh_ami() {
+    let guard = harness::emulator().await.unwrap();
+    let conf = crate::raw_conf(&guard).await;
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let ssm = aws_sdk_ssm::Client::new(&conf);
+    let images = ec2.describe_images().send().await.unwrap();
+    let ids: Vec<String> = images
+        .images()
+        .iter()
+        .filter_map(|i| i.image_id().map(String::from))
+        .take(2)
+        .collect();
+    let (first, second) = (&ids[0], &ids[1]);
+    let put = |v: String| {
+        let ssm = ssm.clone();
+        async move {
+            ssm.put_parameter()
+                .name("/team/ami/agents")
+                .value(v)
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .overwrite(true)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    put(first.clone()).await;
+    let yaml = crate::load_source("dev.yaml").replace(
+        "    role: k3s-agent\n    security_groups: [k3s-nodes, k3s-agent]",
+        "    role: k3s-agent\n    ami: {ssm: /team/ami/agents}\n    security_groups: [k3s-nodes, k3s-agent]",
+    );
+    assert!(yaml.contains("/team/ami/agents"));
+    let env = crate::parse(&yaml);
+    let cloud = cloud(&guard, "dev").await;
+    let r = up::converge(&cloud, &env, &no_progress()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+
+    // The parameter moves on (a new release): the plan stays clean.
+    put(second.clone()).await;
+    cloud.inventory.clear();
+    let p = plan::plan(&cloud, &env).await.unwrap();
+    assert!(!p.has_changes(), "{}", plan::render_text(&p));
+
+    // --refresh-ami: the agents' launch template moves to the parameter's value.
+    let mut refreshing = cloud;
+    refreshing.refresh_ami = true;
+    refreshing.inventory.clear();
+    let p = plan::plan(&refreshing, &env).await.unwrap();
+    let text = plan::render_text(&p);
+    assert_eq!(p.update, 1, "{text}");
+    assert!(text.contains("launch-template/agents") && text.contains(second.as_str()), "{text}");
+    let r = up::converge(&refreshing, &env, &no_progress()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    // Pinned again, now to the new AMI.
+    let mut pinned = refreshing;
+    pinned.refresh_ami = false;
+    pinned.inventory.clear();
+    let p = plan::plan(&pinned, &env).await.unwrap();
     assert!(!p.has_changes(), "{}", plan::render_text(&p));
 }
