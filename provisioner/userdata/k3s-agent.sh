@@ -16,6 +16,7 @@ AGENT_TOKEN_PARAM='@@AGENT_TOKEN_PARAM@@'
 K3S_MIRROR='@@K3S_MIRROR@@'
 K3S_AIRGAP_IMAGES='@@K3S_AIRGAP_IMAGES@@'
 NODE_LABELS='@@NODE_LABELS@@'
+NODE_TAINTS='@@NODE_TAINTS@@'
 
 # The renderer inlines k3s-common.sh in place of the next two lines.
 # shellcheck source=k3s-common.sh
@@ -29,6 +30,7 @@ write_agent_config() {
         printf 'token-file: "%s/token"\n' "$K3S_CONFIG_DIR"
         printf 'node-ip: "%s"\n' "$PRIVATE_IP"
         write_node_labels
+        write_node_taints
     } >"$config.tmp"
     mv "$config.tmp" "$config"
 }

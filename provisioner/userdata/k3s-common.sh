@@ -155,6 +155,15 @@ write_node_labels() {
     done
 }
 
+# Taints of a pool dedicated to one workload (none for a general pool).
+write_node_taints() {
+    [ -n "$NODE_TAINTS" ] || return 0
+    printf 'node-taint:\n'
+    for taint in $NODE_TAINTS; do
+        printf '  - "%s"\n' "$taint"
+    done
+}
+
 # Waits until the API behind the NLB answers (k3s serves /cacerts without credentials).
 wait_for_api() {
     log "waiting for the k3s API at https://$NLB_DNS:6443"

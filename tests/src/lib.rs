@@ -18,6 +18,7 @@ mod paths;
 mod postgres;
 mod process;
 mod redis_server;
+mod registry;
 pub mod twin;
 
 pub use emulator::{emulator, Emulator, EmulatorGuard};
@@ -25,6 +26,7 @@ pub use paths::{suite_cache, suite_venv};
 pub use postgres::{postgres, PgCluster, TestDb};
 pub use process::free_port;
 pub use redis_server::{redis, RedisServer, TestRedis};
+pub use registry::Registry;
 
 /// A name unique within this test process, for databases, key prefixes and similar.
 pub fn unique_name(prefix: &str) -> String {

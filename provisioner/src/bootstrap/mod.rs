@@ -28,7 +28,8 @@ pub use params::ParameterNames;
 pub use policy::{instance_assume_role_policy, instance_role_policy, PolicyScope};
 pub use token::JoinToken;
 pub use userdata::{
-    api_record_name, public_record_name, user_data, validate_k3s_version, Endpoints, K3S_VERSION,
+    api_record_name, dedicated_workload, public_record_name, user_data, validate_k3s_version,
+    Endpoints, K3S_VERSION, WORKLOAD_LABEL,
 };
 
 /// Why a bootstrap artefact could not be rendered. Each variant names the offending value.

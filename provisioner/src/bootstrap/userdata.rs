@@ -42,6 +42,16 @@ impl Endpoints {
     }
 }
 
+/// The node label that dedicates a pool to one workload of the bundle (`postgres`, `redis`).
+pub const WORKLOAD_LABEL: &str = "proximity.dev/workload";
+
+/// The workload an agent pool is dedicated to: its [`WORKLOAD_LABEL`]. Such a pool's nodes
+/// are tainted `proximity.dev/workload=<w>:NoSchedule`, so only that workload (which tolerates
+/// the taint and requires the label) runs there — not the service, not another database.
+pub fn dedicated_workload(pool: &NodePool) -> Option<&str> {
+    pool.labels.get(WORKLOAD_LABEL).map(String::as_str)
+}
+
 /// The EC2 user-data (a `#!/bin/sh` script, not base64) for the instances of `pool`.
 ///
 /// **Engine:** the launch-template resource calls this once per pool (with
@@ -74,7 +84,11 @@ pub fn user_data(
         Some(m) => mirror_url(m)?.to_owned(),
         None => String::new(),
     };
-    let values: [(&str, String); 13] = [
+    let taints = match (pool.role, dedicated_workload(pool)) {
+        (NodeRole::K3sAgent, Some(w)) => format!("{WORKLOAD_LABEL}={w}:NoSchedule"),
+        _ => String::new(),
+    };
+    let values: [(&str, String); 14] = [
         ("ENV_NAME", env.name.to_string()),
         ("POOL_NAME", pool.name.to_string()),
         ("K3S_VERSION", version.to_owned()),
@@ -99,6 +113,7 @@ pub fn user_data(
             env.cluster.init_lease_secs.to_string(),
         ),
         ("NODE_LABELS", labels.join(" ")),
+        ("NODE_TAINTS", taints),
     ];
     Ok(render(template, &values))
 }

@@ -128,6 +128,9 @@ pub fn render_summary(r: &UpReport) -> String {
 }
 
 pub async fn run(cfg: &Config, env: &Environment) -> Result<ExitCode> {
+    if will_deploy(cfg) {
+        check_service_image(cfg, env).await?;
+    }
     let cloud = connect(cfg).await?;
     crate::aws::preflight(&cloud, &services(env)).await?;
     let p = plan(&cloud, env).await?;
@@ -164,6 +167,52 @@ pub async fn run(cfg: &Config, env: &Environment) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Whether this `up` may deploy the workload to a cluster (it waits for nodes, or has an
+/// existing kubeconfig to deploy to); with `--boot-timeout 0` and no kubeconfig it only
+/// renders, and no node pulls the image.
+fn will_deploy(cfg: &Config) -> bool {
+    !cfg.boot_timeout.is_zero() || cfg.kubeconfig.as_ref().is_some_and(|p| p.is_file())
+}
+
+/// Refuses, before anything is changed, an image its registry says does not exist (the nodes
+/// would sit in ImagePullBackOff after a 20-minute `up`); the template's image can be replaced
+/// with `--image`. A registry that wants credentials or cannot be reached from here is a
+/// warning: the nodes may have what this machine lacks.
+async fn check_service_image(cfg: &Config, env: &Environment) -> Result<()> {
+    use crate::registry::{check, ImageCheck};
+    let (image, key) = match &cfg.image {
+        Some(i) => (i.as_str(), "--image"),
+        None => (env.cluster.service_image.as_str(), "cluster.service_image"),
+    };
+    match check(image, None, std::time::Duration::from_secs(10)).await {
+        ImageCheck::Found { digest } => {
+            eprintln!(
+                "image {image} found in its registry{}",
+                digest.map(|d| format!(" ({d})")).unwrap_or_default()
+            );
+            Ok(())
+        }
+        ImageCheck::NotFound(why) => bail!(
+            "{key}: {image} cannot be pulled: {why}. Build and push it (scripts/build-image \
+             {image}) or pass --image with one that exists; nothing was changed"
+        ),
+        ImageCheck::Denied(why) => {
+            eprintln!(
+                "warning: {key}: could not check {image}: {why}; the nodes need credentials \
+                 for that registry"
+            );
+            Ok(())
+        }
+        ImageCheck::Unreachable(why) => {
+            eprintln!(
+                "warning: {key}: could not reach the registry of {image} from here ({why}); \
+                 the nodes will try to pull it"
+            );
+            Ok(())
+        }
+    }
 }
 
 // ---- Kubernetes: k3s readiness and the workload (see `crate::k8s::deploy`) -------------------
@@ -429,13 +478,10 @@ async fn public_zone_name_servers(cloud: &Cloud, env: &Environment) -> Vec<Strin
     let Some(zone) = zones.iter().find(|z| !z.private) else {
         return Vec::new();
     };
-    cloud
-        .zone_name_servers(&zone.id)
-        .await
-        .unwrap_or_else(|e| {
-            eprintln!("(could not read the name servers of {}: {e})", zone.name);
-            Vec::new()
-        })
+    cloud.zone_name_servers(&zone.id).await.unwrap_or_else(|e| {
+        eprintln!("(could not read the name servers of {}: {e})", zone.name);
+        Vec::new()
+    })
 }
 
 /// Progress on a terminal: finished resources scroll by, one status line at the bottom is

@@ -168,8 +168,10 @@ pub async fn public_name_status(
             let ns = if name_servers.is_empty() {
                 "its Route 53 name servers".to_string()
             } else {
-                format!("its Route 53 name servers (NS records in the parent zone: {zone}. NS {})",
-                    name_servers.join(" "))
+                format!(
+                    "its Route 53 name servers (NS records in the parent zone: {zone}. NS {})",
+                    name_servers.join(" ")
+                )
             };
             format!(
                 "public name: {name} does not resolve yet: delegate the zone {zone} to {ns}; \

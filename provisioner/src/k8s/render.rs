@@ -116,6 +116,9 @@ pub struct Workload {
     pub postgres_storage: String,
     /// The NodePort the ALB's target group(s) reach.
     pub node_port: u16,
+    /// Workloads (`postgres`, `redis`) the template dedicates an agent pool to: they run
+    /// only there (required node affinity); the others only prefer such a pool.
+    pub dedicated: Vec<String>,
 }
 
 impl Workload {
@@ -152,6 +155,7 @@ impl Workload {
             postgres_replicas: opts.postgres_replicas,
             postgres_storage: opts.postgres_storage.clone(),
             node_port: node_port(env)?,
+            dedicated: dedicated_workloads(env),
         })
     }
 
@@ -346,6 +350,34 @@ pub fn render_manifests(
         .collect()
 }
 
+/// The workloads an agent pool of `env` is dedicated to.
+fn dedicated_workloads(env: &Environment) -> Vec<String> {
+    let mut v: Vec<String> = env
+        .node_pools
+        .iter()
+        .filter(|p| p.role == crate::template::NodeRole::K3sAgent)
+        .filter_map(|p| crate::bootstrap::dedicated_workload(p).map(String::from))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The node affinity of `workload`: required on its dedicated pool when the template has one
+/// (its nodes are tainted for it, see `crate::bootstrap::dedicated_workload`), else preferred.
+fn node_affinity(w: &Workload, workload: &str) -> Value {
+    let term = json!({"matchExpressions": [{
+        "key": crate::bootstrap::WORKLOAD_LABEL, "operator": "In", "values": [workload]
+    }]});
+    if w.dedicated.iter().any(|d| d == workload) {
+        json!({"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}})
+    } else {
+        json!({"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "preference": term}
+        ]})
+    }
+}
+
 fn values(w: &Workload, secrets: SecretValues<'_>) -> BTreeMap<&'static str, Value> {
     let ns = &w.namespace;
     let (pg, repl, redis, api) = match secrets {
@@ -369,6 +401,8 @@ fn values(w: &Workload, secrets: SecretValues<'_>) -> BTreeMap<&'static str, Val
         ("redis_image", json!(REDIS_IMAGE)),
         ("postgres_replicas", json!(w.postgres_replicas)),
         ("postgres_storage", json!(w.postgres_storage)),
+        ("postgres_node_affinity", node_affinity(w, "postgres")),
+        ("redis_node_affinity", node_affinity(w, "redis")),
         ("service_replicas", json!(w.service_replicas)),
         ("service_max_replicas", json!(w.service_max_replicas)),
         ("node_port", json!(w.node_port)),
@@ -440,6 +474,7 @@ mod tests {
             service_max_replicas: 9,
             postgres_replicas: 2,
             postgres_storage: "10Gi".into(),
+            dedicated: vec![],
             node_port: 30080,
         }
     }
@@ -500,6 +535,54 @@ mod tests {
         assert_eq!(s.postgres_password.expose_secret(), "K".repeat(32));
         assert_ne!(s.replication_password.expose_secret(), "K".repeat(32));
         assert_eq!(s.replication_password.expose_secret().len(), 32);
+    }
+
+    /// dev.yaml dedicates its `postgres` pool: Postgres must run there (required affinity,
+    /// toleration of the pool's taint); Redis, with no pool of its own, only prefers one.
+    #[test]
+    fn a_dedicated_pool_is_required_for_its_workload_and_tolerated() {
+        use serde::Deserialize;
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../vpc-templates/dev.yaml");
+        let env = crate::template::load(&path).unwrap().env;
+        let w = Workload::from_env(&env, &WorkloadOptions::default()).unwrap();
+        assert_eq!(w.dedicated, ["postgres"]);
+        let docs = render_manifests(&w, SecretValues::Redacted).unwrap();
+        let yaml = |f: &str| docs.iter().find(|d| d.file_name == f).unwrap().yaml.clone();
+        let pg: Vec<serde_json::Value> =
+            serde_norway::Deserializer::from_str(&yaml("10-postgres.yaml"))
+                .map(|d| serde_json::Value::deserialize(d).unwrap())
+                .filter(|v| v["kind"] == "StatefulSet")
+                .collect();
+        assert_eq!(pg.len(), 2);
+        for s in &pg {
+            let spec = &s["spec"]["template"]["spec"];
+            let terms = &spec["affinity"]["nodeAffinity"]
+                ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
+            assert_eq!(
+                terms[0]["matchExpressions"][0]["values"][0], "postgres",
+                "{s}"
+            );
+            assert_eq!(spec["tolerations"][0]["value"], "postgres");
+            assert_eq!(spec["tolerations"][0]["effect"], "NoSchedule");
+        }
+        // The pool's nodes are tainted for it; the other agents are not.
+        let ep = crate::bootstrap::Endpoints::for_env(&env, "nlb.example");
+        let pool = |n: &str| {
+            env.node_pools
+                .iter()
+                .find(|p| p.name.as_str() == n)
+                .unwrap()
+        };
+        let ud = crate::bootstrap::user_data(&env, pool("postgres"), &ep).unwrap();
+        assert!(ud.contains("NODE_TAINTS='proximity.dev/workload=postgres:NoSchedule'"));
+        let ud = crate::bootstrap::user_data(&env, pool("agents"), &ep).unwrap();
+        assert!(ud.contains("NODE_TAINTS=''"));
+        let redis = yaml("20-redis.yaml");
+        assert!(
+            redis.contains("preferredDuringSchedulingIgnoredDuringExecution\":[{\"preference\""),
+            "{redis}"
+        );
     }
 
     #[test]

@@ -125,7 +125,11 @@ async fn pin(
         let Some(data) = cloud.launch_template_data(&t.id).await? else {
             continue;
         };
-        if let Some(pinned) = pinned_ami(&source_of(&p.ami), &data.version_description, &data.image_id) {
+        if let Some(pinned) = pinned_ami(
+            &source_of(&p.ami),
+            &data.version_description,
+            &data.image_id,
+        ) {
             let current = amis.insert(p.name.to_string(), pinned.clone());
             if let (Some(current), Ami::Ssm(param)) = (current, &p.ami) {
                 if current != pinned {
@@ -180,7 +184,10 @@ mod tests {
             pinned_ami(&source, "ami: ssm:/aws/service/other", "ami-0000000a"),
             None
         );
-        assert_eq!(pinned_ami(&source, "ami: ami-0000000b", "ami-0000000b"), None);
+        assert_eq!(
+            pinned_ami(&source, "ami: ami-0000000b", "ami-0000000b"),
+            None
+        );
     }
 
     #[test]

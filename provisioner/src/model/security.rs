@@ -106,8 +106,7 @@ fn nodes_through_nat(env: &Environment, g: &GroupSpec) -> Vec<RuleSpec> {
     let Some(nlb) = env.load_balancers.nlb.as_ref() else {
         return Vec::new();
     };
-    if env.cluster.api_access != ApiAccess::Public || nlb.security_groups.first() != Some(&g.name)
-    {
+    if env.cluster.api_access != ApiAccess::Public || nlb.security_groups.first() != Some(&g.name) {
         return Vec::new();
     }
     let mut out = Vec::new();

@@ -9,7 +9,8 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::model::{
-    ApiAccess, FailoverRole, HealthCheckProtocol, LbKind, NatStrategy, NodeRole, RecordType, SubnetKind,
+    ApiAccess, FailoverRole, HealthCheckProtocol, LbKind, NatStrategy, NodeRole, RecordType,
+    SubnetKind,
 };
 
 #[derive(Debug, Deserialize)]

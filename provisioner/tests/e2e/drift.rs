@@ -497,8 +497,13 @@ async fn a_pool_stays_on_its_ami_when_the_parameter_moves_until_refresh_ami() {
     let p = plan::plan(&refreshing, &env).await.unwrap();
     let text = plan::render_text(&p);
     assert_eq!(p.update, 1, "{text}");
-    assert!(text.contains("launch-template/agents") && text.contains(second.as_str()), "{text}");
-    let r = up::converge(&refreshing, &env, &no_progress()).await.unwrap();
+    assert!(
+        text.contains("launch-template/agents") && text.contains(second.as_str()),
+        "{text}"
+    );
+    let r = up::converge(&refreshing, &env, &no_progress())
+        .await
+        .unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     // Pinned again, now to the new AMI.
     let mut pinned = refreshing;

@@ -274,11 +274,19 @@ async fn a_public_api_is_an_internet_facing_nlb_admitting_operators_and_nat_gate
         .ip_permissions()
         .iter()
         .filter(|p| p.from_port() == Some(6443))
-        .flat_map(|p| p.ip_ranges().iter().filter_map(|r| r.cidr_ip().map(String::from)))
+        .flat_map(|p| {
+            p.ip_ranges()
+                .iter()
+                .filter_map(|r| r.cidr_ip().map(String::from))
+        })
         .collect();
     assert!(cidrs.contains(&"203.0.113.0/24".to_string()), "{cidrs:?}");
     assert!(cidrs.contains(&nat_ip), "{nat_ip} not in {cidrs:?}");
-    assert_eq!(cidrs.len(), 2, "only operators and the NAT gateway: {cidrs:?}");
+    assert_eq!(
+        cidrs.len(),
+        2,
+        "only operators and the NAT gateway: {cidrs:?}"
+    );
 
     // The public zone's delegation: what `up` tells the user to add to the parent zone.
     cloud.inventory.clear();

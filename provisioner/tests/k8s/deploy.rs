@@ -332,7 +332,10 @@ async fn an_unreachable_internal_api_is_reported_at_once_with_what_to_do() {
         ..DeployOptions::default()
     };
     let env = dev_env();
-    assert_eq!(env.cluster.api_access, provisioner::template::ApiAccess::Internal);
+    assert_eq!(
+        env.cluster.api_access,
+        provisioner::template::ApiAccess::Internal
+    );
     let mut lines = Vec::new();
     let started = Instant::now();
     let err = check_api_reachable(&env, "nlb.example", &opts, &mut |l: &str| {
@@ -341,11 +344,24 @@ async fn an_unreachable_internal_api_is_reported_at_once_with_what_to_do() {
     .await
     .unwrap_err()
     .to_string();
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
-    assert!(err.contains("cannot reach the k3s API at nlb.example:6443"), "{err}");
-    assert!(err.contains("inside the VPC, a peered VPC or over a VPN"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.contains("cannot reach the k3s API at nlb.example:6443"),
+        "{err}"
+    );
+    assert!(
+        err.contains("inside the VPC, a peered VPC or over a VPN"),
+        "{err}"
+    );
     assert!(err.contains("cluster.api_access: public"), "{err}");
-    assert!(lines.iter().any(|l| l.contains("waiting for the k3s API")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("waiting for the k3s API")),
+        "{lines:?}"
+    );
 
     // Once something answers there, the check passes.
     let open = std::net::TcpListener::bind(addr).unwrap();
@@ -378,7 +394,10 @@ async fn an_internal_api_is_announced_before_waiting_for_the_cluster() {
 /// A new public zone answers only once its parent delegates to it: `up` names the NS records.
 #[tokio::test]
 async fn an_undelegated_public_name_is_reported_with_the_ns_records_to_add() {
-    let ns = vec!["ns-1.awsdns-01.org".to_string(), "ns-2.awsdns-02.com".to_string()];
+    let ns = vec![
+        "ns-1.awsdns-01.org".to_string(),
+        "ns-2.awsdns-02.com".to_string(),
+    ];
     let line = provisioner::k8s::deploy::public_name_status(
         "api.proximity.invalid",
         &ns,

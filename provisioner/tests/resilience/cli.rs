@@ -49,7 +49,7 @@ fn validate_reports_every_error_with_file_and_key_path() {
         .lines()
         .find(|l| l.contains("vpcs[0].subnets[3].cidr"))
         .unwrap_or_else(|| panic!("{err}"));
-    assert!(line.contains(&format!("{bad}:29:")), "{line}");
+    assert!(line.contains(&format!("{bad}:33:")), "{line}");
     assert!(
         line.contains(": vpcs[0].subnets[3].cidr: subnet 10.1.32.0/20 is outside"),
         "{line}"
@@ -218,4 +218,55 @@ fn local_emulator_dies_with_a_killed_provisioner() {
         gone_within(&endpoint, Duration::from_secs(10)),
         "moto outlived the killed provisioner on {endpoint}"
     );
+}
+
+/// `up` asks the image's registry (a real one, Debian's `docker-registry`, on loopback) before
+/// it changes anything: an image that does not exist is refused, naming the key, and one that
+/// exists is found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_refuses_an_image_its_registry_does_not_have_before_changing_anything() {
+    use provisioner::registry::{check, ImageCheck};
+    let registry = harness::Registry::start().await.unwrap();
+    let digest = registry.push("proximity/svc", "1.0").await.unwrap();
+    let there = format!("{}/proximity/svc:1.0", registry.host());
+    let missing = format!("{}/proximity/svc:2.0", registry.host());
+    let t = std::time::Duration::from_secs(5);
+    assert_eq!(
+        check(&there, None, t).await,
+        ImageCheck::Found {
+            digest: Some(digest)
+        },
+        "{}",
+        registry.log()
+    );
+    assert!(matches!(
+        check(&missing, None, t).await,
+        ImageCheck::NotFound(_)
+    ));
+    // Nothing listens there: a warning, not a refusal.
+    let port = harness::free_port();
+    assert!(matches!(
+        check(&format!("localhost:{port}/x:1"), None, t).await,
+        ImageCheck::Unreachable(_)
+    ));
+
+    let dev = template("dev.yaml");
+    let (code, out, err) = run(&[
+        "up",
+        "-f",
+        dev.to_str().unwrap(),
+        "--local",
+        "--yes",
+        "--boot-timeout",
+        "5",
+        "--image",
+        &missing,
+    ]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        err.contains(&format!("--image: {missing} cannot be pulled")) && err.contains("has no"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert!(!out.contains("created"), "{out}");
 }

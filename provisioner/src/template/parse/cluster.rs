@@ -299,7 +299,9 @@ mod tests {
         edit_in(
             &t,
             "security_groups:\n",
-            &format!("security_groups:\n  - name: api\n    vpc: main\n    ingress: [{api_rules}]\n"),
+            &format!(
+                "security_groups:\n  - name: api\n    vpc: main\n    ingress: [{api_rules}]\n"
+            ),
         )
     }
 
@@ -326,8 +328,8 @@ mod tests {
             "load_balancers.nlb.security_groups",
             "admit only cluster.operator_cidrs",
         );
-        let implied = ok(&public_api("", "api", operators)
-            .replace("    security_groups: [api]\n", ""));
+        let implied =
+            ok(&public_api("", "api", operators).replace("    security_groups: [api]\n", ""));
         assert!(has_warning(
             &implied.warnings,
             "load_balancers.nlb.security_groups",
@@ -337,7 +339,11 @@ mod tests {
         let wide = "{protocol: tcp, ports: 6443, source: {cidr: 203.0.113.0/24}}, \
                     {protocol: tcp, ports: \"6000-7000\", source: {cidr: 0.0.0.0/0}}";
         let e = errs(&public_api("  api_access: public", "api", wide));
-        assert_err(&e, "security_groups[0].ingress[1].source", "outside cluster.operator_cidrs");
+        assert_err(
+            &e,
+            "security_groups[0].ingress[1].source",
+            "outside cluster.operator_cidrs",
+        );
         // Other ports of the NLB's group are the user's business.
         ok(&public_api(
             "  api_access: public",
