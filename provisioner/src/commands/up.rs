@@ -128,11 +128,16 @@ pub fn render_summary(r: &UpReport) -> String {
 }
 
 pub async fn run(cfg: &Config, env: &Environment) -> Result<ExitCode> {
-    if will_deploy(cfg) {
-        check_service_image(cfg, env).await?;
-    }
     let cloud = connect(cfg).await?;
     crate::aws::preflight(&cloud, &services(env)).await?;
+    if will_deploy(cfg) {
+        let registry = crate::k8s::deploy::registry_credentials(
+            &cloud,
+            env.cluster.image_pull_secret.as_deref(),
+        )
+        .await?;
+        check_service_image(cfg, env, registry.as_ref()).await?;
+    }
     let p = plan(&cloud, env).await?;
     eprint!("{}", render_text(&p));
     if !p.errors.is_empty() {
@@ -180,13 +185,19 @@ fn will_deploy(cfg: &Config) -> bool {
 /// would sit in ImagePullBackOff after a 20-minute `up`); the template's image can be replaced
 /// with `--image`. A registry that wants credentials or cannot be reached from here is a
 /// warning: the nodes may have what this machine lacks.
-async fn check_service_image(cfg: &Config, env: &Environment) -> Result<()> {
-    use crate::registry::{check, ImageCheck};
+async fn check_service_image(
+    cfg: &Config,
+    env: &Environment,
+    registry: Option<&crate::k8s::render::RegistryCredentials>,
+) -> Result<()> {
+    use crate::registry::{check, ImageCheck, ImageRef};
     let (image, key) = match &cfg.image {
         Some(i) => (i.as_str(), "--image"),
         None => (env.cluster.service_image.as_str(), "cluster.service_image"),
     };
-    match check(image, None, std::time::Duration::from_secs(10)).await {
+    let basic = registry.and_then(|r| r.basic_for(&ImageRef::parse(image).registry));
+    let basic = basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+    match check(image, basic, std::time::Duration::from_secs(10)).await {
         ImageCheck::Found { digest } => {
             eprintln!(
                 "image {image} found in its registry{}",
@@ -257,9 +268,15 @@ async fn deploy_workload(cfg: &Config, cloud: &Cloud, env: &Environment) -> Resu
                 eprintln!("deploying to the cluster of {} instead", path.display());
                 let client = crate::k8s::kubeconfig::client_from_file(path).await?;
                 let workload = crate::k8s::render::Workload::from_env(env, &opts.workload)?;
+                let registry = crate::k8s::deploy::registry_credentials(
+                    cloud,
+                    workload.image_pull_secret.as_deref(),
+                )
+                .await?;
                 let report = crate::k8s::deploy::apply_workload(
                     client,
                     &workload,
+                    registry,
                     &opts.wait,
                     &mut progress,
                 )

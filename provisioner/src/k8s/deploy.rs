@@ -27,7 +27,10 @@ use kube::Client;
 
 use super::apply::{parse_documents, Applier, ApplyReport, WaitConfig};
 use super::kubeconfig::{self, WriteMode};
-use super::render::{self, SecretValues, Workload, WorkloadOptions, WorkloadSecrets, SECRET_NAMES};
+use super::render::{
+    self, RegistryCredentials, SecretValues, Workload, WorkloadOptions, WorkloadSecrets,
+    SECRET_NAMES,
+};
 use crate::bootstrap::{Endpoints, ParameterNames};
 use crate::resolve::Resolver;
 use crate::template::model::{ApiAccess, Environment};
@@ -137,7 +140,9 @@ pub async fn deploy<S: PublishedKubeconfig + Sync>(
     let client = connect_cluster(env, &published, &access, opts, progress).await?;
     let expected: u32 = env.node_pools.iter().map(|p| p.desired).sum();
     wait_until_ready(&client, expected, remaining, opts.poll_interval, progress).await?;
-    let report = apply_workload(client, &workload, &opts.wait, progress).await?;
+    let registry =
+        registry_credentials(access.secrets, workload.image_pull_secret.as_deref()).await?;
+    let report = apply_workload(client, &workload, registry, &opts.wait, progress).await?;
     wait_for_serving(&access.service_url, opts, progress).await?;
     if let Some(name) = &access.public_name {
         progress(&public_name_status(name, &access.name_servers, &opts.resolver).await);
@@ -186,11 +191,13 @@ pub async fn public_name_status(
 pub async fn apply_workload(
     client: Client,
     workload: &Workload,
+    registry: Option<RegistryCredentials>,
     wait: &WaitConfig,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> anyhow::Result<ApplyReport> {
     let secrets = existing_secrets(&client, &workload.namespace).await?;
-    let secrets = WorkloadSecrets::reuse_or_generate(&secrets);
+    let mut secrets = WorkloadSecrets::reuse_or_generate(&secrets);
+    secrets.registry = registry;
     let mut objects = Vec::new();
     for m in render::render_manifests(workload, SecretValues::Actual(&secrets))? {
         objects.extend(
@@ -213,6 +220,30 @@ pub async fn apply_workload(
     applier.wait_for_rollouts(&report.applied).await?;
     progress("every rollout finished");
     Ok(report)
+}
+
+/// The registry credentials `cluster.image_pull_secret` names, read (decrypted) from SSM with
+/// the caller's credentials; an error names the parameter, never its value.
+pub async fn registry_credentials<S: PublishedKubeconfig + Sync>(
+    secrets: &S,
+    parameter: Option<&str>,
+) -> anyhow::Result<Option<RegistryCredentials>> {
+    let Some(name) = parameter else {
+        return Ok(None);
+    };
+    let value = secrets
+        .fetch(name)
+        .await
+        .with_context(|| format!("cluster.image_pull_secret: reading SSM parameter {name}"))?
+        .with_context(|| {
+            format!(
+                "cluster.image_pull_secret: SSM parameter {name} does not exist (put the \
+                 registry's .dockerconfigjson there as a SecureString)"
+            )
+        })?;
+    RegistryCredentials::parse(&value)
+        .map(Some)
+        .map_err(|why| anyhow::anyhow!("cluster.image_pull_secret: SSM parameter {name}: {why}"))
 }
 
 async fn existing_secrets(

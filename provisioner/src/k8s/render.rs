@@ -119,6 +119,8 @@ pub struct Workload {
     /// Workloads (`postgres`, `redis`) the template dedicates an agent pool to: they run
     /// only there (required node affinity); the others only prefer such a pool.
     pub dedicated: Vec<String>,
+    /// `cluster.image_pull_secret`: the SSM parameter holding the registry credentials.
+    pub image_pull_secret: Option<String>,
 }
 
 impl Workload {
@@ -156,6 +158,7 @@ impl Workload {
             postgres_storage: opts.postgres_storage.clone(),
             node_port: node_port(env)?,
             dedicated: dedicated_workloads(env),
+            image_pull_secret: env.cluster.image_pull_secret.clone(),
         })
     }
 
@@ -271,6 +274,65 @@ impl fmt::Display for GeneratedSecret {
     }
 }
 
+/// A registry credential document (`.dockerconfigjson`: `{"auths": {"<registry>": {"auth":
+/// "<base64 user:password>"}}}`). `Debug`/`Display` print `REDACTED`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryCredentials(String);
+
+impl RegistryCredentials {
+    /// `Err` says why `json` is not a `.dockerconfigjson` document (without echoing it).
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let v: Value = serde_json::from_str(json)
+            .map_err(|e| format!("not JSON (line {}, column {})", e.line(), e.column()))?;
+        if !v.get("auths").is_some_and(Value::is_object) {
+            return Err("no `auths` object (a .dockerconfigjson document is expected)".into());
+        }
+        Ok(Self(json.trim().to_owned()))
+    }
+
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    /// (user, password) for `registry` (`host[:port]`), from its `auth` or
+    /// `username`/`password`.
+    pub fn basic_for(&self, registry: &str) -> Option<(String, String)> {
+        use base64::Engine;
+        let v: Value = serde_json::from_str(&self.0).ok()?;
+        let auths = v.get("auths")?.as_object()?;
+        let entry = auths.iter().find_map(|(k, e)| {
+            let host = k
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap_or_default();
+            (host == registry || (host == "docker.io" && registry == "registry-1.docker.io"))
+                .then_some(e)
+        })?;
+        if let Some(auth) = entry.get("auth").and_then(Value::as_str) {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(auth)
+                .ok()?;
+            let (u, p) = String::from_utf8(raw)
+                .ok()?
+                .split_once(':')
+                .map(|(u, p)| (u.to_owned(), p.to_owned()))?;
+            return Some((u, p));
+        }
+        Some((
+            entry.get("username")?.as_str()?.to_owned(),
+            entry.get("password")?.as_str()?.to_owned(),
+        ))
+    }
+}
+
+impl fmt::Debug for RegistryCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RegistryCredentials(REDACTED)")
+    }
+}
+
 /// Every credential of the workload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkloadSecrets {
@@ -278,6 +340,8 @@ pub struct WorkloadSecrets {
     pub replication_password: GeneratedSecret,
     pub redis_password: GeneratedSecret,
     pub api_key: GeneratedSecret,
+    /// The image's registry credentials (`cluster.image_pull_secret`), when it has some.
+    pub registry: Option<RegistryCredentials>,
 }
 
 impl WorkloadSecrets {
@@ -287,6 +351,7 @@ impl WorkloadSecrets {
             replication_password: GeneratedSecret::generate(),
             redis_password: GeneratedSecret::generate(),
             api_key: GeneratedSecret::generate(),
+            registry: None,
         }
     }
 
@@ -306,6 +371,7 @@ impl WorkloadSecrets {
             replication_password: get("postgres-credentials", "REPLICATION_PASSWORD"),
             redis_password: get("redis-credentials", "REDIS_PASSWORD"),
             api_key: get("proximity-service-env", "PROXIMITY_API_KEYS"),
+            registry: None,
         }
     }
 }
@@ -324,6 +390,7 @@ pub const SECRET_NAMES: &[&str] = &[
     "postgres-credentials",
     "redis-credentials",
     "proximity-service-env",
+    "registry-credentials",
 ];
 
 /// One rendered file of the workload.
@@ -393,6 +460,15 @@ fn values(w: &Workload, secrets: SecretValues<'_>) -> BTreeMap<&'static str, Val
         ),
     };
     let redacted = matches!(secrets, SecretValues::Redacted);
+    let registry = match secrets {
+        SecretValues::Actual(WorkloadSecrets {
+            registry: Some(r), ..
+        }) => r.expose_secret().to_owned(),
+        SecretValues::Redacted if w.image_pull_secret.is_some() => {
+            r#"{"auths":{"REDACTED":{"auth":"REDACTED"}}}"#.to_owned()
+        }
+        _ => r#"{"auths":{}}"#.to_owned(),
+    };
     let url = |s: String| if redacted { "REDACTED".to_owned() } else { s };
     BTreeMap::from([
         ("namespace", json!(ns)),
@@ -412,6 +488,7 @@ fn values(w: &Workload, secrets: SecretValues<'_>) -> BTreeMap<&'static str, Val
         ("replication_password", json!(repl)),
         ("redis_password", json!(redis)),
         ("api_keys", json!(api)),
+        ("registry_credentials", json!(registry)),
         (
             "database_url",
             json!(url(format!(
@@ -475,6 +552,7 @@ mod tests {
             postgres_replicas: 2,
             postgres_storage: "10Gi".into(),
             dedicated: vec![],
+            image_pull_secret: None,
             node_port: 30080,
         }
     }
@@ -583,6 +661,48 @@ mod tests {
             redis.contains("preferredDuringSchedulingIgnoredDuringExecution\":[{\"preference\""),
             "{redis}"
         );
+    }
+
+    #[test]
+    fn registry_credentials_are_checked_found_per_registry_and_never_printed() {
+        use base64::Engine;
+        let auth = base64::engine::general_purpose::STANDARD.encode("bot:s3cret-token");
+        let json = format!(
+            r#"{{"auths":{{"ghcr.io":{{"auth":"{auth}"}},"https://index.docker.io/v1/":{{"username":"u","password":"p"}},"docker.io":{{"username":"hub","password":"pw"}}}}}}"#
+        );
+        let r = RegistryCredentials::parse(&json).unwrap();
+        assert_eq!(
+            r.basic_for("ghcr.io"),
+            Some(("bot".to_string(), "s3cret-token".to_string()))
+        );
+        assert_eq!(
+            r.basic_for("registry-1.docker.io"),
+            Some(("hub".to_string(), "pw".to_string()))
+        );
+        assert_eq!(r.basic_for("quay.io"), None);
+        assert!(!format!("{r:?}").contains("s3cret"));
+        let e = RegistryCredentials::parse("{\"user\": \"s3cret\"}").unwrap_err();
+        assert!(e.contains("auths") && !e.contains("s3cret"), "{e}");
+        let e = RegistryCredentials::parse("s3cret").unwrap_err();
+        assert!(!e.contains("s3cret"), "{e}");
+
+        // Rendered: the Secret carries them for a deploy, a placeholder in `render`, and the
+        // pods reference it.
+        let mut w = workload();
+        w.image_pull_secret = Some("/team/registry".into());
+        let mut secrets = WorkloadSecrets::generate();
+        secrets.registry = Some(r);
+        let all = |v: SecretValues<'_>| {
+            render_manifests(&w, v)
+                .unwrap()
+                .into_iter()
+                .map(|m| m.yaml)
+                .collect::<String>()
+        };
+        assert!(all(SecretValues::Actual(&secrets)).contains(&auth));
+        let redacted = all(SecretValues::Redacted);
+        assert!(!redacted.contains(&auth) && redacted.contains("REDACTED"));
+        assert_eq!(redacted.matches("- name: registry-credentials").count(), 2);
     }
 
     #[test]

@@ -854,6 +854,9 @@ pub struct Cluster {
     pub api_access: ApiAccess,
     /// Container image of proximity-service.
     pub service_image: String,
+    /// An SSM SecureString parameter holding the `.dockerconfigjson` for the image's registry
+    /// (a private registry): `up` reads it and the pods pull with it.
+    pub image_pull_secret: Option<String>,
     /// Where nodes download k3s from instead of GitHub: `<mirror>/<version>/<asset>` with
     /// the release's `sha256sum-<arch>.txt` and `install.sh` beside the binary.
     pub k3s_mirror: Option<String>,

@@ -42,6 +42,7 @@ pub struct RawCluster {
     pub operator_cidrs: Vec<String>,
     pub api_access: Option<ApiAccess>,
     pub service_image: String,
+    pub image_pull_secret: Option<String>,
     pub k3s_mirror: Option<String>,
     #[serde(default)]
     pub k3s_airgap_images: bool,

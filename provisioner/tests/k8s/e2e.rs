@@ -33,11 +33,11 @@ async fn deploys_the_workload_to_a_real_cluster() {
         ..WaitConfig::default()
     };
     let mut log = |l: &str| eprintln!("{l}");
-    let first = apply_workload(client.clone(), &workload, &wait, &mut log)
+    let first = apply_workload(client.clone(), &workload, None, &wait, &mut log)
         .await
         .expect("first deploy");
     assert!(!first.applied.is_empty());
-    let second = apply_workload(client, &workload, &wait, &mut log)
+    let second = apply_workload(client, &workload, None, &wait, &mut log)
         .await
         .expect("second deploy");
     assert!(

@@ -138,7 +138,7 @@ fn rendered_output_has_every_kind_the_workload_needs_and_no_secret() {
     }
     for (kind, n) in [
         ("Namespace", 1),
-        ("Secret", 3),
+        ("Secret", 4),
         ("StatefulSet", 2),
         ("Deployment", 3),
         ("HorizontalPodAutoscaler", 1),

@@ -269,4 +269,107 @@ async fn up_refuses_an_image_its_registry_does_not_have_before_changing_anything
     );
     assert!(err.contains("nothing was changed"), "{err}");
     assert!(!out.contains("created"), "{out}");
+
+    // A private registry's credentials are read from SSM before anything changes: a missing
+    // parameter is named.
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("private.yaml");
+    let src = std::fs::read_to_string(&dev).unwrap().replace(
+        "  service_image: ghcr.io/proximity/proximity-service:0.1.0",
+        "  service_image: ghcr.io/proximity/proximity-service:0.1.0\n  image_pull_secret: /proximity/registry",
+    );
+    assert!(src.contains("image_pull_secret"));
+    std::fs::write(&private, src).unwrap();
+    let (code, out, err) = run(&[
+        "up",
+        "-f",
+        private.to_str().unwrap(),
+        "--local",
+        "--yes",
+        "--boot-timeout",
+        "5",
+        "--image",
+        &there,
+    ]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        err.contains("cluster.image_pull_secret: SSM parameter /proximity/registry does not exist"),
+        "{err}"
+    );
+    assert!(!out.contains("created"), "{out}");
+}
+
+/// `scripts/build-image` builds for the nodes' architecture, read from the template's
+/// instance types. Docker cannot run here: a stand-in `docker` on PATH records the call.
+#[test]
+fn build_image_targets_the_architecture_of_the_templates_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("docker.log");
+    let fake = dir.path().join("docker");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$*\" >> '{}'\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = template("dev.yaml")
+        .parent()
+        .unwrap()
+        .join("../scripts/build-image");
+    let run = |args: &[&str], path: &str| {
+        std::process::Command::new("/bin/bash")
+            .arg(&script)
+            .args(args)
+            .env("PATH", path)
+            .env_remove("PLATFORMS")
+            .output()
+            .unwrap()
+    };
+    let path = format!("{}:/usr/bin:/bin", dir.path().display());
+    let dev = template("dev.yaml");
+    let out = run(&["ghcr.io/you/svc:1", dev.to_str().unwrap()], &path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        calls.contains("buildx build --platform linux/amd64 --tag ghcr.io/you/svc:1 --push ."),
+        "{calls}"
+    );
+    // Graviton pools: arm64; mixed: both.
+    let graviton = dir.path().join("graviton.yaml");
+    let src = std::fs::read_to_string(&dev).unwrap();
+    std::fs::write(&graviton, src.replace("t3.large", "m7g.large")).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    let out = run(&["ghcr.io/you/svc:1", graviton.to_str().unwrap()], &path);
+    assert!(out.status.success());
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        calls.contains("--platform linux/amd64,linux/arm64"),
+        "{calls}"
+    );
+    // No builder at all: a clear error (PATH holds only the tools the script needs).
+    let bare = tempfile::tempdir().unwrap();
+    for tool in ["dirname", "sed"] {
+        let real = which(tool);
+        std::os::unix::fs::symlink(real, bare.path().join(tool)).unwrap();
+    }
+    let out = run(&["ghcr.io/you/svc:1"], bare.path().to_str().unwrap());
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no image builder"));
+}
+
+fn which(tool: &str) -> std::path::PathBuf {
+    ["/usr/bin", "/bin"]
+        .iter()
+        .map(|d| std::path::Path::new(d).join(tool))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{tool} not found"))
 }

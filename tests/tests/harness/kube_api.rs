@@ -775,6 +775,7 @@ async fn apply_workload_of_the_dev_template_applies_every_object_and_waits_for_e
     let report = apply_workload(
         admin.clone(),
         &workload,
+        None,
         &fast_wait(Duration::from_secs(20)),
         &mut progress,
     )
@@ -846,6 +847,7 @@ async fn apply_workload_of_the_dev_template_applies_every_object_and_waits_for_e
     let again = apply_workload(
         admin,
         &workload,
+        None,
         &fast_wait(Duration::from_secs(20)),
         &mut progress,
     )
@@ -882,6 +884,7 @@ async fn a_rollout_that_never_gets_ready_fails_with_the_pods_events_and_logs() {
     let err = apply_workload(
         admin,
         &dev_workload(),
+        None,
         &fast_wait(Duration::from_millis(500)),
         &mut progress,
     )
@@ -924,6 +927,7 @@ async fn a_failed_job_ends_the_wait_at_once_with_its_reason() {
     let err = apply_workload(
         admin,
         &dev_workload(),
+        None,
         &fast_wait(Duration::from_secs(60)),
         &mut progress,
     )

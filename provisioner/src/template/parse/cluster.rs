@@ -106,6 +106,12 @@ impl<'s, 'a> Checker<'s, 'a> {
                 ok = false;
             }
         }
+        if let Some(name) = &c.image_pull_secret {
+            if let Err(why) = check_parameter_name(name) {
+                self.err("cluster.image_pull_secret", format!("`{name}`: {why}"));
+                ok = false;
+            }
+        }
         let init_lease_secs = match c.init_lease_secs {
             None => DEFAULT_INIT_LEASE_SECS,
             Some(v) if (10..=86_400).contains(&v) => v as u32,
@@ -128,6 +134,7 @@ impl<'s, 'a> Checker<'s, 'a> {
             operator_cidrs,
             api_access,
             service_image: image.to_owned(),
+            image_pull_secret: c.image_pull_secret.clone(),
             k3s_mirror: c.k3s_mirror.clone(),
             k3s_airgap_images: c.k3s_airgap_images,
             init_lease_secs,
@@ -211,6 +218,25 @@ impl Checker<'_, '_> {
     }
 }
 
+/// An SSM parameter name as AWS accepts it: `/`-rooted, 1..=1011 characters of
+/// `a-zA-Z0-9_.-/`, not under the reserved `/aws` or `/ssm` prefixes.
+fn check_parameter_name(name: &str) -> Result<(), String> {
+    if !name.starts_with('/') || name.len() > 1011 {
+        return Err("an SSM parameter path starting with `/` (at most 1011 characters)".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "_.-/".contains(*c)))
+    {
+        return Err(format!("`{c}` is not allowed in an SSM parameter name"));
+    }
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with("/aws/") || lower.starts_with("/ssm/") {
+        return Err("`/aws` and `/ssm` are reserved by AWS".into());
+    }
+    Ok(())
+}
+
 /// `v1.31.4+k3s1`
 fn valid_k3s_version(s: &str) -> bool {
     let Some(rest) = s.strip_prefix('v') else {
@@ -260,6 +286,19 @@ mod tests {
             "service_image: \"a b\"",
         ));
         assert_err(&e, "cluster.service_image", "not a container image");
+        let e = errs(&edit(
+            "service_image: ghcr.io/x/proximity-service:1",
+            "service_image: ghcr.io/x/proximity-service:1\n  image_pull_secret: \"registry creds\"",
+        ));
+        assert_err(&e, "cluster.image_pull_secret", "starting with `/`");
+        let t = ok(&edit(
+            "service_image: ghcr.io/x/proximity-service:1",
+            "service_image: ghcr.io/x/proximity-service:1\n  image_pull_secret: /team/registry",
+        ));
+        assert_eq!(
+            t.env.cluster.image_pull_secret.as_deref(),
+            Some("/team/registry")
+        );
     }
 
     #[test]
