@@ -82,6 +82,21 @@ pub trait AutoScalingGroups: Send + Sync {
         aws_name: &str,
         max: i32,
     ) -> impl Future<Output = Result<Vec<ScalingActivity>, CloudError>> + Send;
+    /// Terminates one instance of the group without lowering its desired capacity, so the
+    /// group launches a replacement from its launch template (`$Latest`).
+    fn replace_instance(
+        &self,
+        instance_id: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Waiter: the group has `desired` instances `InService`, `gone` is not among them, and
+    /// each is `healthy` in every one of `target_groups`.
+    fn wait_replaced(
+        &self,
+        aws_name: &str,
+        gone: &str,
+        desired: i32,
+        target_groups: &[String],
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
     /// Force-delete (terminates its instances), then wait until it is gone.
     fn delete_auto_scaling_group(
         &self,
@@ -259,6 +274,82 @@ impl AutoScalingGroups for Cloud {
             .await?;
         }
         Ok(())
+    }
+
+    async fn replace_instance(&self, instance_id: &str) -> Result<(), CloudError> {
+        self.call(
+            "autoscaling:TerminateInstanceInAutoScalingGroup",
+            Strong,
+            || {
+                self.asg
+                    .terminate_instance_in_auto_scaling_group()
+                    .instance_id(instance_id)
+                    .should_decrement_desired_capacity(false)
+                    .send()
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn wait_replaced(
+        &self,
+        aws_name: &str,
+        gone: &str,
+        desired: i32,
+        target_groups: &[String],
+    ) -> Result<(), CloudError> {
+        use super::elb::TargetGroups;
+        self.wait_for(
+            &format!("Auto Scaling group {aws_name}: {gone} replaced, {desired} instances in service and healthy"),
+            || async {
+                let r = self
+                    .call("autoscaling:DescribeAutoScalingGroups", Strong, || {
+                        self.asg
+                            .describe_auto_scaling_groups()
+                            .auto_scaling_group_names(aws_name)
+                            .send()
+                    })
+                    .await?;
+                let members: Vec<(String, String)> = r
+                    .auto_scaling_groups()
+                    .iter()
+                    .flat_map(|g| g.instances())
+                    .map(|i| {
+                        (
+                            i.instance_id().unwrap_or_default().to_string(),
+                            i.lifecycle_state()
+                                .map(|s| s.as_str().to_string())
+                                .unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                if members.iter().any(|(id, _)| id == gone) {
+                    return Ok(None);
+                }
+                let in_service: Vec<&String> = members
+                    .iter()
+                    .filter(|(_, state)| state == "InService")
+                    .map(|(id, _)| id)
+                    .collect();
+                if (in_service.len() as i32) < desired {
+                    return Ok(None);
+                }
+                for tg in target_groups {
+                    let health = self.target_health(tg).await?;
+                    let healthy = |id: &String| {
+                        health
+                            .iter()
+                            .any(|h| &h.target == id && h.state == "healthy")
+                    };
+                    if !in_service.iter().all(|id| healthy(id)) {
+                        return Ok(None);
+                    }
+                }
+                Ok(Some(()))
+            },
+        )
+        .await
     }
 
     async fn wait_asg_in_service(&self, aws_name: &str, desired: i32) -> Result<(), CloudError> {

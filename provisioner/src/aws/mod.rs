@@ -81,6 +81,10 @@ impl Owner for Cloud {
 /// Tag keys of ownership.
 pub const TAG_ENV: &str = "provisioner:env";
 pub const TAG_NAME: &str = "provisioner:name";
+/// On instances: a hash of the launch template configuration they were launched from, so a
+/// pool's instances on an older configuration are found (and replaced) the same way on AWS
+/// and on an emulator.
+pub const TAG_CONFIG: &str = "provisioner:config";
 
 /// How to reach AWS (resolved from the CLI by `crate::commands`).
 #[derive(Debug, Clone, Default)]

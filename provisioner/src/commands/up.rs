@@ -468,6 +468,7 @@ async fn cluster_access<'a>(
         service_url: format!("http://{}", dns_of(LbKind::Alb)?),
         public_name: public_record_name(env),
         name_servers: public_zone_name_servers(cloud, env).await,
+        instance_ips: running_instance_ips(cloud).await,
         kubeconfig_out: cfg.kubeconfig.clone().map(|p| {
             let mode = if p.exists() {
                 WriteMode::Merge
@@ -499,6 +500,23 @@ async fn public_zone_name_servers(cloud: &Cloud, env: &Environment) -> Vec<Strin
         eprintln!("(could not read the name servers of {}: {e})", zone.name);
         Vec::new()
     })
+}
+
+/// The private addresses of the environment's running (or starting) instances; none when
+/// the listing fails (then no Node is taken for departed).
+async fn running_instance_ips(cloud: &Cloud) -> Vec<String> {
+    match cloud.instances().await {
+        Ok(list) => list
+            .into_iter()
+            .filter(|i| matches!(i.state.as_str(), "pending" | "running"))
+            .map(|i| i.private_ip)
+            .filter(|ip| !ip.is_empty())
+            .collect(),
+        Err(e) => {
+            eprintln!("(could not list the instances; no departed Node is removed: {e})");
+            Vec::new()
+        }
+    }
 }
 
 /// Progress on a terminal: finished resources scroll by, one status line at the bottom is

@@ -55,6 +55,9 @@ pub struct ClusterAccess<'a, S> {
     pub public_name: Option<String>,
     /// The public zone's Route 53 name servers, which its parent must delegate to.
     pub name_servers: Vec<String>,
+    /// Private addresses of the environment's running instances: a Node NotReady for long
+    /// whose address is none of them is removed ([`super::nodes`]). Empty: nothing removed.
+    pub instance_ips: Vec<String>,
     /// Also write the kubeconfig here (replace, or merge as context `provisioner-<env>`).
     pub kubeconfig_out: Option<(PathBuf, WriteMode)>,
 }
@@ -140,6 +143,13 @@ pub async fn deploy<S: PublishedKubeconfig + Sync>(
     let client = connect_cluster(env, &published, &access, opts, progress).await?;
     let expected: u32 = env.node_pools.iter().map(|p| p.desired).sum();
     wait_until_ready(&client, expected, remaining, opts.poll_interval, progress).await?;
+    super::nodes::remove_departed_nodes(
+        &client,
+        &access.instance_ips,
+        super::nodes::DEPARTED_AFTER,
+        progress,
+    )
+    .await?;
     let registry =
         registry_credentials(access.secrets, workload.image_pull_secret.as_deref()).await?;
     let report = apply_workload(client, &workload, registry, &opts.wait, progress).await?;

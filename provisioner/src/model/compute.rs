@@ -8,7 +8,9 @@ use super::load_balancing::{lb_key, pool_target_groups};
 use super::{k, subnet_key, task, Target};
 use crate::aws::{Cloud, TAG_ENV, TAG_NAME};
 use crate::engine::{is_known, Task, TaskError, TaskKey};
-use crate::resources::{autoscaling_group, aws_name, launch_template, ssm_parameter};
+use crate::resources::{
+    autoscaling_group, aws_name, instance_roll, launch_template, ssm_parameter,
+};
 use crate::template::{Environment, LbKind, NodePool, NodeRole, SubnetKind};
 
 /// Placeholder NLB name used to render user-data in a plan before the NLB exists (the
@@ -36,6 +38,7 @@ pub fn build(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>> {
     for p in &env.node_pools {
         tasks.push(launch_template(env, target, p));
         tasks.push(auto_scaling_group(env, p));
+        tasks.push(instance_roll(env, p));
     }
     tasks
 }
@@ -103,6 +106,25 @@ pub fn health_check(role: NodeRole) -> (&'static str, i32) {
         NodeRole::K3sServer => ("ELB", SERVER_HEALTH_CHECK_GRACE_SECS),
         NodeRole::K3sAgent => ("EC2", AGENT_HEALTH_CHECK_GRACE_SECS),
     }
+}
+
+/// The pool's roll onto its launch template (see `resources::instance_roll`).
+fn instance_roll(env: &Environment, p: &NodePool) -> Arc<dyn Task<Cloud>> {
+    task(instance_roll::InstanceRoll {
+        name: p.name.to_string(),
+        asg: k("asg", p.name.as_str()),
+        launch_template: k("launch-template", p.name.as_str()),
+        target_groups: pool_target_groups(env)
+            .into_iter()
+            .filter(|(pool, _)| pool == p.name.as_str())
+            .map(|(_, t)| t)
+            .collect(),
+        hold: (crate::bootstrap::dedicated_workload(p).is_some()).then(|| {
+            "its nodes hold the data of a dedicated workload on node-local volumes; replace \
+             them by hand after a backup (terminate one, let the group replace it)"
+                .to_string()
+        }),
+    })
 }
 
 /// The pool's Auto Scaling group. Instances boot with their egress routed and (in public

@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::{by_name, known, out_id};
 use crate::aws::api::LaunchTemplates;
 use crate::aws::ec2::{LaunchTemplateData, RootVolume};
+use crate::aws::TAG_CONFIG;
 use crate::engine::{
     FieldChange, Found, OutputMap, Outputs, Resource, TaskError, TaskKey, UNKNOWN,
 };
@@ -69,6 +70,26 @@ pub struct LtState {
     /// Not diffed: a new description alone is no reason for a new version.
     #[serde(skip)]
     pub ami_source: String,
+}
+
+/// The configuration hash instances carry in [`TAG_CONFIG`]; `None` while a part is unknown.
+fn config_hash(parts: &[&str]) -> Option<String> {
+    if parts.iter().any(|p| !known(p)) {
+        return None;
+    }
+    Some(hash(&parts.join("\n")))
+}
+
+/// A template's outputs: its id, and the configuration hash its instances carry.
+fn lt_outputs(id: &str, tags: &[(String, String)]) -> OutputMap {
+    let mut out = out_id(id);
+    let config = tags
+        .iter()
+        .find(|(k, _)| k == TAG_CONFIG)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    out.insert("config".into(), config);
+    out
 }
 
 fn hash(s: &str) -> String {
@@ -126,6 +147,9 @@ impl<C: LaunchTemplates> Resource<C> for LaunchTemplate {
     fn key(&self) -> TaskKey {
         TaskKey::new("launch-template", &self.name)
     }
+    fn output_names(&self) -> &'static [&'static str] {
+        &["id", "config"]
+    }
     fn deps(&self) -> Vec<TaskKey> {
         let mut d = self.security_groups.clone();
         d.extend(self.instance_profile.iter().cloned());
@@ -145,6 +169,22 @@ impl<C: LaunchTemplates> Resource<C> for LaunchTemplate {
             None => UNKNOWN.to_string(),
         };
         let mut instance_tags = self.instance_tags.clone();
+        let config = config_hash(&[
+            &self.image_id,
+            &self.instance_type,
+            &sgs.join(","),
+            &self
+                .instance_profile
+                .as_ref()
+                .map(|p| i.get(p, "name"))
+                .transpose()?
+                .unwrap_or_default(),
+            &b64,
+            &self.root_volume_gb.to_string(),
+        ]);
+        if let Some(c) = &config {
+            instance_tags.push((TAG_CONFIG.to_string(), c.clone()));
+        }
         instance_tags.sort();
         Ok(LtState {
             image_id: self.image_id.clone(),
@@ -190,6 +230,7 @@ impl<C: LaunchTemplates> Resource<C> for LaunchTemplate {
                 encrypted: false,
                 delete_on_termination: false,
             });
+            let instance_tags_of_found = data.instance_tags.clone();
             Ok(Some(Found {
                 state: LtState {
                     image_id: data.image_id,
@@ -207,7 +248,7 @@ impl<C: LaunchTemplates> Resource<C> for LaunchTemplate {
                     root_volume_delete_on_termination: root.delete_on_termination,
                     ami_source: data.version_description,
                 },
-                outputs: out_id(&t.id),
+                outputs: lt_outputs(&t.id, &instance_tags_of_found),
             }))
         })
     }
@@ -224,7 +265,7 @@ impl<C: LaunchTemplates> Resource<C> for LaunchTemplate {
             let id = cx
                 .create_launch_template(&self.name, &self.template_name, &d.data(&dev))
                 .await?;
-            Ok(out_id(&id))
+            Ok(lt_outputs(&id, &d.instance_tags))
         })
     }
     fn update<'a>(
@@ -238,7 +279,7 @@ impl<C: LaunchTemplates> Resource<C> for LaunchTemplate {
             let dev = self.root_device(cx, &d.image_id).await?;
             cx.update_launch_template(&a.outputs["id"], &d.data(&dev))
                 .await?;
-            Ok(OutputMap::new())
+            Ok(lt_outputs(&a.outputs["id"], &d.instance_tags))
         })
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod autoscaling_group;
 pub mod iam;
+pub mod instance_roll;
 pub mod internet_gateway;
 pub mod launch_template;
 pub mod listener;

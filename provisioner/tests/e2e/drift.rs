@@ -512,3 +512,88 @@ async fn a_pool_stays_on_its_ami_when_the_parameter_moves_until_refresh_ami() {
     let p = plan::plan(&pinned, &env).await.unwrap();
     assert!(!p.has_changes(), "{}", plan::render_text(&p));
 }
+
+/// A launch template change rolls its pool: every instance launched from the old
+/// configuration is replaced (one at a time, the group back in service and healthy in its
+/// target groups before the next), the other pools are left alone, and the next plan is clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_template_change_replaces_the_pools_instances_one_at_a_time() {
+    use std::collections::BTreeMap;
+    let guard = harness::emulator().await.unwrap();
+    let env = load("dev.yaml");
+    let cloud = cloud(&guard, "dev").await;
+    let r = up::converge(&cloud, &env, &no_progress()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let ec2 = aws_sdk_ec2::Client::new(&crate::raw_conf(&guard).await);
+    // pool -> (instance id -> config tag), running instances only, read through the SDK.
+    let by_pool = || async {
+        let out = ec2.describe_instances().send().await.unwrap();
+        let mut m: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for i in out.reservations().iter().flat_map(|r| r.instances()) {
+            if i.state().and_then(|s| s.name()).map(|n| n.as_str()) != Some("running") {
+                continue;
+            }
+            let tag = |k: &str| {
+                i.tags()
+                    .iter()
+                    .find(|t| t.key() == Some(k))
+                    .and_then(|t| t.value())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            m.entry(tag("provisioner:name")).or_default().insert(
+                i.instance_id().unwrap().to_string(),
+                tag("provisioner:config"),
+            );
+        }
+        m
+    };
+    let before = by_pool().await;
+    assert_eq!(before["agents"].len(), 2, "{before:?}");
+    assert!(
+        before["agents"].values().all(|c| !c.is_empty()),
+        "{before:?}"
+    );
+
+    let bigger = crate::parse(&crate::load_source("dev.yaml").replacen(
+        "instance_type: t3.large\n    min: 2",
+        "instance_type: t3.xlarge\n    min: 2",
+        1,
+    ));
+    cloud.inventory.clear();
+    let r = up::converge(&cloud, &bigger, &no_progress()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let after = by_pool().await;
+    let agents = &after["agents"];
+    assert_eq!(agents.len(), 2, "{after:?}");
+    assert!(
+        agents.keys().all(|id| !before["agents"].contains_key(id)),
+        "every agent replaced: {before:?} -> {after:?}"
+    );
+    let new_config = agents.values().next().unwrap();
+    assert!(agents.values().all(|c| c == new_config));
+    assert_ne!(new_config, before["agents"].values().next().unwrap());
+    assert_eq!(after["servers"], before["servers"], "other pools untouched");
+    assert_eq!(after["postgres"], before["postgres"]);
+
+    cloud.inventory.clear();
+    let p = plan::plan(&cloud, &bigger).await.unwrap();
+    assert!(!p.has_changes(), "{}", plan::render_text(&p));
+
+    // The pool dedicated to Postgres keeps its data on node-local volumes: its launch
+    // template changes, its instances are reported, not replaced.
+    let yaml = crate::load_source("dev.yaml").replacen(
+        "instance_type: t3.large\n    min: 1",
+        "instance_type: t3.xlarge\n    min: 1",
+        1,
+    );
+    assert!(yaml.contains("t3.xlarge\n    min: 1"));
+    let pg_bigger = crate::parse(&yaml);
+    cloud.inventory.clear();
+    let r = up::converge(&cloud, &pg_bigger, &no_progress())
+        .await
+        .unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let held = by_pool().await;
+    assert_eq!(held["postgres"], before["postgres"], "postgres pool held");
+}

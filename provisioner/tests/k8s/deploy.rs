@@ -38,6 +38,7 @@ fn access(secrets: &Parameters) -> ClusterAccess<'_, Parameters> {
         service_url: "http://alb.example".into(),
         public_name: None,
         name_servers: Vec::new(),
+        instance_ips: Vec::new(),
         kubeconfig_out: None,
     }
 }
@@ -409,4 +410,66 @@ async fn an_undelegated_public_name_is_reported_with_the_ns_records_to_add() {
         line.contains("proximity.invalid. NS ns-1.awsdns-01.org ns-2.awsdns-02.com"),
         "{line}"
     );
+}
+
+fn node_at(name: &str, ready: bool, since: &str, ip: &str) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {"name": name},
+        "status": {
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "Unknown" },
+                            "lastTransitionTime": since}],
+            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}]
+        }
+    })
+}
+
+/// A Node left behind by a replaced instance (NotReady for long, its address no running
+/// instance's) is deleted; a recent NotReady one, one whose instance still runs, and a Ready
+/// one are kept.
+#[tokio::test]
+async fn nodes_whose_instance_is_gone_are_removed_and_no_other() {
+    use crate::mock_api::{Expect, MockApiServer};
+    use axum::http::{Method, StatusCode};
+    let long_ago = "2026-01-01T00:00:00Z";
+    let just_now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": [
+        node_at("ip-10-0-16-1", true, long_ago, "10.0.16.1"),
+        node_at("ip-10-0-16-9", false, long_ago, "10.0.16.9"),
+        node_at("ip-10-0-16-8", false, &just_now, "10.0.16.8"),
+        node_at("ip-10-0-16-4", false, long_ago, "10.0.16.4"),
+    ]});
+    let mock = MockApiServer::start(vec![
+        Expect::get("/api/v1/nodes").respond(StatusCode::OK, list),
+        Expect::new(Method::DELETE, "/api/v1/nodes/ip-10-0-16-9").respond(
+            StatusCode::OK,
+            node_at("ip-10-0-16-9", false, long_ago, "10.0.16.9"),
+        ),
+    ])
+    .await;
+    let live = ["10.0.16.1", "10.0.16.4", "10.0.16.7"].map(String::from);
+    let mut lines = Vec::new();
+    let removed = provisioner::k8s::nodes::remove_departed_nodes(
+        &mock.client(),
+        &live,
+        provisioner::k8s::nodes::DEPARTED_AFTER,
+        &mut |l: &str| lines.push(l.to_owned()),
+    )
+    .await
+    .unwrap();
+    mock.verify();
+    assert_eq!(removed, ["ip-10-0-16-9"]);
+    assert!(lines[0].contains("no running instance"), "{lines:?}");
+
+    // No instance listing: nothing is touched (not even a list call).
+    let mock = MockApiServer::start(vec![]).await;
+    let removed = provisioner::k8s::nodes::remove_departed_nodes(
+        &mock.client(),
+        &[],
+        provisioner::k8s::nodes::DEPARTED_AFTER,
+        &mut |_: &str| {},
+    )
+    .await
+    .unwrap();
+    mock.verify();
+    assert!(removed.is_empty());
 }
