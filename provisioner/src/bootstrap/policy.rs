@@ -7,6 +7,8 @@
 //!   the init-election parameters, `ssm:GetParameter` on the init-election parameter (to
 //!   learn who won). No server can read the kubeconfig back: only the provisioner can.
 //!
+//! - servers also carry the AWS EBS CSI driver's statements (its controller runs there).
+//!
 //! SecureStrings use the AWS-managed key `alias/aws/ssm`, whose key policy already allows
 //! use through SSM by the account's principals, so no `kms:` statement is needed.
 
@@ -90,8 +92,22 @@ pub fn instance_role_policy(env: &Environment, role: NodeRole, scope: &PolicySco
                 scope.parameter_arn(&rounds),
             ],
         }));
+        // The EBS CSI controller runs on the servers (host network: the node role through
+        // IMDS with hop limit 1) and manages the Postgres volumes.
+        statements.extend(ebs_csi_statements(scope));
     }
     json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// The AWS EBS CSI driver's policy (its `docs/example-iam-policy.json`): describes on `*`,
+/// creates and deletes only of volumes and snapshots tagged as the driver's, in this region and
+/// account.
+fn ebs_csi_statements(scope: &PolicyScope) -> Vec<Value> {
+    let text = include_str!("ebs_csi_policy.json")
+        .replace("arn:aws:", &format!("arn:{}:", scope.partition))
+        .replace(":REGION:", &format!(":{}:", scope.region))
+        .replace(":ACCOUNT:", &format!(":{}:", scope.account_id));
+    serde_json::from_str(&text).expect("ebs_csi_policy.json is a JSON array of statements")
 }
 
 /// Trust policy of the node role: only EC2 may assume it.
@@ -122,5 +138,30 @@ mod tests {
             PolicyScope::new("us-gov-west-1", "*").partition,
             "aws-us-gov"
         );
+    }
+
+    /// The EBS CSI statements go to the servers only (where the controller runs), scoped to
+    /// this region and account, and the role's inline policy stays under IAM's 10,240
+    /// characters.
+    #[test]
+    fn only_servers_may_manage_ebs_volumes_in_their_region_and_account() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../vpc-templates/dev.yaml");
+        let env = crate::template::load(&path).unwrap().env;
+        let scope = PolicyScope::new("eu-west-1", "123456789012");
+        let server = instance_role_policy(&env, NodeRole::K3sServer, &scope).to_string();
+        let agent = instance_role_policy(&env, NodeRole::K3sAgent, &scope).to_string();
+        assert!(server.contains("ec2:CreateVolume") && server.contains("ec2:AttachVolume"));
+        assert!(server.contains("arn:aws:ec2:eu-west-1:123456789012:volume/*"));
+        assert!(!server.contains("REGION") && !server.contains("ACCOUNT"));
+        assert!(!agent.contains("ec2:"), "{agent}");
+        assert!(server.len() < 10_240, "{} characters", server.len());
+        let cn = instance_role_policy(
+            &env,
+            NodeRole::K3sServer,
+            &PolicyScope::new("cn-north-1", "1"),
+        )
+        .to_string();
+        assert!(cn.contains("arn:aws-cn:ec2:cn-north-1:1:volume/*") && !cn.contains("arn:aws:"));
     }
 }

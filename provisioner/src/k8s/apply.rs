@@ -92,6 +92,17 @@ pub enum ApplyError {
         #[source]
         source: kube::Error,
     },
+    /// The API server refused to change a field that is fixed once the object exists (422).
+    #[error(
+        "{object}: Kubernetes cannot change {field} of an existing {kind} ({message}); {advice}"
+    )]
+    Immutable {
+        object: ObjectRef,
+        kind: String,
+        field: String,
+        message: String,
+        advice: String,
+    },
     #[error("pruning {object}: {source}")]
     Prune {
         object: ObjectRef,
@@ -111,6 +122,56 @@ pub enum ApplyError {
         /// Events and log tails of the failing pods.
         diagnostics: String,
     },
+}
+
+/// An apply's error: a 422 for a field fixed at creation says which and what to do.
+fn apply_error(object: &ObjectRef, source: kube::Error) -> ApplyError {
+    let kube::Error::Api(status) = &source else {
+        return ApplyError::Apply {
+            object: object.clone(),
+            source,
+        };
+    };
+    let fixed = status.message.contains("field is immutable")
+        || status.message.contains("Forbidden: updates to");
+    if status.code != 422 || !fixed {
+        return ApplyError::Apply {
+            object: object.clone(),
+            source,
+        };
+    }
+    let (field, advice) = match object.kind.as_str() {
+        "StatefulSet" if status.message.contains("updates to statefulset spec") => (
+            "spec.volumeClaimTemplates (or another field but replicas, template, \
+             updateStrategy, ordinals, minReadySeconds, persistentVolumeClaimRetentionPolicy)"
+                .to_string(),
+            format!(
+                "its volume claims (storage class, size) are fixed when it is created: to \
+                 replace it keeping its pods and volumes, run `kubectl -n {} delete statefulset \
+                 {} --cascade=orphan`, then `up` again (existing claims keep their storage \
+                 class; move the data itself with a backup and restore)",
+                object.namespace.as_deref().unwrap_or("default"),
+                object.name
+            ),
+        ),
+        _ => (
+            status
+                .message
+                .split(':')
+                .nth(1)
+                .map(|f| f.trim().to_string())
+                .filter(|f| !f.is_empty())
+                .unwrap_or_else(|| "a field".to_string()),
+            "delete the object and run `up` again to recreate it".to_string(),
+        ),
+    };
+    ApplyError::Immutable {
+        object: object.clone(),
+        kind: object.kind.clone(),
+        field,
+        message: status.message.clone(),
+        advice,
+    }
 }
 
 /// Timing of the rollout waits.
@@ -309,10 +370,7 @@ impl Applier {
             let api = self.api(&ar, &caps, r.namespace.as_deref());
             api.patch(&r.name, &params, &Patch::Apply(obj))
                 .await
-                .map_err(|source| ApplyError::Apply {
-                    object: r.clone(),
-                    source,
-                })?;
+                .map_err(|source| apply_error(&r, source))?;
             tracing::info!(object = %r, "applied");
             report.applied.push(r);
         }

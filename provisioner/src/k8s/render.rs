@@ -28,6 +28,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../manifests/01-secrets.yaml"),
     ),
     (
+        "05-ebs-csi.yaml",
+        include_str!("../../../manifests/05-ebs-csi.yaml"),
+    ),
+    (
         "10-postgres.yaml",
         include_str!("../../../manifests/10-postgres.yaml"),
     ),
@@ -52,6 +56,9 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 /// The namespace every workload object lives in.
 pub const NAMESPACE: &str = "proximity";
 /// Pinned images of the data stores.
+/// The StorageClass of the Postgres volumes: EBS gp3 through the EBS CSI driver
+/// (`manifests/05-ebs-csi.yaml`), so a volume outlives its instance.
+pub const POSTGRES_STORAGE_CLASS: &str = "ebs-gp3";
 pub const POSTGRES_IMAGE: &str = "docker.io/library/postgres:17.6-alpine";
 pub const REDIS_IMAGE: &str = "docker.io/library/redis:7.4.5-alpine";
 /// NodePort used when the template has no ALB.
@@ -121,6 +128,8 @@ pub struct Workload {
     pub dedicated: Vec<String>,
     /// `cluster.image_pull_secret`: the SSM parameter holding the registry credentials.
     pub image_pull_secret: Option<String>,
+    /// The AWS region (the EBS CSI controller's, which reads no instance metadata for it).
+    pub region: String,
 }
 
 impl Workload {
@@ -159,6 +168,7 @@ impl Workload {
             node_port: node_port(env)?,
             dedicated: dedicated_workloads(env),
             image_pull_secret: env.cluster.image_pull_secret.clone(),
+            region: env.region.as_str().to_owned(),
         })
     }
 
@@ -477,6 +487,12 @@ fn values(w: &Workload, secrets: SecretValues<'_>) -> BTreeMap<&'static str, Val
         ("redis_image", json!(REDIS_IMAGE)),
         ("postgres_replicas", json!(w.postgres_replicas)),
         ("postgres_storage", json!(w.postgres_storage)),
+        ("postgres_storage_class", json!(POSTGRES_STORAGE_CLASS)),
+        ("aws_region", json!(w.region)),
+        (
+            "ebs_extra_tags",
+            json!(format!("{}={}", crate::aws::TAG_ENV, w.env)),
+        ),
         ("postgres_node_affinity", node_affinity(w, "postgres")),
         ("redis_node_affinity", node_affinity(w, "redis")),
         ("service_replicas", json!(w.service_replicas)),
@@ -553,6 +569,7 @@ mod tests {
             postgres_storage: "10Gi".into(),
             dedicated: vec![],
             image_pull_secret: None,
+            region: "us-east-1".into(),
             node_port: 30080,
         }
     }

@@ -74,7 +74,7 @@ fn rendered_manifests_validate_strictly_against_the_pinned_kubernetes_schemas() 
             .into_iter()
             .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
             .collect();
-        assert_eq!(manifests.len(), 7, "{template}: {manifests:?}");
+        assert_eq!(manifests.len(), 8, "{template}: {manifests:?}");
         assert_valid(&tool, &manifests);
 
         // ... and what a deploy applies (real generated secrets, other replica counts).
@@ -140,9 +140,13 @@ fn rendered_output_has_every_kind_the_workload_needs_and_no_secret() {
         ("Namespace", 1),
         ("Secret", 4),
         ("StatefulSet", 2),
-        ("Deployment", 3),
+        // The service, the two Redis Deployments and the EBS CSI controller.
+        ("Deployment", 4),
+        ("DaemonSet", 1),
+        ("StorageClass", 1),
+        ("CSIDriver", 1),
         ("HorizontalPodAutoscaler", 1),
-        ("PodDisruptionBudget", 1),
+        ("PodDisruptionBudget", 2),
         ("NetworkPolicy", 5),
         ("Job", 1),
     ] {
@@ -192,9 +196,34 @@ fn rendered_objects_are_consistent_with_each_other() {
         "the Namespace is applied first"
     );
     assert_eq!(objects[0]["metadata"]["name"], NAMESPACE);
+    // The workload in its namespace; the EBS CSI driver in kube-system or cluster-wide.
     for o in &objects[1..] {
+        let ebs = o["metadata"]["labels"]["app.kubernetes.io/name"] == "aws-ebs-csi-driver"
+            || o["kind"] == "StorageClass"
+            || o["kind"] == "CSIDriver";
+        if ebs {
+            assert!(
+                o["metadata"]["namespace"].is_null() || o["metadata"]["namespace"] == "kube-system",
+                "{o}"
+            );
+            continue;
+        }
         assert_eq!(
             o["metadata"]["namespace"], NAMESPACE,
+            "{}",
+            o["metadata"]["name"]
+        );
+    }
+    // Postgres keeps its data on EBS volumes of the class the driver serves.
+    let sc = objects
+        .iter()
+        .find(|o| o["kind"] == "StorageClass")
+        .unwrap();
+    assert_eq!(sc["provisioner"], "ebs.csi.aws.com");
+    for o in objects.iter().filter(|o| o["kind"] == "StatefulSet") {
+        assert_eq!(
+            o["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"],
+            sc["metadata"]["name"],
             "{}",
             o["metadata"]["name"]
         );

@@ -256,6 +256,18 @@ impl MockKubeApi {
             deletion: DeletionMode::Immediate,
             lingering: HashMap::new(),
         }));
+        // A real API server starts with its system namespaces.
+        {
+            let mut st = lock(&state);
+            let ns_def = def_of_kind("Namespace").expect("Namespace is served");
+            for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+                st.put_owned(
+                    &Key::new(ns_def, None, ns),
+                    json!({"apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": ns}, "status": {"phase": "Active"}}),
+                );
+            }
+        }
         let app = Router::new().fallback(handle).with_state(state.clone());
         let (shutdown, stop) = tokio::sync::watch::channel(false);
         tokio::spawn(serve(listener, acceptor, app, stop));

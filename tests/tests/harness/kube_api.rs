@@ -318,9 +318,10 @@ async fn the_api_needs_the_admin_token_and_is_ready_only_after_a_cluster_init() 
         get_text(&anonymous, "/cacerts").await.unwrap(),
         pki.ca_pem()
     );
+    // The system namespaces a real API server starts with.
     assert_eq!(
         namespaces(client(&api, Some(admin)).await).await.unwrap(),
-        0
+        4
     );
     for token in [None, Some("wrong"), Some(SERVER_TOKEN)] {
         let err = namespaces(client(&api, token).await).await.unwrap_err();
@@ -1011,4 +1012,46 @@ async fn the_applier_prunes_what_it_no_longer_applies() {
     assert!(report.pruned.is_empty(), "{report:?}");
     assert_eq!(report.skipped.len(), 1, "{report:?}");
     assert!(api.object("ConfigMap", Some("proximity"), "c").is_some());
+}
+
+/// A StatefulSet's volume claims cannot change in place (the real API answers 422): the
+/// applier says which field and what to do, instead of a bare API error. Seen failing before
+/// the applier's answer: the error was "server-side apply of StatefulSet …: ApiError: …".
+#[tokio::test]
+async fn a_changed_volume_claim_template_is_refused_with_the_field_and_the_way_out() {
+    let (api, admin) = cluster().await;
+    register_nodes(&api, 3).await;
+    for kind in ["Deployment", "StatefulSet", "Job"] {
+        api.set_rollout_behaviour(kind, None, RolloutBehaviour::ReadyAfterReads(1));
+    }
+    let workload = dev_workload();
+    apply_workload(
+        admin.clone(),
+        &workload,
+        None,
+        &fast_wait(Duration::from_secs(20)),
+        &mut |_: &str| {},
+    )
+    .await
+    .unwrap();
+    let mut bigger = workload.clone();
+    bigger.postgres_storage = "20Gi".into();
+    let err = apply_workload(
+        admin,
+        &bigger,
+        None,
+        &fast_wait(Duration::from_secs(20)),
+        &mut |_: &str| {},
+    )
+    .await
+    .unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("Kubernetes cannot change spec.volumeClaimTemplates"),
+        "{text}"
+    );
+    assert!(
+        text.contains("delete statefulset postgres-primary --cascade=orphan"),
+        "{text}"
+    );
 }

@@ -96,6 +96,7 @@ pub const RESOURCES: &[ResourceDef] = &[
     def("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[], &[]),
     def("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[], &[]),
     def("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &[], &["sc"]),
+    def("storage.k8s.io", "v1", "CSIDriver", "csidrivers", false, &[], &[]),
 ];
 
 pub(super) const VERBS: &[&str] = &[
@@ -154,6 +155,7 @@ pub(super) fn check_types(d: &ResourceDef, obj: &Value) -> Result<(), Reply> {
         "ClusterRole" => decode::<rbac::v1::ClusterRole>(obj),
         "ClusterRoleBinding" => decode::<rbac::v1::ClusterRoleBinding>(obj),
         "StorageClass" => decode::<storage::v1::StorageClass>(obj),
+        "CSIDriver" => decode::<storage::v1::CSIDriver>(obj),
         _ => Ok(()),
     };
     decoded.map_err(|e| {
