@@ -32,6 +32,9 @@ pub struct Item {
     pub name: String,
     #[serde(skip)]
     pub uses: Vec<TaskKey>,
+    /// Its tags, for the families that list them (empty for untagged children, IAM and SSM).
+    #[serde(skip)]
+    pub tags: BTreeMap<String, String>,
 }
 
 fn key(kind: &str, id: &str) -> TaskKey {
@@ -43,7 +46,22 @@ fn name(tags: &BTreeMap<String, String>) -> String {
 }
 
 fn item(key: TaskKey, name: String, uses: Vec<TaskKey>) -> Item {
-    Item { key, name, uses }
+    Item {
+        key,
+        name,
+        uses,
+        tags: BTreeMap::new(),
+    }
+}
+
+/// An item listed with its tags.
+fn tagged(key: TaskKey, tags: &BTreeMap<String, String>, uses: Vec<TaskKey>) -> Item {
+    Item {
+        key,
+        name: name(tags),
+        uses,
+        tags: tags.clone(),
+    }
 }
 
 /// The listing of a service the endpoint does not offer (an emulator without ELBv2 …) is
@@ -83,6 +101,33 @@ pub async fn discover(cloud: &Cloud) -> Result<Inventory, CloudError> {
     Ok(Inventory { items, in_the_way })
 }
 
+/// Everything of the environment whose tags can be changed in place, with its tags, read
+/// from the listings already made where they are cached (a resource created in this run is
+/// missing from a cached listing, and was created with the template's tags).
+pub async fn taggable(cloud: &Cloud) -> Result<Vec<Item>, CloudError> {
+    let mut items = Vec::new();
+    let net = network(cloud, &mut items).await?;
+    routing(cloud, &mut items).await?;
+    security_groups(cloud, &mut items).await?;
+    launch_templates(cloud, &mut items).await?;
+    load_balancing(cloud, &net, &mut items).await?;
+    for g in unless_unsupported(cloud.auto_scaling_groups().await)? {
+        items.push(tagged(key("asg", &g.name), &g.tags, vec![]));
+    }
+    for i in cloud.instances().await? {
+        if matches!(i.state.as_str(), "pending" | "running" | "stopped") {
+            items.push(tagged(key("instance", &i.id), &i.tags, vec![]));
+        }
+    }
+    for h in unless_unsupported(cloud.health_checks().await)? {
+        items.push(tagged(key("hc", &h.id), &h.tags, vec![]));
+    }
+    for z in unless_unsupported(cloud.hosted_zones().await)? {
+        items.push(tagged(key("zone", &z.id), &z.tags, vec![]));
+    }
+    Ok(items)
+}
+
 /// What later families need to know of the network.
 struct Network {
     vpcs: Vec<String>,
@@ -107,13 +152,13 @@ impl Network {
 async fn network(cloud: &Cloud, items: &mut Vec<Item>) -> Result<Network, CloudError> {
     let vpcs = cloud.vpcs().await?;
     for v in &vpcs {
-        items.push(item(key("vpc", &v.id), name(&v.tags), vec![]));
+        items.push(tagged(key("vpc", &v.id), &v.tags, vec![]));
     }
     let subnets = cloud.subnets().await?;
     for s in &subnets {
-        items.push(item(
+        items.push(tagged(
             key("subnet", &s.id),
-            name(&s.tags),
+            &s.tags,
             vec![key("vpc", &s.vpc_id)],
         ));
     }
@@ -133,10 +178,10 @@ async fn network(cloud: &Cloud, items: &mut Vec<Item>) -> Result<Network, CloudE
     };
     for g in &igws {
         let uses = g.attached_vpcs.iter().map(|v| key("vpc", v)).collect();
-        items.push(item(key("igw", &g.id), name(&g.tags), uses));
+        items.push(tagged(key("igw", &g.id), &g.tags, uses));
     }
     for a in cloud.elastic_ips().await? {
-        items.push(item(key("eip", &a.allocation_id), name(&a.tags), vec![]));
+        items.push(tagged(key("eip", &a.allocation_id), &a.tags, vec![]));
     }
     let nats = cloud.nat_gateways().await?;
     let nat_enis = nats
@@ -152,7 +197,7 @@ async fn network(cloud: &Cloud, items: &mut Vec<Item>) -> Result<Network, CloudE
         uses.extend(n.network_interface_ids.iter().map(|e| key("eni", e)));
         uses.extend(n.allocation_ids.iter().map(|a| key("eip", a)));
         uses.extend(net.igw_of_vpc.get(&n.vpc_id).map(|g| key("igw", g)));
-        items.push(item(key("nat", &n.id), name(&n.tags), uses));
+        items.push(tagged(key("nat", &n.id), &n.tags, uses));
     }
     Ok(Network { nat_enis, ..net })
 }
@@ -172,11 +217,11 @@ async fn routing(cloud: &Cloud, items: &mut Vec<Item>) -> Result<(), CloudError>
             uses.push(key(kind, &r.target));
         }
         uses.extend(t.associations.iter().map(|(_, s)| key("subnet", s)));
-        items.push(item(key("rtb", &t.id), name(&t.tags), uses));
+        items.push(tagged(key("rtb", &t.id), &t.tags, uses));
     }
     for p in cloud.peerings().await? {
         let uses = vec![key("vpc", &p.requester_vpc), key("vpc", &p.accepter_vpc)];
-        items.push(item(key("pcx", &p.id), name(&p.tags), uses));
+        items.push(tagged(key("pcx", &p.id), &p.tags, uses));
     }
     Ok(())
 }
@@ -184,9 +229,9 @@ async fn routing(cloud: &Cloud, items: &mut Vec<Item>) -> Result<(), CloudError>
 async fn security_groups(cloud: &Cloud, items: &mut Vec<Item>) -> Result<(), CloudError> {
     for g in cloud.security_groups().await? {
         // SG-to-SG references are revoked before the rounds, so they are not edges here.
-        items.push(item(
+        items.push(tagged(
             key("sg", &g.id),
-            name(&g.tags),
+            &g.tags,
             vec![key("vpc", &g.vpc_id)],
         ));
     }
@@ -195,7 +240,7 @@ async fn security_groups(cloud: &Cloud, items: &mut Vec<Item>) -> Result<(), Clo
 
 async fn launch_templates(cloud: &Cloud, items: &mut Vec<Item>) -> Result<(), CloudError> {
     for t in cloud.launch_templates().await? {
-        items.push(item(key("lt", &t.id), name(&t.tags), vec![]));
+        items.push(tagged(key("lt", &t.id), &t.tags, vec![]));
     }
     Ok(())
 }
@@ -208,9 +253,9 @@ async fn load_balancing(
 ) -> Result<(), CloudError> {
     let tgs = unless_unsupported(cloud.target_groups().await)?;
     for t in &tgs {
-        items.push(item(
+        items.push(tagged(
             key("tg", &t.arn),
-            name(&t.tags),
+            &t.tags,
             vec![key("vpc", &t.spec.vpc_id)],
         ));
     }
@@ -219,7 +264,7 @@ async fn load_balancing(
         uses.extend(lb.subnets.iter().filter_map(|s| net.igw_for_subnet(s)));
         uses.extend(lb.security_groups.iter().map(|g| key("sg", g)));
         uses.extend(tgs.iter().map(|t| key("tg", &t.arn)));
-        items.push(item(key("lb", &lb.arn), name(&lb.tags), uses));
+        items.push(tagged(key("lb", &lb.arn), &lb.tags, uses));
     }
     Ok(())
 }
@@ -279,7 +324,7 @@ async fn compute(
         // whatever instance is left.
         uses.extend(g.instances.iter().map(|i| key("instance", &i.id)));
         uses.extend(identities.iter().cloned());
-        items.push(item(key("asg", &g.name), name(&g.tags), uses));
+        items.push(tagged(key("asg", &g.name), &g.tags, uses));
     }
     for i in cloud.instances().await? {
         if matches!(i.state.as_str(), "terminated" | "shutting-down") {
@@ -288,7 +333,7 @@ async fn compute(
         let mut uses = vec![key("subnet", &i.subnet_id)];
         uses.extend(net.igw_for_subnet(&i.subnet_id));
         uses.extend(identities.iter().cloned());
-        items.push(item(key("instance", &i.id), name(&i.tags), uses));
+        items.push(tagged(key("instance", &i.id), &i.tags, uses));
     }
     Ok(())
 }
@@ -332,13 +377,15 @@ async fn network_interfaces(
 async fn dns(cloud: &Cloud, net: &Network, items: &mut Vec<Item>) -> Result<(), CloudError> {
     let checks = unless_unsupported(cloud.health_checks().await)?;
     for h in &checks {
-        items.push(item(key("hc", &h.id), name(&h.tags), vec![]));
+        items.push(tagged(key("hc", &h.id), &h.tags, vec![]));
     }
     for z in unless_unsupported(cloud.hosted_zones().await)? {
         // Its records may use the health checks: the zone (records first) goes before them.
         let mut uses: Vec<TaskKey> = net.vpcs.iter().map(|v| key("vpc", v)).collect();
         uses.extend(checks.iter().map(|h| key("hc", &h.id)));
-        items.push(item(key("zone", &z.id), z.name.clone(), uses));
+        let mut zone = tagged(key("zone", &z.id), &z.tags, uses);
+        zone.name = z.name.clone();
+        items.push(zone);
     }
     Ok(())
 }

@@ -1182,7 +1182,7 @@ impl LaunchTemplates for Cloud {
                         |o| o.next_token(),
                     )
                     .await?;
-                Ok(out
+                let mut list: Vec<LaunchTemplateInfo> = out
                     .iter()
                     .flat_map(|o| o.launch_templates())
                     .map(|t| LaunchTemplateInfo {
@@ -1192,7 +1192,52 @@ impl LaunchTemplates for Cloud {
                         tags: tags_of(t.tags()),
                     })
                     .filter(|t| self.mine(&t.tags))
-                    .collect::<Vec<_>>())
+                    .collect();
+                // Their current tags from DescribeTags: a template's own listing may show the
+                // tags it was created with (moto does), not those changed since.
+                if !list.is_empty() {
+                    let ids: Vec<String> = list.iter().map(|t| t.id.clone()).collect();
+                    let pages = match self
+                        .all_pages(
+                            "ec2:DescribeTags",
+                            |token| {
+                                self.ec2
+                                    .describe_tags()
+                                    .filters(
+                                        Filter::builder()
+                                            .name("resource-id")
+                                            .set_values(Some(ids.clone()))
+                                            .build(),
+                                    )
+                                    .set_next_token(token)
+                                    .send()
+                            },
+                            |o| o.next_token(),
+                        )
+                        .await
+                    {
+                        Ok(pages) => pages,
+                        // A template just created may not be in DescribeTags yet (eventual
+                        // consistency): its listing's tags, from its creation, stand.
+                        Err(e) if e.kind == crate::engine::ErrorKind::NotFound => Vec::new(),
+                        Err(e) => return Err(e),
+                    };
+                    let mut current: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+                    for d in pages.iter().flat_map(|o| o.tags()) {
+                        if let (Some(id), Some(k)) = (d.resource_id(), d.key()) {
+                            current
+                                .entry(id.to_string())
+                                .or_default()
+                                .insert(k.to_string(), d.value().unwrap_or_default().to_string());
+                        }
+                    }
+                    for t in &mut list {
+                        if let Some(tags) = current.remove(&t.id) {
+                            t.tags = tags;
+                        }
+                    }
+                }
+                Ok(list)
             })
             .await
     }

@@ -28,6 +28,7 @@ pub mod iam;
 pub mod route53;
 pub mod ssm;
 pub mod ssm_secrets;
+pub mod tags;
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
@@ -64,6 +65,7 @@ pub mod api {
     pub use super::route53::{HealthChecks, HostedZones, Records};
     pub use super::ssm::Parameters;
     pub use super::ssm_secrets::SecureParameters;
+    pub use super::tags::Retag;
     pub use super::Owner;
 }
 
@@ -85,6 +87,18 @@ pub const TAG_NAME: &str = "provisioner:name";
 /// pool's instances on an older configuration are found (and replaced) the same way on AWS
 /// and on an emulator.
 pub const TAG_CONFIG: &str = "provisioner:config";
+/// The keys of the template's extra `tags` a resource was given (comma-separated), so a key
+/// later removed from the template is removed from the resource — and only such a key: a
+/// tag someone else added is never touched.
+pub const TAG_EXTRA_KEYS: &str = "provisioner:tag-keys";
+
+/// The [`TAG_EXTRA_KEYS`] value for these extra keys; `None` when there are none.
+pub fn managed_keys_tag<'a>(keys: impl Iterator<Item = &'a str>) -> Option<String> {
+    let mut keys: Vec<&str> = keys.collect();
+    keys.sort_unstable();
+    keys.dedup();
+    (!keys.is_empty()).then(|| keys.join(","))
+}
 
 /// How to reach AWS (resolved from the CLI by `crate::commands`).
 #[derive(Debug, Clone, Default)]
@@ -315,9 +329,20 @@ impl Cloud {
             .read()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
+        if let Some(keys) = managed_keys_tag(t.iter().map(|(k, _)| k.as_str())) {
+            t.push((TAG_EXTRA_KEYS.to_string(), keys));
+        }
         t.push((TAG_ENV.to_string(), self.env.clone()));
         t.push((TAG_NAME.to_string(), name.to_string()));
         t
+    }
+
+    /// The template's extra tags as set now.
+    pub fn extra_tags(&self) -> BTreeMap<String, String> {
+        self.extra_tags
+            .read()
+            .map(|m| m.clone())
+            .unwrap_or_default()
     }
 
     /// Does this tag set say "owned by this environment"?
@@ -581,6 +606,11 @@ pub(crate) fn tag_map<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ebs_volumes_carry_the_ownership_tag() {
+        assert_eq!(crate::k8s::render::EBS_VOLUME_ENV_TAG, TAG_ENV);
+    }
 
     #[test]
     fn pages_are_followed_until_the_token_runs_out() {

@@ -56,6 +56,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 /// The namespace every workload object lives in.
 pub const NAMESPACE: &str = "proximity";
 /// Pinned images of the data stores.
+/// The ownership tag the EBS CSI driver puts on the volumes it creates: the provisioner's
+/// `crate::aws::TAG_ENV` (`k8s` does not import `aws`; a test there checks they agree).
+pub const EBS_VOLUME_ENV_TAG: &str = "provisioner:env";
+
 /// The StorageClass of the Postgres volumes: EBS gp3 through the EBS CSI driver
 /// (`manifests/05-ebs-csi.yaml`), so a volume outlives its instance.
 pub const POSTGRES_STORAGE_CLASS: &str = "ebs-gp3";
@@ -491,7 +495,7 @@ fn values(w: &Workload, secrets: SecretValues<'_>) -> BTreeMap<&'static str, Val
         ("aws_region", json!(w.region)),
         (
             "ebs_extra_tags",
-            json!(format!("{}={}", crate::aws::TAG_ENV, w.env)),
+            json!(format!("{EBS_VOLUME_ENV_TAG}={}", w.env)),
         ),
         ("postgres_node_affinity", node_affinity(w, "postgres")),
         ("redis_node_affinity", node_affinity(w, "redis")),

@@ -107,6 +107,13 @@ pub fn build_for(env: &Environment, target: &Target) -> Vec<Arc<dyn Task<Cloud>>
     tasks.extend(load_balancing::build(env));
     tasks.extend(compute::build(env, target));
     tasks.extend(dns::build(env));
+    // Last: the template's extra tags on everything that exists by then.
+    let after = tasks.iter().map(|t| t.key()).collect();
+    tasks.push(task(crate::resources::extra_tags::ExtraTags {
+        env: env.name.to_string(),
+        tags: env.tags.clone(),
+        after,
+    }));
     tasks
 }
 

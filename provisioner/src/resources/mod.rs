@@ -11,6 +11,7 @@
 //! [`crate::model`]'s docs.
 
 pub mod autoscaling_group;
+pub mod extra_tags;
 pub mod iam;
 pub mod instance_roll;
 pub mod internet_gateway;

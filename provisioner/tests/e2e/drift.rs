@@ -597,3 +597,168 @@ async fn a_launch_template_change_replaces_the_pools_instances_one_at_a_time() {
     let held = by_pool().await;
     assert_eq!(held["postgres"], before["postgres"], "postgres pool held");
 }
+
+/// Changed extra `tags:` reach what already exists: a changed value and a new key are set, a
+/// key the template dropped is removed, a tag someone else added stays; read back through
+/// the SDK for EC2, ELBv2, Auto Scaling and Route 53. The next plan is clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_extra_tags_are_reconciled_and_foreign_tags_kept() {
+    use provisioner::aws::api::{HostedZones, Vpcs};
+    use std::collections::BTreeMap;
+    let guard = harness::emulator().await.unwrap();
+    let env = load("dev.yaml");
+    assert_eq!(env.tags.get("stage").map(String::as_str), Some("dev"));
+    let cloud = cloud(&guard, "dev").await;
+    let r = up::converge(&cloud, &env, &no_progress()).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let conf = crate::raw_conf(&guard).await;
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&conf);
+    let asg = aws_sdk_autoscaling::Client::new(&conf);
+    let r53 = aws_sdk_route53::Client::new(&conf);
+    cloud.inventory.clear();
+    let vpc = cloud.vpcs().await.unwrap().remove(0).id;
+    // Someone else's tag on our VPC.
+    ec2.create_tags()
+        .resources(&vpc)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("owner")
+                .value("alice")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let changed = crate::parse(&crate::load_source("dev.yaml").replace(
+        "tags:\n  project: proximity\n  stage: dev\n",
+        "tags:\n  stage: prod\n  team: geo\n",
+    ));
+    assert!(changed.tags.contains_key("team"));
+    cloud.inventory.clear();
+    let p = plan::plan(&cloud, &changed).await.unwrap();
+    let text = plan::render_text(&p);
+    assert!(text.contains("tags/extra"), "{text}");
+    cloud.inventory.clear();
+    let r = up::converge(&cloud, &changed, &no_progress())
+        .await
+        .unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+
+    let want = |tags: &BTreeMap<String, String>, what: &str| {
+        assert_eq!(
+            tags.get("stage").map(String::as_str),
+            Some("prod"),
+            "{what}: {tags:?}"
+        );
+        assert_eq!(
+            tags.get("team").map(String::as_str),
+            Some("geo"),
+            "{what}: {tags:?}"
+        );
+        assert!(!tags.contains_key("project"), "{what}: {tags:?}");
+    };
+    let ec2_tags = |id: String| {
+        let ec2 = ec2.clone();
+        async move {
+            let out = ec2
+                .describe_tags()
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("resource-id")
+                        .values(id)
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            out.tags()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap().to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect::<BTreeMap<_, _>>()
+        }
+    };
+    let vpc_tags = ec2_tags(vpc.clone()).await;
+    want(&vpc_tags, "vpc");
+    assert_eq!(vpc_tags.get("owner").map(String::as_str), Some("alice"));
+    let sg = ec2
+        .describe_security_groups()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:provisioner:env")
+                .values("dev")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    want(
+        &ec2_tags(sg.security_groups()[0].group_id().unwrap().to_string()).await,
+        "sg",
+    );
+    let lbs = elb.describe_load_balancers().send().await.unwrap();
+    let arn = lbs.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    let lb_tags: BTreeMap<String, String> = elb
+        .describe_tags()
+        .resource_arns(&arn)
+        .send()
+        .await
+        .unwrap()
+        .tag_descriptions()[0]
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    want(&lb_tags, "load balancer");
+    let groups = asg.describe_auto_scaling_groups().send().await.unwrap();
+    let group_tags: BTreeMap<String, String> = groups.auto_scaling_groups()[0]
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    want(&group_tags, "auto scaling group");
+    cloud.inventory.clear();
+    let zone = cloud.hosted_zones().await.unwrap().remove(0).id;
+    let zone_tags: BTreeMap<String, String> = r53
+        .list_tags_for_resource()
+        .resource_type(aws_sdk_route53::types::TagResourceType::Hostedzone)
+        .resource_id(&zone)
+        .send()
+        .await
+        .unwrap()
+        .resource_tag_set()
+        .unwrap()
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    want(&zone_tags, "hosted zone");
+
+    cloud.inventory.clear();
+    let p = plan::plan(&cloud, &changed).await.unwrap();
+    assert!(!p.has_changes(), "{}", plan::render_text(&p));
+}

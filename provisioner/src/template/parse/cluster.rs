@@ -49,6 +49,17 @@ impl<'s, 'a> Checker<'s, 'a> {
                 self.err(&path, "`Name` is set by the provisioner on every resource");
             }
         }
+        let joined: usize = tags.keys().map(|k| k.len() + 1).sum();
+        if joined > 257 {
+            self.err(
+                "tags",
+                format!(
+                    "the keys together take {} characters; at most 256 (comma-separated, they \
+                     are recorded in each resource's provisioner:tag-keys tag)",
+                    joined - 1
+                ),
+            );
+        }
         if tags.len() > 40 {
             self.err(
                 "tags",
@@ -400,6 +411,14 @@ mod tests {
         ));
         assert_err(&e, "tags.provisioner:env", "reserved");
         assert_err(&e, "tags.aws:foo", "reserved by AWS");
+        let long: Vec<String> = (0..3)
+            .map(|i| format!("\"{}{i}\": x", "k".repeat(100)))
+            .collect();
+        let e = errs(&edit(
+            "tags: {team: proximity}",
+            &format!("tags: {{{}}}", long.join(", ")),
+        ));
+        assert_err(&e, "tags", "at most 256");
     }
 
     #[test]
