@@ -46,8 +46,10 @@ pub enum CliCommand {
     Plan {
         #[command(flatten)]
         template: TemplateArg,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-        output: OutputFormat,
+        /// `json`: the stable plan document (schema `provisioner.plan/v1`, README.md);
+        /// `markdown`: the same as a table, for a pull-request comment.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        output: PlanFormat,
         /// Move pools that follow an SSM AMI parameter to its current value (else they stay
         /// on the AMI their launch template has).
         #[arg(long)]
@@ -173,6 +175,13 @@ pub struct TargetArg {
     /// The environment's name, when the template is not at hand.
     #[arg(long = "env", value_name = "NAME")]
     pub env: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use crate::args::{Cli, CliCommand, TargetArg};
-pub use crate::args::{GraphFormat, OutputFormat};
+pub use crate::args::{GraphFormat, OutputFormat, PlanFormat};
 use crate::emulator::Emulator;
 use crate::template::{self, LoadOptions, Name, Region, Template};
 
@@ -54,6 +54,8 @@ pub struct Config {
     /// `--parallelism`: resources worked on at once.
     pub parallelism: usize,
     pub output: OutputFormat,
+    /// `plan --output`.
+    pub plan_format: PlanFormat,
     pub graph_format: GraphFormat,
     /// `--yes`, or implied on an emulator.
     pub yes: bool,
@@ -132,6 +134,7 @@ impl Config {
             verbose: cli.verbose,
             parallelism: usize::from(cli.parallelism),
             output: OutputFormat::Text,
+            plan_format: PlanFormat::Text,
             graph_format: GraphFormat::Dot,
             yes: false,
             refresh_ami: false,
@@ -165,7 +168,7 @@ impl Config {
                 cfg.mode = Mode::Plan;
                 cfg.refresh_ami = refresh_ami;
                 cfg.template = Some(load(&template.file)?);
-                cfg.output = output;
+                cfg.plan_format = output;
             }
             CliCommand::Up {
                 template,

@@ -12,6 +12,7 @@ pub mod faultproxy;
 pub mod k8s;
 pub mod model;
 pub mod naming;
+pub mod plan_document;
 pub mod registry;
 pub mod resolve;
 pub mod resources;

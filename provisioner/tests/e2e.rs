@@ -5,6 +5,7 @@
 mod e2e {
     pub mod architecture;
     pub mod boot;
+    pub mod ci_examples;
     pub mod cli_output;
     pub mod counts;
     pub mod credentials;

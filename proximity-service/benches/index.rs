@@ -107,5 +107,44 @@ fn query(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, build, query);
+/// The hot path's distance against georust `geo`'s haversine (same radius), one centre and
+/// 4096 points: the service precomputes the centre's trigonometry ([`Origin`]) and filters on
+/// the haversine term before `asin`, which a general `Distance` cannot.
+fn distance(c: &mut Criterion) {
+    use geo::{Distance, HaversineMeasure};
+    use proximity_service::geo::haversine::{Origin, EARTH_RADIUS_M};
+    let centre = proximity_service::domain::Coordinates::parse(48.8566, 2.3522).unwrap();
+    let points: Vec<(f64, f64)> = (0..4096)
+        .map(|i| {
+            let f = f64::from(i) / 4096.0;
+            (48.0 + 2.0 * f, 1.5 + 2.0 * (1.0 - f))
+        })
+        .collect();
+    let mut group = c.benchmark_group("distance_4096");
+    group.throughput(Throughput::Elements(points.len() as u64));
+    group.bench_function("service_origin", |b| {
+        let o = Origin::new(centre);
+        b.iter(|| {
+            let mut s = 0.0;
+            for &(lat, lng) in &points {
+                s += o.distance_m(lat, lng);
+            }
+            black_box(s)
+        });
+    });
+    group.bench_function("geo_haversine", |b| {
+        let m = HaversineMeasure::new(EARTH_RADIUS_M);
+        let from = geo::Point::from(centre);
+        b.iter(|| {
+            let mut s = 0.0;
+            for &(lat, lng) in &points {
+                s += m.distance(from, geo::Point::new(lng, lat));
+            }
+            black_box(s)
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, build, query, distance);
 criterion_main!(benches);

@@ -276,44 +276,43 @@ pub fn parse_csv<R: Read>(
 // ---------------------------------------------------------------------------------------------
 // GeoJSON
 
-#[derive(Deserialize)]
-struct Feature {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    geometry: Option<Geometry>,
-    #[serde(default)]
-    properties: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-#[derive(Deserialize)]
-struct Geometry {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    coordinates: serde_json::Value,
-}
-
-fn feature_record(f: Feature) -> Result<ImportRecord, (String, String)> {
+/// One GeoJSON feature as a record. The shape checks name the field (as the API does); the
+/// feature itself is then read by georust's `geojson` and its point through `geo-types`.
+fn feature_record(v: serde_json::Value) -> Result<ImportRecord, (String, String)> {
     let err = |field: &str, msg: &str| (field.to_owned(), msg.to_owned());
-    if f.kind.as_deref() != Some("Feature") {
+    if v.get("type").and_then(|t| t.as_str()) != Some("Feature") {
         return Err(err("type", "must be \"Feature\""));
     }
-    let g = f
-        .geometry
-        .ok_or_else(|| err("geometry", "missing (a Point is required)"))?;
-    if g.kind != "Point" {
+    let g = match v.get("geometry") {
+        None | Some(serde_json::Value::Null) => {
+            return Err(err("geometry", "missing (a Point is required)"))
+        }
+        Some(g) => g,
+    };
+    if g.get("type").and_then(|t| t.as_str()) != Some("Point") {
         return Err(err("geometry.type", "must be \"Point\""));
     }
     let pos = g
-        .coordinates
-        .as_array()
+        .get("coordinates")
+        .and_then(|c| c.as_array())
         .filter(|a| a.len() == 2 || a.len() == 3)
         .ok_or_else(|| err("geometry.coordinates", "must be [lng, lat]"))?;
-    let num = |v: &serde_json::Value, field: &str| {
-        v.as_f64().ok_or_else(|| err(field, "must be a number"))
-    };
-    let lng = num(&pos[0], "geometry.coordinates[0]")?;
-    let lat = num(&pos[1], "geometry.coordinates[1]")?;
+    for (i, c) in pos.iter().take(2).enumerate() {
+        if !c.is_number() {
+            return Err(err(
+                &format!("geometry.coordinates[{i}]"),
+                "must be a number",
+            ));
+        }
+    }
+    let f = geojson::Feature::from_json_value(v).map_err(|e| err("feature", &e.to_string()))?;
+    let point = f
+        .geometry
+        .clone()
+        .ok_or_else(|| err("geometry", "missing (a Point is required)"))
+        .and_then(|g| {
+            geo::Point::<f64>::try_from(g.value).map_err(|e| err("geometry", &e.to_string()))
+        })?;
     let props = f.properties.unwrap_or_default();
     // Properties may be strings or (for id, phone) numbers.
     let text = |k: &str| -> Result<Option<String>, (String, String)> {
@@ -337,7 +336,7 @@ fn feature_record(f: Feature) -> Result<ImportRecord, (String, String)> {
         phone: phone.as_deref(),
         hours: hours.as_deref(),
     };
-    build_record(&fields, Coordinates::parse(lat, lng)).map_err(|e| {
+    build_record(&fields, Coordinates::try_from(point)).map_err(|e| {
         let field = match e.field {
             "lat" => "geometry.coordinates[1]".to_owned(),
             "lng" => "geometry.coordinates[0]".to_owned(),
@@ -382,15 +381,12 @@ pub fn parse_geojson<R: Read>(
             let c = self.0;
             let mut i = 0usize;
             while let Some(v) = seq.next_element::<serde_json::Value>()? {
-                let r = Feature::deserialize(v)
-                    .map_err(|e| ("feature".to_owned(), e.to_string()))
-                    .and_then(feature_record)
-                    .map_err(|(field, message)| ImportError {
-                        file: c.file.to_owned(),
-                        location: Location::Feature(i),
-                        field: Some(field),
-                        message,
-                    });
+                let r = feature_record(v).map_err(|(field, message)| ImportError {
+                    file: c.file.to_owned(),
+                    location: Location::Feature(i),
+                    field: Some(field),
+                    message,
+                });
                 if c.failed.is_none() {
                     if let Err(e) = c.sink.push(r) {
                         c.failed = Some(e);

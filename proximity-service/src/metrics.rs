@@ -96,6 +96,8 @@ pub struct Metrics {
     pub index_bytes: Gauge,
     pub sync_last_seq: AtomicI64,
     pub sync_lag_seconds: Gauge,
+    /// 1 when `/readyz` would answer 200 (not draining, some database reachable).
+    pub ready: Gauge,
 }
 
 /// Cache lookup outcomes counted by [`Metrics::cache`].
@@ -264,8 +266,99 @@ impl Metrics {
         );
         out.push_str("# TYPE sync_lag_seconds gauge\n");
         let _ = writeln!(out, "sync_lag_seconds {}", self.sync_lag_seconds.get());
+        out.push_str(
+            "# HELP ready Whether /readyz answers 200 (not draining, a database reachable).\n",
+        );
+        out.push_str("# TYPE ready gauge\n");
+        let _ = writeln!(out, "ready {}", self.ready.get());
+        process_metrics(&mut out);
         out
     }
+}
+
+/// The standard `process_*` metrics (as the Prometheus client libraries export them), from
+/// `/proc/self` where the system has it; nothing elsewhere.
+fn process_metrics(out: &mut String) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // Fields after the command name (which may hold spaces) in `(…)`.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // proc_pid_stat(5): utime and stime are fields 14 and 15, starttime 22, vsize 23
+    // (1-based, with pid and comm first, so index - 3 here).
+    let num = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<f64>().ok());
+    let ticks = clock_ticks_per_second();
+    if let (Some(u), Some(s)) = (num(14), num(15)) {
+        out.push_str(
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n",
+        );
+        out.push_str("# TYPE process_cpu_seconds_total counter\n");
+        let _ = writeln!(out, "process_cpu_seconds_total {}", (u + s) / ticks);
+    }
+    if let Some(rss) = status_kb("VmRSS") {
+        out.push_str("# HELP process_resident_memory_bytes Resident memory size in bytes.\n");
+        out.push_str("# TYPE process_resident_memory_bytes gauge\n");
+        let _ = writeln!(out, "process_resident_memory_bytes {rss}");
+    }
+    if let Some(vsize) = num(23) {
+        out.push_str("# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n");
+        out.push_str("# TYPE process_virtual_memory_bytes gauge\n");
+        let _ = writeln!(out, "process_virtual_memory_bytes {vsize}");
+    }
+    if let (Some(start), Some(boot)) = (num(22), boot_time()) {
+        out.push_str("# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n");
+        out.push_str("# TYPE process_start_time_seconds gauge\n");
+        let _ = writeln!(out, "process_start_time_seconds {}", boot + start / ticks);
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        out.push_str("# HELP process_open_fds Number of open file descriptors.\n");
+        out.push_str("# TYPE process_open_fds gauge\n");
+        let _ = writeln!(out, "process_open_fds {}", fds.count());
+    }
+    if let Some(max) = max_fds() {
+        out.push_str("# HELP process_max_fds Maximum number of open file descriptors.\n");
+        out.push_str("# TYPE process_max_fds gauge\n");
+        let _ = writeln!(out, "process_max_fds {max}");
+    }
+}
+
+/// The unit of the CPU times in `/proc/self/stat`: USER_HZ, which the kernel fixes at 100 on
+/// every architecture the service runs on (x86-64, arm64).
+fn clock_ticks_per_second() -> f64 {
+    100.0
+}
+
+/// A `kB` line of `/proc/self/status` (`VmRSS`, `VmSize`), in bytes.
+fn status_kb(key: &str) -> Option<f64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim_start_matches(':').split_whitespace().next())
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb * 1024.0)
+}
+
+/// Boot time in seconds since the epoch (`btime` of `/proc/stat`).
+fn boot_time() -> Option<f64> {
+    std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The soft limit of open files (`/proc/self/limits`).
+fn max_fds() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
 }
 
 fn esc(s: &str) -> String {

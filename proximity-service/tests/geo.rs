@@ -153,6 +153,56 @@ fn all_pages(search: &Search<'_>, q: &NearbyQuery) -> Vec<NearbyPage> {
     }
 }
 
+/// An oracle independent of the service's own distance code: georust `geo`'s haversine with
+/// the service's Earth radius. Every place it puts clearly inside the radius is found, nothing
+/// clearly outside is, and every reported distance is geo's to within a millimetre (places
+/// within a millimetre of the radius may go either way: two float formulas of one distance).
+fn check_against_georust(
+    reference: &[Place],
+    q: &NearbyQuery,
+    found: &[&proximity_service::geo::Hit],
+) {
+    use geo::{Distance, HaversineMeasure};
+    const SLACK_M: f64 = 1e-3;
+    let measure = HaversineMeasure::new(R);
+    let centre: geo::Point<f64> = q.center.into();
+    let r = q.radius.metres();
+    let geo_distance: HashMap<i64, f64> = reference
+        .iter()
+        .filter(|p| q.category.as_ref().is_none_or(|c| c == &p.category))
+        .map(|p| {
+            (
+                p.id.get(),
+                measure.distance(centre, geo::Point::from(p.coordinates)),
+            )
+        })
+        .collect();
+    let got: HashSet<i64> = found.iter().map(|h| h.id.get()).collect();
+    for (id, d) in &geo_distance {
+        if *d < r - SLACK_M {
+            assert!(
+                got.contains(id),
+                "geo puts {id} at {d} m, inside {r} m; not found"
+            );
+        }
+        if *d > r + SLACK_M {
+            assert!(
+                !got.contains(id),
+                "geo puts {id} at {d} m, outside {r} m; found"
+            );
+        }
+    }
+    for h in found {
+        let d = geo_distance[&h.id.get()];
+        assert!(
+            (h.distance_m - d).abs() <= SLACK_M.max(d * 1e-12),
+            "{}: service says {} m, geo {d} m",
+            h.id.get(),
+            h.distance_m
+        );
+    }
+}
+
 fn check_identical(index: &PlaceIndex, reference: &[Place], q: &NearbyQuery) {
     let brute = |q: &NearbyQuery| brute_force_search(reference, q).unwrap();
     let want = all_pages(&brute, q);
@@ -171,6 +221,8 @@ fn check_identical(index: &PlaceIndex, reference: &[Place], q: &NearbyQuery) {
     }
     let ids: HashSet<_> = flat.iter().map(|h| h.id).collect();
     assert_eq!(ids.len(), flat.len(), "duplicate across pages");
+
+    check_against_georust(reference, q, &flat);
 
     let index_brute = |q: &NearbyQuery| index.brute_force_search(q).unwrap();
     assert_eq!(

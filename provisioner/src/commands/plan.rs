@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::config::{Config, OutputFormat};
+use crate::config::{Config, PlanFormat};
+use crate::plan_document::PlanDocument;
 // The plan as data and as text, for callers that knew them here.
 use crate::session::connect;
 pub use crate::session::{plan, render_text, services, PlanReport};
@@ -17,9 +18,10 @@ pub async fn run(cfg: &Config, env: &Environment) -> Result<ExitCode> {
     let cloud = connect(cfg).await?;
     crate::aws::preflight(&cloud, &services(env)).await?;
     let p = plan(&cloud, env).await?;
-    match cfg.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&p)?),
-        OutputFormat::Text => print!("{}", render_text(&p)),
+    match cfg.plan_format {
+        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&PlanDocument::new(&p))?),
+        PlanFormat::Markdown => print!("{}", PlanDocument::new(&p).markdown()),
+        PlanFormat::Text => print!("{}", render_text(&p)),
     }
     Ok(if !p.errors.is_empty() {
         ExitCode::from(1)

@@ -115,12 +115,21 @@ async fn drift_shows_in_plan_and_up_repairs_it() -> anyhow::Result<()> {
     .await?;
     plan.expect_code(2, "plan after drift");
     let doc: serde_json::Value = serde_json::from_str(&plan.stdout)?;
+    assert_eq!(doc["schema"], "provisioner.plan/v1");
+    // A deleted record is created again; the two drifted resources are updated.
+    assert_eq!(
+        (
+            doc["summary"]["create"].as_u64(),
+            doc["summary"]["update"].as_u64()
+        ),
+        (Some(1), Some(2)),
+        "{doc}"
+    );
     let changed: Vec<String> = doc["changes"]
         .as_array()
         .expect("changes")
         .iter()
-        .filter(|c| c["action"] != "unchanged")
-        .map(|c| c["key"].as_str().unwrap_or("").to_owned())
+        .map(|c| c["resource"].as_str().unwrap_or("").to_owned())
         .collect();
     for key in [
         "routes/main-private-a",

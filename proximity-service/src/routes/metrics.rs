@@ -21,7 +21,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .metrics
         .index_bytes
         .set(state.index.approx_bytes() as f64);
+    let draining = state.draining.load(std::sync::atomic::Ordering::Acquire);
+    let mut ready = false;
     if let Ok(health) = state.store.health().await {
+        ready = !draining && (health.primary.up || health.replicas.iter().any(|r| r.up));
         state
             .metrics
             .primary_up
@@ -34,6 +37,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
                 .collect(),
         );
     }
+    state.metrics.ready.set(if ready { 1.0 } else { 0.0 });
     (
         [(
             header::CONTENT_TYPE,

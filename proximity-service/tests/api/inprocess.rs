@@ -524,6 +524,84 @@ async fn health_metrics_and_openapi() {
     );
     assert!(text.contains("cache_hit_ratio"));
     assert!(text.contains("index_places 0"));
+    // What a Prometheus scraper reads: every line parses, types are declared, and the process
+    // metrics operators expect are there with plausible values.
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("a valid Prometheus text exposition");
+    let value = |name: &str| -> f64 {
+        let s = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name)
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"));
+        match s.value {
+            prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => panic!("{name} is not a plain sample"),
+        }
+    };
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(value("process_open_fds") >= 3.0);
+    assert!(value("process_max_fds") >= value("process_open_fds"));
+    assert!(value("process_cpu_seconds_total") > 0.0);
+    let started = value("process_start_time_seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        started > now - 3600.0 && started <= now + 1.0,
+        "{started} vs {now}"
+    );
+    assert_eq!(value("index_places"), 0.0);
+    for declared in [
+        "http_request_duration_seconds",
+        "http_requests_total",
+        "replica_lag_seconds",
+    ] {
+        assert!(scrape.docs.contains_key(declared), "no HELP for {declared}");
+    }
+    assert_eq!(value("ready"), 1.0);
+    // The shipped alert rules name only metrics this exposes.
+    let rules: serde_json::Value = serde_norway::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../manifests/prometheus-alerts.yaml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let exported: std::collections::BTreeSet<&str> = scrape
+        .samples
+        .iter()
+        .map(|s| s.metric.as_str())
+        .chain(scrape.docs.keys().map(String::as_str))
+        .collect();
+    let mut alerts = 0;
+    for rule in rules["groups"][0]["rules"].as_array().unwrap() {
+        let expr = rule["expr"].as_str().unwrap();
+        let names = promql_metric_names(expr);
+        assert!(!names.is_empty(), "{expr}");
+        for n in names {
+            assert!(
+                exported.contains(n.as_str()),
+                "alert {} names {n}, which /metrics lacks",
+                rule["alert"]
+            );
+        }
+        alerts += 1;
+    }
+    assert_eq!(alerts, 6);
+    let buckets = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "http_request_duration_seconds")
+        .expect("the latency histogram");
+    assert!(matches!(
+        buckets.value,
+        prometheus_parse::Value::Histogram(_)
+    ));
 
     let reply = send(&state, get("/openapi.json")).await;
     assert_eq!(reply.body["openapi"], "3.0.3");
@@ -613,4 +691,42 @@ async fn pagination_survives_concurrent_writes() {
             "stable place {id} not listed exactly once"
         );
     }
+}
+
+/// The metric names a PromQL expression reads: identifiers outside label matchers (`{…}`),
+/// ranges (`[…]`) and `by (…)` groupings, that are not function calls.
+fn promql_metric_names(expr: &str) -> Vec<String> {
+    let mut cleaned = String::new();
+    let mut depth = 0i32;
+    for c in expr.chars() {
+        match c {
+            '{' | '[' => depth += 1,
+            '}' | ']' => depth -= 1,
+            _ if depth > 0 => {}
+            c => cleaned.push(c),
+        }
+    }
+    while let Some(i) = cleaned.find("by (") {
+        let end = cleaned[i..].find(')').map_or(cleaned.len(), |j| i + j + 1);
+        cleaned.replace_range(i..end, " ");
+    }
+    let mut names = Vec::new();
+    let chars: Vec<char> = cleaned.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_alphabetic() || chars[i] == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let next = chars[i..].iter().find(|c| !c.is_whitespace());
+            if next != Some(&'(') && !matches!(word.as_str(), "by" | "and" | "or" | "unless") {
+                names.push(word);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    names
 }
