@@ -5,6 +5,8 @@
 //! it); unknown parameters are ignored.
 
 use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use utoipa::IntoParams;
 
@@ -93,7 +95,12 @@ pub fn parse_query(q: &QueryPairs, default_index: IndexKind) -> Result<NearbyQue
     summary = "Places within `radius` metres of (lat, lng), nearest first.",
     params(NearbyParams),
     responses(
-        (status = 200, description = "One page of results.", body = NearbyPage),
+        (status = 200, description = "One page of results; as a GeoJSON FeatureCollection of Points (properties `id`, `name`, `category`, `distance_m`; members `total`, `next_cursor`) when the request accepts `application/geo+json`.",
+            content(
+                (NearbyPage = "application/json"),
+                (Object = "application/geo+json"),
+            )
+        ),
         (status = 400, description = "An invalid parameter (named in `field`).", body = ErrorBody),
         (status = 429, response = RateLimited),
         (status = 503, description = "More requests in flight than the server takes, or not answered in time.", body = ErrorBody),
@@ -101,13 +108,81 @@ pub fn parse_query(q: &QueryPairs, default_index: IndexKind) -> Result<NearbyQue
 )]
 pub async fn nearby(
     State(state): State<AppState>,
+    headers: HeaderMap,
     query: QueryPairs,
-) -> Result<Json<NearbyPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let query = parse_query(&query, state.default_index)?;
     let page = state
         .index
         .search(&query)
         .map_err(|e| ApiError::validation(e.field, e.message))?;
+    if accepts_geojson(&headers) {
+        return Ok((
+            [(header::CONTENT_TYPE, GEOJSON)],
+            feature_collection(&page).to_string(),
+        )
+            .into_response());
+    }
     // `NearbyPage` serialises to exactly the documented response shape.
-    Ok(Json(page))
+    Ok(Json(page).into_response())
+}
+
+/// The GeoJSON media type (RFC 7946).
+const GEOJSON: &str = "application/geo+json";
+
+/// Whether the request asks for GeoJSON (and not JSON first): `Accept` lists
+/// `application/geo+json` before any `application/json`.
+fn accepts_geojson(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    let pos = |t: &str| {
+        accept
+            .split(',')
+            .position(|m| m.split(';').next().unwrap_or("").trim() == t)
+    };
+    match (pos(GEOJSON), pos("application/json")) {
+        (Some(g), Some(j)) => g < j,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+/// A page as a GeoJSON FeatureCollection, written by georust's `geojson` from `geo` points.
+pub fn feature_collection(page: &NearbyPage) -> geojson::FeatureCollection {
+    let features = page
+        .results
+        .iter()
+        .map(|h| {
+            let point = geo::Point::new(h.lng, h.lat);
+            let mut properties = serde_json::Map::new();
+            properties.insert("id".into(), h.id.get().into());
+            properties.insert("name".into(), h.name.clone().into());
+            properties.insert("category".into(), h.category.as_str().into());
+            properties.insert("distance_m".into(), h.distance_m.into());
+            geojson::Feature {
+                bbox: None,
+                geometry: Some(geojson::Geometry::new(geojson::Value::from(&point))),
+                id: None,
+                properties: Some(properties),
+                foreign_members: None,
+            }
+        })
+        .collect();
+    let mut members = serde_json::Map::new();
+    members.insert("total".into(), page.total.into());
+    members.insert(
+        "next_cursor".into(),
+        page.next_cursor
+            .as_ref()
+            .map_or(serde_json::Value::Null, |c| serde_json::json!(c)),
+    );
+    geojson::FeatureCollection {
+        bbox: None,
+        features,
+        foreign_members: Some(members),
+    }
 }

@@ -730,3 +730,71 @@ fn promql_metric_names(expr: &str) -> Vec<String> {
     }
     names
 }
+
+/// Points leave as GeoJSON when asked (`Accept: application/geo+json`): a FeatureCollection
+/// that georust's `geojson` reads back, each Point at its place's `[lng, lat]`, with the same
+/// results, order and paging members as the JSON answer.
+#[tokio::test]
+async fn nearby_results_export_as_geojson_when_asked() {
+    let (state, _dir) = inprocess_state(base_settings()).await;
+    for (i, (lat, lng)) in [(48.8566, 2.3522), (48.8606, 2.3376), (48.853, 2.3499)]
+        .into_iter()
+        .enumerate()
+    {
+        let reply = send(
+            &state,
+            write(
+                Method::POST,
+                "/v1/businesses",
+                business(&format!("P{i}"), lat, lng).to_string(),
+            ),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    }
+    let uri = "/v1/search/nearby?lat=48.8566&lng=2.3522&radius=5000&limit=2";
+    let json = send(&state, get(uri)).await;
+    assert_eq!(json.status, StatusCode::OK);
+    let resp = router(state.clone())
+        .oneshot(
+            Request::get(uri)
+                .header(
+                    header::ACCEPT,
+                    "application/geo+json, application/json;q=0.5",
+                )
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/geo+json");
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let fc: geojson::FeatureCollection = String::from_utf8(bytes.to_vec())
+        .unwrap()
+        .parse::<geojson::GeoJson>()
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let results = json.body["results"].as_array().unwrap();
+    assert_eq!(fc.features.len(), results.len());
+    for (f, r) in fc.features.iter().zip(results) {
+        let p: geo::Point<f64> = f.geometry.clone().unwrap().value.try_into().unwrap();
+        assert_eq!(
+            (p.x(), p.y()),
+            (r["lng"].as_f64().unwrap(), r["lat"].as_f64().unwrap())
+        );
+        assert_eq!(f.property("id").unwrap(), &r["id"]);
+        assert_eq!(f.property("distance_m").unwrap(), &r["distance_m"]);
+    }
+    let members = fc.foreign_members.unwrap();
+    assert_eq!(members["total"], json.body["total"]);
+    assert_eq!(members["next_cursor"], json.body["next_cursor"]);
+    // JSON stays the default.
+    assert!(json.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+}
